@@ -1,0 +1,42 @@
+# The two commands: `make demo` and `make test`. Both set everything up from nothing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PRESET ?= quick
+
+.PHONY: demo test setup setup-dev data bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# the CPU wheel of torch 2.13.0; an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,video]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev
+
+# Optional real data from Debian packages (fonts for the glyph set, Fashion-MNIST); best effort, needs root.
+data:
+	@bash scripts/install-system-data.sh
+
+demo: setup-dev
+	-@bash scripts/install-system-data.sh
+	$(BIN)/paperzoo reproduce --preset $(PRESET)
+
+test: setup-dev
+	$(BIN)/python -m pytest -q
+
+bench: setup-dev
+	$(BIN)/paperzoo bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,130 @@
+"""The `paperzoo` command: list | reproduce | train | bench | <method-specific verbs>.
+
+User mistakes (`UserError`) print one line and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+import time
+from pathlib import Path
+
+from paperzoo.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _cmd_list(args, entries) -> int:
+    for entry in entries:
+        number = f"{entry.post.number:>2}" if entry.post.number else " -"
+        print(f"{number}. {entry.post.title}  [paperzoo.{entry.post.module}]  {entry.status}")
+        print(f"     {entry.post.paper}")
+        for claim in entry.claims:
+            print(f"     claim  {claim.id}: {claim.statement}")
+        for name, spec in entry.train_methods.items():
+            print(f"     train  {name}: {spec.description}")
+        for name, verb in entry.cli_verbs.items():
+            print(f"     verb   paperzoo {name}: {verb.help}")
+    return 0
+
+
+def _cmd_reproduce(args, entries) -> int:
+    from paperzoo.claims import run_selected, select
+    from paperzoo.report import write_report
+
+    chosen = select(entries, args.papers)
+    if not any(claims or entry.import_error for entry, claims in chosen):
+        raise UserError("no claims to run yet; see `paperzoo list`")
+    out = Path(args.out or f"runs/reproduce-{time.strftime('%Y%m%d-%H%M%S')}")
+    results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress)
+    paths = write_report(results, out, args.preset, args.seed)
+    for r in results:
+        print(f"{r.verdict:>15}  {r.id}")
+    print(f"report: {paths['html']}  (also {paths['md'].name}, {paths['json'].name})")
+    return 1 if any(r.verdict == "error" for r in results) else 0
+
+
+def _cmd_train(args, entries) -> int:
+    from paperzoo import config
+    from paperzoo.engine import Trainer, is_main
+
+    specs = {name: spec for entry in entries for name, spec in entry.train_methods.items()}
+    if args.method not in specs:
+        raise UserError(f"unknown method {args.method!r}; choose from: {', '.join(sorted(specs)) or '(none yet)'}")
+    spec = specs[args.method]
+    cfg = config.apply_overrides(spec.config(), args.overrides)
+    out = Path(args.out or f"runs/train-{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.resume and not (out / "checkpoints" / "last.safetensors").exists():
+        raise UserError(f"--resume: {out}/checkpoints/last.safetensors does not exist; pass the --out of the run "
+                        "to resume")
+    run_config = {"method": args.method, **config.to_dict(cfg)}
+    result = Trainer(spec.build(cfg), cfg.train, out_dir=out, run_config=run_config).fit(args.resume)
+    if is_main():
+        print(" ".join(f"{k}={v:.4g}" for k, v in result.final.items()))
+        print(f"run folder: {out}")
+    return 0
+
+
+def _cmd_bench(args, entries) -> int:
+    folder = Path(args.dir)
+    scripts = sorted(folder.glob("*.py")) if folder.is_dir() else []
+    if not scripts:
+        raise UserError(f"no benchmarks in {folder}/; run from the repository root or pass --dir")
+    chosen = [s for s in scripts if not args.names or s.stem in args.names]
+    if not chosen:
+        raise UserError(f"unknown benchmark(s) {args.names}; choose from: {', '.join(s.stem for s in scripts)}")
+    for script in chosen:
+        print(f"== {script.stem}")
+        runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def build_parser(entries) -> argparse.ArgumentParser:
+    from paperzoo.claims import PRESETS
+
+    parser = argparse.ArgumentParser(prog="paperzoo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every seed post, its module, claims and methods")
+    p = sub.add_parser("reproduce", help="run papers' claims and write a report")
+    p.add_argument("papers", nargs="*", help="modules (capsnet) or claim ids; default: all")
+    p.add_argument("--preset", choices=PRESETS, default="quick")
+    p.add_argument("--out", help="output folder (default runs/reproduce-<timestamp>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser("train", help="train a method with the engine (works under torchrun too)")
+    p.add_argument("method")
+    p.add_argument("overrides", nargs="*", help="dotted key=value config overrides, e.g. train.lr=0.01")
+    p.add_argument("--out", help="run folder (default runs/train-<method>-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p = sub.add_parser("bench", help="run the speed/memory benchmarks in benchmarks/")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--dir", default="benchmarks")
+    for entry in entries:
+        for name, verb in entry.cli_verbs.items():
+            verb.add_arguments(sub.add_parser(name, help=verb.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from paperzoo.catalog import load_catalog
+
+    entries = load_catalog()
+    args = build_parser(entries).parse_args(argv)
+    commands = {"list": _cmd_list, "reproduce": _cmd_reproduce, "train": _cmd_train, "bench": _cmd_bench}
+    verbs = {name: verb for entry in entries for name, verb in entry.cli_verbs.items()}
+    try:
+        if args.command in commands:
+            return commands[args.command](args, entries)
+        return verbs[args.command].run(args)
+    except UserError as e:
+        print(f"paperzoo: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("paperzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

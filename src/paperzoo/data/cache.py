@@ -1,0 +1,14 @@
+"""The user cache folder for data built once (rendered glyphs, decoded clips): `$PAPERZOO_CACHE`, else
+`~/.cache/paperzoo`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    root = Path(os.environ.get("PAPERZOO_CACHE") or Path.home() / ".cache" / "paperzoo")
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,19 @@
+"""The one training engine every paper runs on (single process, DDP under torchrun, DP)."""
+
+from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from paperzoo.engine.distributed import DistEnv, dist_env, is_main, seed_everything
+from paperzoo.engine.trainer import Method, StepOutput, TrainConfig, Trainer, TrainResult
+
+__all__ = [
+    "DistEnv",
+    "Method",
+    "StepOutput",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "dist_env",
+    "is_main",
+    "load_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+]

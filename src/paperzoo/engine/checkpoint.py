@@ -1,0 +1,158 @@
+"""Atomic checkpoints that load without unpickling code.
+
+One `.safetensors` file per checkpoint: tensors (model, optimizer state, RNG states) as safetensors, everything
+else (step, config, optimizer hyper-parameters, scheduler state, python/numpy RNG) as JSON in its metadata.
+Saving writes a temporary file in the same folder, fsyncs it, then renames it over the old one, so a crash
+mid-save leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save as save_bytes
+
+from paperzoo.errors import UserError
+
+_META_KEY = "paperzoo"
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
+    for index, slots in state["state"].items():
+        plain["state"][str(index)] = {}
+        for name, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{name}"] = value
+            else:
+                plain["state"][str(index)][name] = value
+    return tensors, plain
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+    state: dict[int, dict] = {int(i): dict(slots) for i, slots in plain["state"].items()}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    plain = {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+    }
+    return tensors, plain
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor], plain: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    version, internal, gauss = plain["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = plain["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    model: torch.nn.Module,
+    step: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    config: dict | None = None,
+    extra: dict | None = None,
+) -> None:
+    """Write model, optimizer, scheduler, AMP scaler, step, RNG states and config atomically to `path`."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    meta: dict[str, Any] = {"step": step, "config": config or {}, "extra": extra or {}}
+    if optimizer is not None:
+        optim_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+        tensors.update(optim_tensors)
+    if scheduler is not None:
+        meta["scheduler"] = scheduler.state_dict()
+    if scaler is not None:
+        meta["scaler"] = scaler.state_dict()
+    rng_tensors, meta["rng"] = _rng_state()
+    tensors.update(rng_tensors)
+    # safetensors wants contiguous CPU tensors that share no storage
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    payload = save_bytes(tensors, metadata={_META_KEY: json.dumps(meta)})
+    _atomic_write(Path(path), payload)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and the JSON metadata of a checkpoint; a missing or corrupt file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        tensors = load_file(str(path))
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+        meta = json.loads(header["__metadata__"][_META_KEY])
+    except (SafetensorError, ValueError, KeyError, OSError) as e:
+        raise UserError(f"checkpoint {path} is corrupt or not a paperzoo checkpoint ({e}); "
+                        "delete it to start over, or point --resume at another run") from None
+    return tensors, meta
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    restore_rng: bool = True,
+) -> dict:
+    """Restore what `save_checkpoint` wrote; returns the metadata (step, config, extra)."""
+    tensors, meta = read_checkpoint(path)
+    prefix = "model."
+    model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    if optimizer is not None and "optimizer" in meta:
+        optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+        optimizer.load_state_dict(_unflatten_optimizer(optim_tensors, meta["optimizer"]))
+    if scheduler is not None and "scheduler" in meta:
+        scheduler.load_state_dict(meta["scheduler"])
+    if scaler is not None and "scaler" in meta:
+        scaler.load_state_dict(meta["scaler"])
+    if restore_rng:
+        _restore_rng({k: v for k, v in tensors.items() if k.startswith("rng.")}, meta["rng"])
+    return meta

@@ -1,0 +1,283 @@
+"""The training loop every paper shares: one process, DDP under torchrun, or DataParallel.
+
+A method plugs in with a small object (the `Method` protocol): it builds the model and the training data, computes
+the loss of one batch, and evaluates. The trainer owns everything else: sharded deterministic data order,
+optimizer and schedule from `TrainConfig`, gradient accumulation (skipping DDP's all-reduce on non-final
+micro-steps with `no_sync`), clipping, AMP, NaN/inf detection, metrics averaged over ranks, a progress bar,
+atomic checkpoints and exact resume. It never branches on which method it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
+from paperzoo.engine import distributed as D
+from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from paperzoo.engine.metrics import MetricsLogger
+from paperzoo.errors import ConfigError, UserError
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 64  # per rank, per micro-step
+    optimizer: Literal["adamw", "adam", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    schedule: Literal["constant", "cosine", "step", "exponential"] = "constant"
+    warmup_steps: int = 0
+    decay_every: int = 1000  # step: multiply by lr_decay every `decay_every` steps; exponential: smoothly
+    lr_decay: float = 0.1
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    accumulation: int = 1  # micro-steps per optimizer step
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    parallel: Literal["auto", "ddp", "dp", "none"] = "auto"  # auto = DDP under torchrun, else one device
+    find_unused_parameters: bool = False
+    dist_timeout_s: float = 600.0  # a dead rank ends the run after this long instead of hanging
+    device: str = "auto"
+    num_workers: int = 0
+    drop_last: bool = True
+    log_every: int = 10
+    eval_every: int = 0  # 0 = only at the end
+    checkpoint_every: int = 0  # 0 = only at the end (when there is an output folder)
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    metrics: dict[str, Any] = field(default_factory=dict)  # scalars (tensors or floats) averaged between logs
+
+
+class Method(Protocol):
+    """What a paper gives the trainer."""
+
+    def build_model(self) -> nn.Module: ...
+
+    def train_dataset(self) -> Dataset: ...
+
+    def training_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        """Loss of one batch; `model` may be wrapped (DDP/DP): call it, do not reach into it."""
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Held-out metrics of the unwrapped model (may return {})."""
+
+
+@dataclass
+class TrainState:
+    step: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    steps: int
+    final: dict[str, float]
+    history: MetricsLogger
+    out_dir: Path | None
+
+
+class NonFiniteLossError(UserError):
+    pass
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        if cfg.schedule == "cosine":
+            progress = min(1.0, step / max(1, cfg.steps))
+            return warm * 0.5 * (1 + math.cos(math.pi * progress))
+        if cfg.schedule == "step":
+            return warm * cfg.lr_decay ** (step // cfg.decay_every)
+        if cfg.schedule == "exponential":
+            return warm * cfg.lr_decay ** (step / cfg.decay_every)
+        return warm
+
+    return factor
+
+
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class Trainer:
+    def __init__(
+        self,
+        method: Method,
+        cfg: TrainConfig,
+        out_dir: Path | None = None,
+        run_config: dict | None = None,
+        callbacks: list[Callable[[TrainState], None]] = (),
+    ):
+        self.method, self.cfg, self.callbacks = method, cfg, list(callbacks)
+        self.env = D.dist_env()
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.run_config = run_config if run_config is not None else {"train": dataclasses.asdict(cfg)}
+        self._validate()
+
+    def _validate(self) -> None:
+        cfg = self.cfg
+        for name in ("steps", "batch_size", "accumulation", "log_every"):
+            if getattr(cfg, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(cfg, name)}")
+        if cfg.amp == "fp16" and not torch.cuda.is_available():
+            raise ConfigError("train.amp=fp16 needs a CUDA GPU; use train.amp=bf16 or train.amp=off on the CPU")
+        if cfg.parallel == "dp" and self.env.distributed:
+            raise ConfigError("train.parallel=dp runs in one process; launch it with python, not torchrun")
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / "checkpoints" / "last.safetensors" if self.out_dir else None
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        cfg, env = self.cfg, self.env
+        device = D.pick_device(cfg.device, env)
+        D.init_process_group(env, device, cfg.dist_timeout_s)
+        D.seed_everything(cfg.seed, 0)  # same init on every rank; DDP also broadcasts rank 0's weights
+        model = self.method.build_model().to(device)
+        wrapped = self._wrap(model, device)
+        optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
+
+        start = 0
+        if resume and self.checkpoint_path and self.checkpoint_path.exists():
+            meta = load_checkpoint(self.checkpoint_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                   scaler=scaler)
+            start = meta["step"]
+        else:
+            D.seed_everything(cfg.seed, env.rank)  # per-rank streams for augmentation
+        writes = env.is_main and self.out_dir is not None
+        if writes:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.json").write_text(json.dumps(self.run_config, indent=2) + "\n")
+        logger = MetricsLogger(self.out_dir if writes else None, resume_step=start)
+        batches = self._batches(start * cfg.accumulation, device)
+        autocast = self._autocast(device)
+        bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not (cfg.progress and env.is_main),
+                   dynamic_ncols=True, leave=False)
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        try:
+            for step in range(start + 1, cfg.steps + 1):
+                for micro in range(cfg.accumulation):
+                    batch = next(batches)
+                    last = micro == cfg.accumulation - 1
+                    sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
+                    with sync:
+                        with autocast:
+                            out = self.method.training_step(wrapped, batch)
+                        loss_value = out.loss.detach().float()
+                        if not torch.isfinite(loss_value):
+                            raise NonFiniteLossError(
+                                f"loss became {loss_value.item()} at step {step}: lower train.lr, set "
+                                f"train.grad_clip, or check the data; the last good checkpoint is kept")
+                        scaler.scale(out.loss / cfg.accumulation).backward()
+                    for name, value in {"loss": loss_value, **out.metrics}.items():
+                        value = torch.as_tensor(value, dtype=torch.float32).detach()
+                        sums[name] = sums.get(name, 0) + value / cfg.accumulation
+                count += 1
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                bar.update(1)
+
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    values = {k: (v / count).item() for k, v in sums.items()}
+                    values["lr"] = scheduler.get_last_lr()[0]
+                    values = D.all_reduce_mean(values, device)
+                    logger.log(step, "train", values)
+                    bar.set_postfix(loss=f"{values['loss']:.4f}")
+                    sums, count = {}, 0
+                    for callback in self.callbacks:
+                        callback(TrainState(step, values))
+                if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+                    logger.log(step, "eval", self._evaluate(model, device))
+                if writes and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    self._save(model, optimizer, scheduler, scaler, step)
+            final = self._evaluate(model, device)
+            logger.log(cfg.steps, "eval", final)
+            if writes:
+                self._save(model, optimizer, scheduler, scaler, cfg.steps)
+        finally:
+            bar.close()
+            logger.close()
+        return TrainResult(model=model, steps=cfg.steps, final=final, history=logger, out_dir=self.out_dir)
+
+    def _wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        cfg, env = self.cfg, self.env
+        if env.distributed and cfg.parallel in ("auto", "ddp"):
+            ids = [device.index] if device.type == "cuda" else None
+            return nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                                       find_unused_parameters=cfg.find_unused_parameters)
+        if cfg.parallel == "dp" and device.type == "cuda" and torch.cuda.device_count() > 1:
+            return nn.DataParallel(model)
+        return model
+
+    def _autocast(self, device: torch.device):
+        if self.cfg.amp == "off":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
+        return torch.autocast(device.type, dtype=dtype)
+
+    def _batches(self, start_micro: int, device: torch.device):
+        """Endless batches in a deterministic order that a resumed run re-enters at micro-step `start_micro`."""
+        cfg, env = self.cfg, self.env
+        dataset = self.method.train_dataset()
+        sampler = ShardedEpochSampler(len(dataset), rank=env.rank, world_size=env.world_size, seed=cfg.seed)
+        per_epoch = len(epoch_batches(sampler, cfg.batch_size, cfg.drop_last))
+        if per_epoch == 0:
+            raise ConfigError(f"train.batch_size={cfg.batch_size} is larger than this rank's share of the data "
+                              f"({len(sampler)} examples); lower train.batch_size or set train.drop_last=false")
+        epoch, offset = divmod(start_micro, per_epoch)
+        while True:
+            sampler.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_sampler=epoch_batches(sampler, cfg.batch_size, cfg.drop_last)[offset:],
+                                num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+            for batch in loader:
+                yield move_to(batch, device)
+            epoch, offset = epoch + 1, 0
+
+    def _evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            values = self.method.evaluate(model, device)
+        model.train(was_training)
+        return {k: float(v) for k, v in values.items()}
+
+    def _save(self, model, optimizer, scheduler, scaler, step: int) -> None:
+        save_checkpoint(self.checkpoint_path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
+                        scaler=scaler if scaler.is_enabled() else None, config=self.run_config)
