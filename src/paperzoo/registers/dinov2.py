@@ -1,0 +1,74 @@
+"""Loading official DINOv2 backbones (`dinov2_vit{s,b,l,g}14[_reg]_pretrain.pth`) from a local file.
+
+Nothing is downloaded: the user passes the path of a checkpoint they have. The file is read with
+`torch.load(weights_only=True)`, which never unpickles code. The patch-grid size is read from the checkpoint's
+positional embedding (518 px for the official files), so checkpoints trained at other sizes load too.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from paperzoo.errors import DataError, UserError
+from paperzoo.registers.model import ARCHS, VisionTransformer, build_vit
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no checkpoint at {path}: nothing is downloaded here; pass the path of a local DINOv2 "
+                        "file such as dinov2_vits14_reg4_pretrain.pth")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise DataError(f"{path} is not a readable PyTorch state dict ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise DataError(f"{path} does not hold a flat state dict of tensors (name -> tensor)")
+    return state
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise a `DataError` naming every missing key, unexpected key and shape mismatch."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+             for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    if not (missing or unexpected or wrong):
+        return
+    lines = [f"{source} does not match the model:"]
+    if missing:
+        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
+    if unexpected:
+        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+    if wrong:
+        lines.append(f"  shape mismatches ({len(wrong)}): {'; '.join(wrong)}")
+    if "register_tokens" in state and "register_tokens" not in expected:
+        lines.append(f"  hint: the checkpoint has {state['register_tokens'].shape[1]} registers; "
+                     f"pass num_registers={state['register_tokens'].shape[1]}")
+    elif "register_tokens" in expected and "register_tokens" not in state:
+        lines.append("  hint: the checkpoint has no registers; pass num_registers=0")
+    raise DataError("\n".join(lines))
+
+
+def load_dinov2(path: str | Path, arch: str = "vit_small", num_registers: int = 0,
+                **overrides) -> VisionTransformer:
+    """Our ViT with the weights of a local DINOv2 checkpoint, loaded with strict=True.
+
+    `arch`: vit_small | vit_base | vit_large | vit_giant2 (| vit_tiny); `num_registers`: 4 for the `_reg` files.
+    """
+    if arch not in ARCHS:
+        raise UserError(f"unknown arch {arch!r}; choose from: {', '.join(ARCHS)}")
+    state = read_state_dict(path)
+    patch_size = overrides.pop("patch_size", 14)
+    if "pos_embed" in state and state["pos_embed"].dim() == 3:
+        side = math.isqrt(state["pos_embed"].shape[1] - 1)
+        if side * side == state["pos_embed"].shape[1] - 1:
+            overrides.setdefault("img_size", side * patch_size)
+    model = build_vit(arch, num_registers, patch_size=patch_size, **overrides)
+    check_state_dict(model, state, source=str(path))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
