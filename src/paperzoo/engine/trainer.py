@@ -4,7 +4,10 @@ A method plugs in with a small object (the `Method` protocol): it builds the mod
 the loss of one batch, and evaluates. The trainer owns everything else: sharded deterministic data order,
 optimizer and schedule from `TrainConfig`, gradient accumulation (skipping DDP's all-reduce on non-final
 micro-steps with `no_sync`), clipping, AMP, NaN/inf detection, metrics averaged over ranks, a progress bar,
-atomic checkpoints and exact resume. It never branches on which method it runs.
+atomic checkpoints and exact resume (every rank's RNG state is saved, so per-rank augmentation streams continue
+after a resume; under `torchrun --max-restarts K` restarted workers resume by themselves). Under DDP it names
+the parameters that got no gradient instead of PyTorch's reduction error, and converts BatchNorm to SyncBatchNorm
+on request (GPU only). It never branches on which method it runs.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ class TrainConfig:
     accumulation: int = 1  # micro-steps per optimizer step
     amp: Literal["off", "bf16", "fp16"] = "off"
     parallel: Literal["auto", "ddp", "dp", "none"] = "auto"  # auto = DDP under torchrun, else one device
-    find_unused_parameters: bool = False
+    find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step (slower)
+    sync_batchnorm: bool = False  # DDP on GPUs: batch statistics over all ranks (SyncBatchNorm)
     dist_timeout_s: float = 600.0  # a dead rank ends the run after this long instead of hanging
     device: str = "auto"
     num_workers: int = 0
@@ -96,6 +100,21 @@ class NonFiniteLossError(UserError):
     pass
 
 
+class UnusedParametersError(UserError):
+    """DDP found parameters that received no gradient while train.find_unused_parameters is off."""
+
+
+def _unused_message(names: list[str], step: int) -> str:
+    """`names` empty: DDP noticed it, not us (run with TORCH_DISTRIBUTED_DEBUG=DETAIL to have PyTorch name them)."""
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    which = f"{len(names)} parameter(s)" if names else "some parameters"
+    shown = shown or "(TORCH_DISTRIBUTED_DEBUG=DETAIL makes PyTorch name them)"
+    return (f"DDP: {which} received no gradient in step {step}: {shown}. DDP all-reduces a "
+            "gradient for every parameter, so it would fail or hang at the next step. Set "
+            "train.find_unused_parameters=true (DDP then searches the graph every step, a little slower), or use "
+            "these parameters in the loss, or freeze them (requires_grad=False)")
+
+
 def move_to(batch: Any, device: torch.device) -> Any:
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
@@ -136,8 +155,11 @@ class Trainer:
         out_dir: Path | None = None,
         run_config: dict | None = None,
         callbacks: list[Callable[[TrainState], None]] = (),
+        ddp_comm_hook: tuple[Any, Callable] | None = None,
     ):
+        """`ddp_comm_hook`: (state, hook) registered on the DDP model, e.g. PyTorch's fp16 compression hook."""
         self.method, self.cfg, self.callbacks = method, cfg, list(callbacks)
+        self.ddp_comm_hook = ddp_comm_hook
         self.env = D.dist_env()
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.run_config = run_config if run_config is not None else {"train": dataclasses.asdict(cfg)}
@@ -152,17 +174,34 @@ class Trainer:
             raise ConfigError("train.amp=fp16 needs a CUDA GPU; use train.amp=bf16 or train.amp=off on the CPU")
         if cfg.parallel == "dp" and self.env.distributed:
             raise ConfigError("train.parallel=dp runs in one process; launch it with python, not torchrun")
+        gpu = torch.cuda.is_available() and (cfg.device == "auto" or cfg.device.startswith("cuda"))
+        if cfg.parallel == "dp" and not gpu:
+            raise ConfigError("train.parallel=dp (nn.DataParallel) needs CUDA GPUs; on the CPU use "
+                              "train.parallel=none, or DDP with torchrun --nproc_per_node N")
+        if cfg.sync_batchnorm and not gpu:
+            raise ConfigError("train.sync_batchnorm=true needs CUDA GPUs (SyncBatchNorm has no CPU kernel); "
+                              "set train.sync_batchnorm=false on the CPU")
 
     @property
     def checkpoint_path(self) -> Path | None:
         return self.out_dir / "checkpoints" / "last.safetensors" if self.out_dir else None
 
     def fit(self, resume: bool = False) -> TrainResult:
+        """Train; `resume` continues from the run folder's last checkpoint (implied after an elastic restart)."""
+        device = D.pick_device(self.cfg.device, self.env)
+        created = D.init_process_group(self.env, device, self.cfg.dist_timeout_s)
+        try:
+            return self._fit(device, resume or self.env.restart_count > 0)
+        finally:
+            if created:
+                D.teardown()
+
+    def _fit(self, device: torch.device, resume: bool) -> TrainResult:
         cfg, env = self.cfg, self.env
-        device = D.pick_device(cfg.device, env)
-        D.init_process_group(env, device, cfg.dist_timeout_s)
         D.seed_everything(cfg.seed, 0)  # same init on every rank; DDP also broadcasts rank 0's weights
         model = self.method.build_model().to(device)
+        if cfg.sync_batchnorm and env.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         wrapped = self._wrap(model, device)
         optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
@@ -171,10 +210,19 @@ class Trainer:
         start = 0
         if resume and self.checkpoint_path and self.checkpoint_path.exists():
             meta = load_checkpoint(self.checkpoint_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                                   scaler=scaler)
+                                   scaler=scaler, restore_rng=False)
             start = meta["step"]
+            states = meta["extra"].get("rng_per_rank", [])
+            if env.rank < len(states):
+                D.set_rng_state(states[env.rank])  # this rank's own augmentation stream, not rank 0's
+            else:  # a checkpoint from fewer ranks: a fresh stream for this rank at this step
+                D.seed_everything(D.derive_seed(cfg.seed, start), env.rank)
         else:
             D.seed_everything(cfg.seed, env.rank)  # per-rank streams for augmentation
+        starts = D.all_gather_objects(start)
+        if len(set(starts)) > 1:
+            raise ConfigError(f"ranks would resume from different steps {starts}: every rank must see the same "
+                              "run folder (pass the same --out on a file system all nodes share)")
         writes = env.is_main and self.out_dir is not None
         if writes:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +234,7 @@ class Trainer:
                    dynamic_ncols=True, leave=False)
         sums: dict[str, torch.Tensor] = {}
         count = 0
+        check_unused = isinstance(wrapped, nn.parallel.DistributedDataParallel) and not cfg.find_unused_parameters
         try:
             for step in range(start + 1, cfg.steps + 1):
                 for micro in range(cfg.accumulation):
@@ -194,7 +243,7 @@ class Trainer:
                     sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
                     with sync:
                         with autocast:
-                            out = self.method.training_step(wrapped, batch)
+                            out = self._training_step(wrapped, batch, step)
                         loss_value = out.loss.detach().float()
                         if not torch.isfinite(loss_value):
                             raise NonFiniteLossError(
@@ -205,6 +254,10 @@ class Trainer:
                         value = torch.as_tensor(value, dtype=torch.float32).detach()
                         sums[name] = sums.get(name, 0) + value / cfg.accumulation
                 count += 1
+                if check_unused and step == start + 1:  # later misses surface as DDP's error, translated above
+                    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+                    if unused:
+                        raise UnusedParametersError(_unused_message(unused, step))
                 if cfg.grad_clip > 0:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -225,23 +278,34 @@ class Trainer:
                         callback(TrainState(step, values))
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                     logger.log(step, "eval", self._evaluate(model, device))
-                if writes and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                if self.out_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     self._save(model, optimizer, scheduler, scaler, step)
             final = self._evaluate(model, device)
             logger.log(cfg.steps, "eval", final)
-            if writes:
+            if self.out_dir is not None:
                 self._save(model, optimizer, scheduler, scaler, cfg.steps)
         finally:
             bar.close()
             logger.close()
         return TrainResult(model=model, steps=cfg.steps, final=final, history=logger, out_dir=self.out_dir)
 
+    def _training_step(self, wrapped: nn.Module, batch: Any, step: int) -> StepOutput:
+        try:
+            return self.method.training_step(wrapped, batch)
+        except RuntimeError as e:  # DDP's own message when a parameter went unused after the first step
+            if "Expected to have finished reduction" not in str(e):
+                raise
+            raise UnusedParametersError(_unused_message([], step - 1)) from e
+
     def _wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         cfg, env = self.cfg, self.env
         if env.distributed and cfg.parallel in ("auto", "ddp"):
             ids = [device.index] if device.type == "cuda" else None
-            return nn.parallel.DistributedDataParallel(model, device_ids=ids,
-                                                       find_unused_parameters=cfg.find_unused_parameters)
+            ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                                      find_unused_parameters=cfg.find_unused_parameters)
+            if self.ddp_comm_hook is not None:
+                ddp.register_comm_hook(*self.ddp_comm_hook)
+            return ddp
         if cfg.parallel == "dp" and device.type == "cuda" and torch.cuda.device_count() > 1:
             return nn.DataParallel(model)
         return model
@@ -264,8 +328,11 @@ class Trainer:
         epoch, offset = divmod(start_micro, per_epoch)
         while True:
             sampler.set_epoch(epoch)
+            # a private generator per (seed, rank, epoch): creating the loader must not draw from the global RNG
+            # (exact resume), and worker seeds differ between ranks (per-rank augmentation)
             loader = DataLoader(dataset, batch_sampler=epoch_batches(sampler, cfg.batch_size, cfg.drop_last)[offset:],
-                                num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+                                num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                                generator=torch.Generator().manual_seed(D.derive_seed(cfg.seed, env.rank, epoch)))
             for batch in loader:
                 yield move_to(batch, device)
             epoch, offset = epoch + 1, 0
@@ -279,5 +346,9 @@ class Trainer:
         return {k: float(v) for k, v in values.items()}
 
     def _save(self, model, optimizer, scheduler, scaler, step: int) -> None:
-        save_checkpoint(self.checkpoint_path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
-                        scaler=scaler if scaler.is_enabled() else None, config=self.run_config)
+        """Every rank calls this (a collective gathers each rank's RNG state); rank 0 writes the file."""
+        states = D.all_gather_objects(D.rng_state())
+        if self.env.is_main:
+            save_checkpoint(self.checkpoint_path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
+                            scaler=scaler if scaler.is_enabled() else None, config=self.run_config,
+                            extra={"rng_per_rank": states})
