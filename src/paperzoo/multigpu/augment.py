@@ -1,0 +1,81 @@
+"""Per-rank augmentation, the application of the multi-GPU post: every rank (GPU) applies its own augmentation
+policy to its shard, so one DDP run trains on several kinds of views at once.
+
+A policy is a name or names joined by "+" ("shift", "rotate+noise"); `policy_for_rank(policies, rank)` picks
+`policies[rank % len(policies)]`. All ops are tensor ops on (B, C, H, W) images in [0, 1] (no torchvision) and
+draw from torch's global RNG, which the engine seeds per rank (`paperzoo.engine.distributed.seed_everything`), so
+views differ between ranks and repeat exactly when the run repeats with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from paperzoo.data.transforms import random_shift
+from paperzoo.errors import ConfigError
+
+
+def random_rotate(images: torch.Tensor, max_degrees: float = 15.0) -> torch.Tensor:
+    """Rotate each image by its own angle in [-max_degrees, max_degrees] about the centre (bilinear, zero fill)."""
+    b = images.shape[0]
+    angles = (torch.rand(b, device=images.device) * 2 - 1) * math.radians(max_degrees)
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(images, grid, align_corners=False)
+
+
+def gaussian_noise(images: torch.Tensor, std: float = 0.15) -> torch.Tensor:
+    """Add N(0, std^2) noise per pixel and clip back to [0, 1]."""
+    return (images + std * torch.randn_like(images)).clamp(0, 1)
+
+
+def random_erase(images: torch.Tensor, fraction: float = 0.3) -> torch.Tensor:
+    """Zero one square patch per image, of side `fraction` of the shorter image side, at a random place (cutout)."""
+    b, _, h, w = images.shape
+    side = max(1, round(fraction * min(h, w)))
+    top = torch.randint(0, h - side + 1, (b, 1, 1), device=images.device)
+    left = torch.randint(0, w - side + 1, (b, 1, 1), device=images.device)
+    rows = torch.arange(h, device=images.device)[None, :, None]  # (1, H, 1)
+    cols = torch.arange(w, device=images.device)[None, None, :]  # (1, 1, W)
+    inside = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)  # (B, H, W)
+    return images * ~inside[:, None]
+
+
+POLICIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "none": lambda x: x,
+    "shift": lambda x: random_shift(x, 2),
+    "rotate": random_rotate,
+    "noise": gaussian_noise,
+    "erase": random_erase,
+}
+
+
+def check_policy(policy: str) -> list[str]:
+    """The op names of a "+"-joined policy; an unknown name is a ConfigError listing the choices."""
+    names = [n.strip() for n in policy.split("+")]
+    unknown = [n for n in names if n not in POLICIES]
+    if unknown:
+        raise ConfigError(f"unknown augmentation {unknown[0]!r} in policy {policy!r}; choose from "
+                          f"{', '.join(POLICIES)} (combine with '+', e.g. 'shift+noise')")
+    return names
+
+
+def augment(images: torch.Tensor, policy: str) -> torch.Tensor:
+    """Apply the ops of `policy` in order to (B, C, H, W) images."""
+    if images.dim() != 4:
+        raise ValueError(f"augment expects images of shape (B, C, H, W), got {tuple(images.shape)}")
+    for name in check_policy(policy):
+        images = POLICIES[name](images)
+    return images
+
+
+def policy_for_rank(policies: Sequence[str], rank: int) -> str:
+    """`policies[rank % len(policies)]`: the list may be shorter than the world (it repeats)."""
+    if not policies:
+        raise ConfigError("the per-rank augmentation list is empty; give at least one policy, e.g. 'none'")
+    return policies[rank % len(policies)]

@@ -1,0 +1,103 @@
+"""What each rank runs for the claims (inside `spawn_group`, or under torchrun): the DDP runs whose parameters and
+all-reduce counts the claims compare with one-process references, and the per-rank augmented views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
+from paperzoo.engine import distributed as D
+from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer
+from paperzoo.multigpu.augment import augment, policy_for_rank
+from paperzoo.multigpu.method import AugmentConfig, MnistMLP, RankAugmentConfig, RankAugmentMNIST
+
+
+@dataclass
+class AllReduceCounter:
+    """State of `counting_allreduce_hook`: how many bucket all-reduces DDP sent."""
+
+    calls: int = 0
+
+
+def counting_allreduce_hook(state: AllReduceCounter, bucket):
+    """DDP comm hook: PyTorch's default all-reduce (average), counted."""
+    state.calls += 1
+    return allreduce_hook(None, bucket)
+
+
+def flat_parameters(model: nn.Module) -> np.ndarray:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu().numpy()
+
+
+class PlainMNIST(RankAugmentMNIST):
+    """No augmentation and no evaluation: a DDP run must then equal one process on the union batch."""
+
+    def __init__(self, hidden: int):
+        super().__init__(RankAugmentConfig(hidden=hidden, augment=AugmentConfig(policies=("none",))))
+
+    def training_step(self, model: nn.Module, batch) -> StepOutput:
+        x, y = batch
+        return StepOutput(F.cross_entropy(model(x), y))
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        return {}
+
+
+def sgd_config(spec: dict, batch_size: int, accumulation: int = 1) -> TrainConfig:
+    return TrainConfig(steps=spec["steps"], batch_size=batch_size, accumulation=accumulation, optimizer="sgd",
+                       lr=spec["lr"], momentum=0.9, seed=spec["seed"], log_every=spec["steps"], progress=False,
+                       device="cpu")
+
+
+def sync_every_micro_step(spec: dict, method: PlainMNIST, counter: AllReduceCounter) -> np.ndarray:
+    """Accumulation written by hand *without* `no_sync`: DDP all-reduces after every micro-step's backward."""
+    env, a, b = D.dist_env(), spec["accumulation"], spec["micro_batch"]
+    D.seed_everything(spec["seed"], 0)
+    model = MnistMLP(spec["hidden"])
+    ddp = nn.parallel.DistributedDataParallel(model)
+    ddp.register_comm_hook(counter, counting_allreduce_hook)
+    optimizer = torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=0.9)
+    data = method.train_dataset()
+    sampler = ShardedEpochSampler(len(data), rank=env.rank, world_size=env.world_size, seed=spec["seed"])
+    batches = epoch_batches(sampler, b, drop_last=True)
+    for step in range(spec["steps"]):
+        for micro in range(a):
+            x, y = data[batches[step * a + micro]]
+            (F.cross_entropy(ddp(x), y) / a).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return flat_parameters(model)
+
+
+def rank_views(probe: torch.Tensor, policies: tuple[str, ...], seed: int, rank: int) -> np.ndarray:
+    """The augmented views rank `rank` makes of `probe` from the engine's per-rank seed."""
+    D.seed_everything(seed, rank)
+    return augment(probe, policy_for_rank(policies, rank)).numpy()
+
+
+def claims_worker(spec: dict) -> dict:
+    """One rank's share of the multigpu claims; every rank returns its own parameters, counts and views."""
+    env = D.dist_env()
+    D.init_process_group(env, torch.device("cpu"), spec["timeout_s"])
+    try:
+        method = PlainMNIST(spec["hidden"])
+        ddp = Trainer(method, sgd_config(spec, spec["batch"])).fit()
+        counter = AllReduceCounter()
+        accumulated = Trainer(method, sgd_config(spec, spec["micro_batch"], spec["accumulation"]),
+                              ddp_comm_hook=(counter, counting_allreduce_hook)).fit()
+        every_micro = AllReduceCounter()
+        synced = sync_every_micro_step(spec, method, every_micro)
+        probe = method.data.test_x[: spec["probe"]]
+        views = {name: rank_views(probe, tuple(policies), spec["seed"], env.rank)
+                 for name, policies in spec["view_policies"].items()}
+        return {"ddp": flat_parameters(ddp.model), "accumulated": flat_parameters(accumulated.model),
+                "allreduces_no_sync": counter.calls, "synced_every_micro": synced,
+                "allreduces_every_micro": every_micro.calls, "views": views}
+    finally:
+        D.teardown()
