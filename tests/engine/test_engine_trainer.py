@@ -1,0 +1,122 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from engine_toy import NoisyRegression
+
+from paperzoo.engine import TrainConfig, Trainer
+from paperzoo.engine.checkpoint import read_checkpoint
+from paperzoo.engine.trainer import NonFiniteLossError, lr_lambda
+from paperzoo.errors import ConfigError
+
+HERE = Path(__file__).parent
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(steps=30, batch_size=16, optimizer="sgd", lr=0.05, schedule="step", decay_every=10, lr_decay=0.5,
+                log_every=1, checkpoint_every=10, progress=False, seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_loss_falls_and_outputs_are_written(tmp_path):
+    result = Trainer(NoisyRegression(), _cfg(steps=60), out_dir=tmp_path).fit()
+    _, losses = result.history.series("train", "loss")
+    assert losses[-1] < 0.2 * losses[0]
+    assert (tmp_path / "config.json").exists() and (tmp_path / "metrics.csv").exists()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["split"] == "eval" and rows[-1]["mse"] == pytest.approx(result.final["mse"])
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.safetensors")[1]["step"] == 60
+
+
+def test_same_seed_same_result_and_accumulation_matches_a_big_batch():
+    a = Trainer(NoisyRegression(), _cfg(steps=5, checkpoint_every=0)).fit()
+    b = Trainer(NoisyRegression(), _cfg(steps=5, checkpoint_every=0)).fit()
+    assert a.final == b.final
+    # without augmentation noise, 4 accumulated micro-batches of 8 make the same SGD step as one batch of 32
+    big = Trainer(_Plain(), _cfg(steps=3, batch_size=32, checkpoint_every=0, optimizer="sgd", momentum=0.0)).fit()
+    acc = Trainer(_Plain(), _cfg(steps=3, batch_size=8, accumulation=4, checkpoint_every=0, optimizer="sgd",
+                                 momentum=0.0)).fit()
+    for p, q in zip(big.model.parameters(), acc.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+class _Plain(NoisyRegression):
+    """No augmentation noise, so micro-batches and one big batch see identical inputs."""
+
+    def training_step(self, model, batch):
+        from paperzoo.engine import StepOutput
+
+        x, y = batch
+        return StepOutput(((model(x).squeeze(1) - y) ** 2).mean())
+
+
+def test_schedules_by_hand():
+    cfg = TrainConfig(steps=100, schedule="step", decay_every=10, lr_decay=0.5)
+    assert [lr_lambda(cfg)(s) for s in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    cfg = TrainConfig(steps=100, schedule="cosine", warmup_steps=4)
+    assert lr_lambda(cfg)(0) == pytest.approx(0.25) and lr_lambda(cfg)(50) == pytest.approx(0.5)
+    assert lr_lambda(TrainConfig(schedule="exponential", decay_every=10, lr_decay=0.9))(5) == pytest.approx(0.9**0.5)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    method = NoisyRegression(nan_at_call=25)
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 25"):
+        Trainer(method, _cfg(), out_dir=tmp_path).fit()
+    tensors, meta = read_checkpoint(tmp_path / "checkpoints" / "last.safetensors")
+    assert meta["step"] == 20 and all(torch.isfinite(t).all() for k, t in tensors.items() if k.startswith("model."))
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="train.steps must be >= 1"):
+        Trainer(NoisyRegression(), _cfg(steps=0))
+    with pytest.raises(ConfigError, match="larger than this rank's share"):
+        Trainer(NoisyRegression(n=10), _cfg(batch_size=16)).fit()
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {here!r})
+    from engine_toy import NoisyRegression
+    from paperzoo.engine import TrainConfig, Trainer
+
+    kill_at = int(sys.argv[2])
+    def maybe_die(state):
+        if state.step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    cfg = TrainConfig(steps=30, batch_size=16, optimizer="adam", lr=0.02, schedule="step", decay_every=7,
+                      lr_decay=0.5, log_every=1, checkpoint_every=10, progress=False, seed=3)
+    Trainer(NoisyRegression(), cfg, out_dir=sys.argv[1], callbacks=[maybe_die]).fit(resume=True)
+""")
+
+
+def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(here=str(HERE)))
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    run = lambda out, kill_at: subprocess.run([sys.executable, str(script), str(out), str(kill_at)], env=env,  # noqa
+                                              capture_output=True, text=True, timeout=120)
+    killed = run(tmp_path / "a", 25)  # dies after the step-20 checkpoint, 5 steps of work lost
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert read_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")[1]["step"] == 20
+    resumed = run(tmp_path / "a", -1)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run(tmp_path / "b", -1)
+    assert straight.returncode == 0, straight.stderr
+
+    final = lambda out: json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])  # noqa: E731
+    assert final(tmp_path / "a") == final(tmp_path / "b")
+    a, _ = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")
+    b, _ = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")
+    for key in (k for k in a if k.startswith(("model.", "optim."))):
+        assert torch.equal(a[key], b[key]), key
+    # the resumed run's log has no duplicate rows from the killed run's lost steps
+    steps = [json.loads(line)["step"] for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["split"] == "train"]
+    assert steps == list(range(1, 31))
