@@ -1,0 +1,23 @@
+"""Capsule networks with dynamic routing (Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829)."""
+
+from paperzoo.capsnet.baseline import BaselineCNN, BaselineConfig
+from paperzoo.capsnet.capsules import Decoder, DigitCaps, PrimaryCaps, dynamic_routing, margin_loss, squash
+from paperzoo.capsnet.data import multimnist, random_affine
+from paperzoo.capsnet.model import CapsNet, CapsNetConfig, capsnet_loss, parameter_count
+
+__all__ = [
+    "BaselineCNN",
+    "BaselineConfig",
+    "CapsNet",
+    "CapsNetConfig",
+    "Decoder",
+    "DigitCaps",
+    "PrimaryCaps",
+    "capsnet_loss",
+    "dynamic_routing",
+    "margin_loss",
+    "multimnist",
+    "parameter_count",
+    "random_affine",
+    "squash",
+]

@@ -1,0 +1,145 @@
+"""CapsNet and its CNN baseline as engine methods (`paperzoo train capsnet`, `paperzoo train capsnet_baseline`).
+
+Defaults follow Sabour et al. 2017 (arXiv 1710.09829, Sec. 4-5): Adam at 1e-3 with TensorFlow's exponentially
+decaying rate (x0.96 every 2,000 steps, as in the authors' code), batch 128, shifts of up to 2 px. The task is
+one digit per image (`mnist`) or two overlapping digits (`multimnist`, Sec. 6) built on the fly from the batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperzoo.capsnet.baseline import BaselineCNN, BaselineConfig
+from paperzoo.capsnet.data import multimnist
+from paperzoo.capsnet.model import CapsNet, CapsNetConfig, capsnet_loss
+from paperzoo.capsnet.capsules import margin_loss
+from paperzoo.data import ImageSplit, fashion_mnist, mnist_5k
+from paperzoo.data.transforms import random_shift
+from paperzoo.engine.trainer import StepOutput, TrainConfig
+from paperzoo.errors import ConfigError
+
+Task = Literal["mnist", "multimnist"]
+
+
+def paper_schedule(steps: int = 30000, batch_size: int = 128) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=batch_size, optimizer="adam", lr=1e-3, schedule="exponential",
+                       decay_every=2000, lr_decay=0.96, log_every=50)
+
+
+@dataclass
+class CapsNetTrainConfig:
+    model: CapsNetConfig = field(default_factory=CapsNetConfig)
+    data: Literal["mnist5k", "fashion-mnist"] = "mnist5k"
+    task: Task = "mnist"
+    max_shift: int = 2  # mnist: shift augmentation (px); multimnist uses 4 px per digit (Sec. 6)
+    test_examples: int = 1000
+    train: TrainConfig = field(default_factory=paper_schedule)
+
+
+@dataclass
+class BaselineTrainConfig:
+    model: BaselineConfig = field(default_factory=BaselineConfig)
+    data: Literal["mnist5k", "fashion-mnist"] = "mnist5k"
+    task: Task = "mnist"
+    max_shift: int = 2
+    test_examples: int = 1000
+    train: TrainConfig = field(default_factory=paper_schedule)
+
+
+@functools.lru_cache(maxsize=2)
+def load_digits(name: str) -> ImageSplit:
+    """Read once per process (parsing the 5,000-digit CSV takes seconds); callers do not modify the tensors."""
+    return fashion_mnist() if name == "fashion-mnist" else mnist_5k()
+
+
+def multimnist_test_set(split: ImageSplit, n: int, seed: int = 1234):
+    """A fixed set of about `n` overlay pairs from the held-out digits (same pairs on every call)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        parts = [multimnist(split.test_x, split.test_y) for _ in range(max(1, -(-n // len(split.test_x))) + 1)]
+    overlays, labels, digits = (torch.cat(p)[:n] for p in zip(*parts))
+    return overlays, labels, digits
+
+
+def batched(fn, x: torch.Tensor, device: torch.device, batch: int = 250) -> torch.Tensor:
+    return torch.cat([fn(x[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+
+
+def pair_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Both digits right: the two highest scores are exactly the two classes present (Sec. 6)."""
+    top2 = scores.topk(2, dim=1).indices.sort(1).values
+    return (top2 == labels.sort(1).values).all(1).float().mean().item()
+
+
+class _DigitsMethod:
+    """What CapsNet and the baseline share: data, the held-out set, the task's inputs."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        if cfg.task == "multimnist" and cfg.model.image_size != 36:
+            raise ConfigError(f"task=multimnist builds 36x36 overlays; set model.image_size=36 "
+                              f"(got {cfg.model.image_size})")
+        self.data = load_digits(cfg.data)
+        self.test_x, self.test_y = self.data.test_x[:cfg.test_examples], self.data.test_y[:cfg.test_examples]
+        if cfg.task == "multimnist":
+            self.test_x, self.test_y, self.test_digits = multimnist_test_set(self.data, cfg.test_examples)
+
+    def train_dataset(self):
+        return self.data.train()
+
+
+class CapsNetMethod(_DigitsMethod):
+    def build_model(self) -> nn.Module:
+        return CapsNet(self.cfg.model)
+
+    def training_step(self, model: nn.Module, batch) -> StepOutput:
+        x, y = batch
+        weight = self.cfg.model.reconstruction_weight
+        if self.cfg.task == "mnist":
+            x = random_shift(x, self.cfg.max_shift)
+            lengths, _, recon = model(x, y)
+            loss, margin, rec = capsnet_loss(lengths, recon, x, y, weight)
+            return StepOutput(loss, {"margin": margin.detach(), "recon": rec.detach(),
+                                     "acc": (lengths.argmax(1) == y).float().mean()})
+        overlay, pair, digits = multimnist(x, y)
+        lengths, v, _ = model(overlay, pair[:, 0])
+        margin = margin_loss(lengths, F.one_hot(pair, lengths.shape[1]).sum(1).to(lengths.dtype))
+        decoder = model.module.decoder if hasattr(model, "module") else model.decoder
+        # Sec. 6: each digit is reconstructed from its own capsule and compared with that digit alone.
+        rec = sum(((decoder(v, pair[:, k]) - digits[:, k]) ** 2).flatten(1).sum(1).mean() for k in range(2))
+        return StepOutput(margin + weight * rec, {"margin": margin.detach(), "recon": rec.detach(),
+                                                  "pair_acc": pair_accuracy(lengths.detach(), pair)})
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        lengths = batched(lambda x: model.capsules(x).norm(dim=-1), self.test_x, device)
+        if self.cfg.task == "mnist":
+            return {"test_acc": (lengths.argmax(1) == self.test_y).float().mean().item()}
+        return {"test_pair_acc": pair_accuracy(lengths, self.test_y)}
+
+
+class BaselineMethod(_DigitsMethod):
+    def build_model(self) -> nn.Module:
+        return BaselineCNN(self.cfg.model)
+
+    def training_step(self, model: nn.Module, batch) -> StepOutput:
+        x, y = batch
+        if self.cfg.task == "mnist":
+            logits = model(random_shift(x, self.cfg.max_shift))
+            return StepOutput(F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()})
+        overlay, pair, _ = multimnist(x, y)
+        logits = model(overlay)
+        targets = F.one_hot(pair, logits.shape[1]).sum(1).to(logits.dtype)  # (M, J) two-hot
+        return StepOutput(F.binary_cross_entropy_with_logits(logits, targets),
+                          {"pair_acc": pair_accuracy(logits.detach(), pair)})
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        logits = batched(model, self.test_x, device)
+        if self.cfg.task == "mnist":
+            return {"test_acc": (logits.argmax(1) == self.test_y).float().mean().item()}
+        return {"test_pair_acc": pair_accuracy(logits, self.test_y)}
