@@ -1,0 +1,95 @@
+"""`paperzoo analyze-vit`: the artifact analysis of Darcet et al. (arXiv 2309.16588, Sec. 2) on a ViT checkpoint,
+written as an HTML report: norm histograms per layer, the high-norm map over each image, the probes table and the
+last-layer [CLS] attention maps (registers and [CLS] dropped)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from paperzoo.errors import UserError
+from paperzoo.registers import figures
+from paperzoo.registers.dinov2 import load_dinov2
+from paperzoo.registers.images import bundled_photos, folder_images, normalize, preprocess
+from paperzoo.registers.model import ARCHS
+from paperzoo.registers.study import study
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--weights", required=True, help="local DINOv2-format .pth state dict (nothing downloads)")
+    parser.add_argument("--arch", default="vit_small", choices=list(ARCHS))
+    parser.add_argument("--registers", type=int, default=0, help="number of register tokens (4 for *_reg files)")
+    parser.add_argument("--images", help="folder of images (subfolders = classes, enables the class probe); "
+                                         "default: the photos bundled with scikit-image / scikit-learn")
+    parser.add_argument("--img-size", type=int, default=224, help="images are resized and centre-cropped to this")
+    parser.add_argument("--max-images", type=int, default=16)
+    parser.add_argument("--threshold", type=float, help="fixed high-norm threshold (the paper: 150 for ViT-g); "
+                                                        "default: 3x the median norm")
+    parser.add_argument("--out", help="output folder (default runs/analyze-vit-<timestamp>)")
+
+
+def _img(path: Path) -> str:
+    return f'<img src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}" style="max-width:100%">'
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def write_html(path: Path, title: str, values: dict, figure_paths: dict[str, Path]) -> Path:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in values.items())
+    sections = "".join(f"<h2>{html.escape(name)}</h2>{_img(p)}" for name, p in figure_paths.items())
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+                    f"<body style='font-family:sans-serif;max-width:1100px;margin:auto'><h1>{html.escape(title)}</h1>"
+                    f"<h2>Measurements and probes</h2><table border=1 cellpadding=4>{rows}</table>{sections}"
+                    "</body></html>\n")
+    return path
+
+
+def run(args) -> int:
+    if args.img_size < 1 or args.max_images < 1:
+        raise UserError("--img-size and --max-images must be positive")
+    model = load_dinov2(args.weights, args.arch, args.registers)
+    if args.img_size % model.patch_size:
+        raise UserError(f"--img-size {args.img_size} is not a multiple of the patch size {model.patch_size}")
+    if args.images:
+        photos, classes = folder_images(args.images)
+    else:
+        photos, classes = bundled_photos(), {}
+    names = sorted(photos)[:args.max_images]
+    raw = preprocess([photos[n] for n in names], args.img_size)
+    labels = None
+    if classes and all(n in classes for n in names):
+        index = {c: i for i, c in enumerate(sorted(set(classes.values())))}
+        labels = torch.tensor([index[classes[n]] for n in names])
+    s = study(model, normalize(raw), raw, labels, threshold=args.threshold)
+    out = Path(args.out or f"runs/analyze-vit-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    b = len(names)
+    figs = {
+        "Token norms per layer (patch tokens, before the final norm)":
+            figures.norm_histograms(out / "norm_histograms.png", {"model": s}),
+        "High-norm tokens per layer": figures.outlier_fraction_curve(out / "outlier_fraction.png", {"model": s}),
+        "Norm map and high-norm tokens over each image":
+            figures.image_maps(out / "outlier_maps.png", raw, {"token norm": s.norms.reshape(b, *s.grid),
+                                                              "high-norm": s.outliers.reshape(b, *s.grid)}),
+        "Last-layer [CLS] attention (mean over heads, prefix tokens dropped)":
+            figures.image_maps(out / "attention_maps.png", raw, {"[CLS] attention": s.cls_maps.mean(1)}),
+        "Probes": figures.probe_bars(out / "probes.png", s.values),
+        "Neighbour similarity after the patch embedding": figures.neighbor_cosine_hist(out / "neighbor_cos.png", s),
+    }
+    values = {"weights": args.weights, "arch": args.arch, "registers": args.registers, "images": b,
+              "image_names": ", ".join(names), **s.values}
+    (out / "analysis.json").write_text(json.dumps(values, indent=2, default=str) + "\n")
+    report = write_html(out / "report.html", f"analyze-vit: {Path(args.weights).name}", values, figs)
+    print(f"{s.values['outlier_tokens']} high-norm tokens ({s.values['outlier_fraction']:.2%}) over {b} images")
+    print(f"report: {report}")
+    return 0
