@@ -1,0 +1,33 @@
+"""RLHF and DPO (Rafailov et al., "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",
+NeurIPS 2023, arXiv 2305.18290): preference losses, a trainer for any causal LM, and the pipeline's steps."""
+
+from paperzoo.dpo.data import PreferencePairs, Sequences, read_preferences
+from paperzoo.dpo.generation import sample, token_kl
+from paperzoo.dpo.logprobs import pair_logps, reference_logps
+from paperzoo.dpo.loss import LOSS_TYPES, bradley_terry_loss, dpo_loss, preference_metrics, sequence_logps
+from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTraining, pair_rewards
+from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
+
+__all__ = [
+    "DPO",
+    "LOSS_TYPES",
+    "SFT",
+    "CharTokenizer",
+    "PreferencePairs",
+    "Reinforce",
+    "RewardModel",
+    "RewardTraining",
+    "Sequences",
+    "TinyGPT",
+    "TinyGPTConfig",
+    "bradley_terry_loss",
+    "dpo_loss",
+    "pair_logps",
+    "pair_rewards",
+    "preference_metrics",
+    "read_preferences",
+    "reference_logps",
+    "sample",
+    "sequence_logps",
+    "token_kl",
+]

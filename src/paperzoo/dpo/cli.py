@@ -1,0 +1,1 @@
+TRAIN_METHODS = {}

@@ -1,0 +1,176 @@
+"""The claims of Rafailov et al., "Direct Preference Optimization: Your Language Model is Secretly a Reward
+Model" (NeurIPS 2023, arXiv 2305.18290), and the `paperzoo train` methods of the preference pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from paperzoo import plotting
+from paperzoo.claims import Claim, Measurement, RunContext
+from paperzoo.dpo import bandit as B
+from paperzoo.dpo.cli import TRAIN_METHODS  # noqa: F401  (picked up by paperzoo.catalog)
+from paperzoo.dpo.frontier import Pipeline
+from paperzoo.dpo.logprobs import pair_logps
+from paperzoo.dpo.methods import pair_rewards
+
+PAPER = "Rafailov et al., NeurIPS 2023, arXiv 2305.18290"
+BETA = 0.1  # the DPO policy measured by the implicit-reward and pathology claims (the paper's usual beta)
+
+
+def _pipeline(ctx: RunContext) -> Pipeline:
+    return ctx.shared("pipeline", lambda: Pipeline(ctx.preset, ctx.seed))
+
+
+def _run_closed_form(ctx: RunContext) -> Measurement:
+    sizes = ctx.pick(smoke=[30, 300, 3000], quick=[10, 30, 100, 300, 1000, 3000, 10000],
+                     full=[10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000])
+    bandits = ctx.pick(smoke=2, quick=4, full=16)
+    rl_steps = ctx.pick(smoke=300, quick=600, full=3000)
+    kl_dpo, kl_rlhf, kl_ref = np.zeros((bandits, len(sizes))), np.zeros((bandits, len(sizes))), []
+    for i in range(bandits):
+        bandit = B.Bandit.random(prompts=8, responses=6, beta=0.5, seed=ctx.seed + 100 * i)
+        kl_ref.append(bandit.kl_to_optimal(bandit.log_ref))
+        for j, n in enumerate(sizes):
+            counts = bandit.preference_counts(n, seed=ctx.seed + 100 * i + j + 1)
+            kl_dpo[i, j] = bandit.kl_to_optimal(B.dpo_policy(bandit, counts))
+            reward = B.reward_table(counts)
+            kl_rlhf[i, j] = bandit.kl_to_optimal(B.reinforce_policy(bandit, reward, steps=rl_steps, seed=ctx.seed + j))
+    dpo, rlhf = kl_dpo.mean(0), kl_rlhf.mean(0)
+    path = plotting.curves(ctx.figure_path("kl_to_optimum.png"),
+                           {"DPO": (sizes, dpo.tolist()), "RLHF (BT reward model + REINFORCE)": (sizes, rlhf.tolist()),
+                            "pi_ref": (sizes, [float(np.mean(kl_ref))] * len(sizes))},
+                           xlabel="preference pairs per prompt", ylabel="KL(pi || pi*) (nats)",
+                           title=f"bandit, 8 prompts x 6 responses, beta 0.5, mean of {bandits}", logy=True)
+    return Measurement({"pairs_per_prompt": sizes, "kl_dpo": [round(v, 5) for v in dpo],
+                        "kl_rlhf": [round(v, 5) for v in rlhf], "kl_reference": round(float(np.mean(kl_ref)), 4),
+                        "kl_dpo_largest": round(float(dpo[-1]), 5), "kl_rlhf_largest": round(float(rlhf[-1]), 5)},
+                       [path])
+
+
+def _envelope(points: list[tuple[float, float]], kl: float) -> float:
+    """Best reward among points whose KL is at most `kl` (-inf when none)."""
+    return max((r for k, r in points if k <= kl), default=float("-inf"))
+
+
+def _run_frontier(ctx: RunContext) -> Measurement:
+    pipe = _pipeline(ctx)
+    dpo = {beta: pipe.points(pipe.dpo(beta)) for beta in pipe.scale.betas}
+    rlhf = {beta: pipe.points(pipe.rlhf(beta)) for beta in pipe.scale.betas}
+    sft = pipe.sft_point()
+    dpo_all = [p for ps in dpo.values() for p in ps] + [sft]
+    rl_all = [p for ps in rlhf.values() for p in ps] + [sft]
+    comparable = [k for k, _ in rl_all if k >= min(k for k, _ in dpo_all) and k > 0]
+    wins = [_envelope(dpo_all, k) >= _envelope(rl_all, k) for k in comparable]
+
+    fig, ax = plotting.figure(6, 4)
+    for name, runs, marker in (("DPO beta", dpo, "o"), ("RLHF kl_coef", rlhf, "s")):
+        for beta, points in runs.items():
+            ax.scatter(*zip(*points), marker=marker, s=22, label=f"{name}={beta}")
+    ax.scatter([sft[0]], [sft[1]], marker="*", s=80, color="black", label="SFT (reference)")
+    ax.set(xlabel="KL(pi || pi_ref) per completion (nats)", ylabel="true reward (vowels in 16 chars)",
+           title="reward / KL frontier, held-out prompts")
+    ax.legend(fontsize=7)
+    path = plotting.save(fig, ctx.figure_path("frontier.png"))
+    fmt = lambda runs: {str(b): [[round(k, 3), round(r, 3)] for k, r in ps] for b, ps in runs.items()}  # noqa: E731
+    return Measurement({"corpus": pipe.task.source, "sft_reward": round(sft[1], 3),
+                        "dpo_kl_reward": fmt(dpo), "rlhf_kl_reward": fmt(rlhf),
+                        "comparable_points": len(comparable), "dpo_envelope_wins": int(sum(wins)),
+                        "dpo_win_fraction": round(sum(wins) / max(1, len(wins)), 3)}, [path])
+
+
+@torch.no_grad()
+def _run_implicit_reward(ctx: RunContext) -> Measurement:
+    pipe = _pipeline(ctx)
+    _, test, true_rewards = pipe.pairs
+    policy, reference, reward_model = pipe.dpo(BETA).model, pipe.reference(), pipe.reward_model
+    batch = test[:]
+    policy_c, policy_r = pair_logps(policy, batch)
+    ref_c, ref_r = pair_logps(reference, batch)
+    implicit = BETA * (policy_c - ref_c) - BETA * (policy_r - ref_r)  # r_hat(chosen) - r_hat(rejected)
+    explicit = torch.sub(*pair_rewards(reward_model, batch))
+    truth = true_rewards[:, 0] - true_rewards[:, 1]
+    untied = truth != 0
+
+    def accuracy(score_gap: torch.Tensor) -> tuple[float, float]:
+        vs_truth = ((score_gap > 0) == (truth > 0))[untied].float().mean().item()
+        return round(vs_truth, 4), round((score_gap > 0).float().mean().item(), 4)
+
+    (dpo_truth, dpo_labels), (rm_truth, rm_labels) = accuracy(implicit), accuracy(explicit)
+    fig, axes = plotting.figure(8, 3.2, ncols=2)
+    for ax, gap, name in ((axes[0][0], implicit, f"DPO implicit reward (beta {BETA})"),
+                          (axes[0][1], explicit, "Bradley-Terry reward model")):
+        ax.scatter(truth.numpy(), gap.numpy(), s=6, alpha=0.5)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(xlabel="true reward gap (chosen - rejected)", ylabel="predicted gap", title=name)
+    path = plotting.save(fig, ctx.figure_path("implicit_vs_explicit.png"))
+    return Measurement({"held_out_pairs": len(test), "untied_pairs": int(untied.sum()),
+                        "dpo_accuracy_vs_true_reward": dpo_truth, "rm_accuracy_vs_true_reward": rm_truth,
+                        "dpo_accuracy_vs_labels": dpo_labels, "rm_accuracy_vs_labels": rm_labels}, [path])
+
+
+def _run_pathology(ctx: RunContext) -> Measurement:
+    history = _pipeline(ctx).dpo(BETA).history
+    steps, chosen = history.series("train", "logps/chosen")
+    _, rejected = history.series("train", "logps/rejected")
+    _, margins = history.series("train", "rewards/margins")
+    fig, axes = plotting.figure(8, 3.2, ncols=2)
+    axes[0][0].plot(steps, chosen, label="logps/chosen")
+    axes[0][0].plot(steps, rejected, label="logps/rejected")
+    axes[0][0].set(xlabel="step", ylabel="completion log-prob (train batches)", title="log-probs")
+    axes[0][0].legend()
+    axes[0][1].plot(steps, margins, color="tab:green")
+    axes[0][1].set(xlabel="step", ylabel="rewards/margins", title=f"implicit reward margin (beta {BETA})")
+    path = plotting.save(fig, ctx.figure_path("chosen_logps_vs_margin.png"))
+    return Measurement({"logps_chosen_first": round(chosen[0], 3), "logps_chosen_last": round(chosen[-1], 3),
+                        "logps_rejected_first": round(rejected[0], 3), "logps_rejected_last": round(rejected[-1], 3),
+                        "margin_first": round(margins[0], 4), "margin_last": round(margins[-1], 4)}, [path])
+
+
+CLAIMS = [
+    Claim(
+        id="dpo.closed_form",
+        paper=PAPER,
+        statement="The KL-constrained reward maximisation problem is solved by pi*(y|x) = pi_ref(y|x) exp(r(x,y)/beta)"
+                  " / Z(x); DPO on Bradley-Terry preferences recovers it without a reward model or RL, as does RLHF"
+                  " (reward model + RL).",
+        paper_reports="Eq. 4 and Theorem 1 (exact, no number); measured here on random bandits with a known reward",
+        criterion="at the largest data size, KL(pi || pi*) <= 0.02 nats for both DPO and RLHF, and <= 1/4 of the KL "
+                  "at the smallest data size",
+        run=_run_closed_form,
+        check=lambda m: all(m[k][-1] <= 0.02 and m[k][-1] <= m[k][0] / 4 for k in ("kl_dpo", "kl_rlhf")),
+    ),
+    Claim(
+        id="dpo.frontier",
+        paper=PAPER,
+        statement="DPO provides the highest expected reward for all KL values: its reward/KL frontier strictly "
+                  "dominates PPO's (controlled generation, Figure 2 left). Here: RLHF uses REINFORCE with a "
+                  "leave-one-out baseline instead of PPO, on a tiny GPT and a vowel-count reward.",
+        paper_reports="GPT-2 on IMDb with a sentiment reward: DPO's frontier above PPO's at every KL",
+        criterion="at >= 2/3 of the RLHF checkpoints whose KL lies in DPO's range (and at least 3 of them), the "
+                  "best DPO reward at that KL or less is >= the best RLHF reward at that KL or less",
+        run=_run_frontier,
+        check=lambda m: m["comparable_points"] >= 3 and m["dpo_win_fraction"] >= 2 / 3,
+    ),
+    Claim(
+        id="dpo.implicit_reward",
+        paper=PAPER,
+        statement="Your language model is secretly a reward model: DPO's implicit reward beta*log(pi/pi_ref) ranks "
+                  "held-out preference pairs about as well as an explicit Bradley-Terry reward model.",
+        paper_reports="Section 5 (theory); TRL logs it as rewards/accuracies",
+        criterion="on held-out pairs with different true rewards, accuracy of the implicit reward (beta 0.1) >= "
+                  "accuracy of the reward model - 0.05",
+        run=_run_implicit_reward,
+        check=lambda m: m["dpo_accuracy_vs_true_reward"] >= m["rm_accuracy_vs_true_reward"] - 0.05,
+    ),
+    Claim(
+        id="dpo.chosen_logps_fall",
+        paper=PAPER,
+        statement="A known pathology of DPO reported by users: the log-probability of the chosen completions falls "
+                  "during training while the reward margin grows.",
+        paper_reports="(not in the paper; reported for TRL's DPOTrainer and in later work, e.g. arXiv 2404.04626)",
+        criterion="over training (first vs last logged window): logps/chosen decreases and rewards/margins increases",
+        run=_run_pathology,
+        check=lambda m: m["logps_chosen_last"] < m["logps_chosen_first"] and m["margin_last"] > m["margin_first"],
+    ),
+]

@@ -1,0 +1,161 @@
+"""The offline RLHF-vs-DPO pipeline on `StyleTask`, shared by the frontier, implicit-reward and pathology claims.
+
+SFT a tiny GPT on English text -> sample preference pairs from it, labelled by Bradley-Terry on the known reward
+-> (RLHF) fit a Bradley-Terry reward model, then REINFORCE with a KL penalty; (DPO) the DPO loss on the same pairs.
+Every run is evaluated at a few checkpoints on held-out prompts: true reward of sampled completions and
+KL(pi || pi_ref), the two axes of Rafailov et al.'s Figure 2 (left).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from paperzoo.dpo.data import PreferencePairs, Sequences
+from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTraining
+from paperzoo.dpo.model import TinyGPT, TinyGPTConfig
+from paperzoo.dpo.task import StyleTask
+from paperzoo.engine.trainer import TrainConfig, Trainer
+
+
+@dataclass(frozen=True)
+class Scale:
+    hidden: int
+    layers: int
+    sft_steps: int
+    pairs: int
+    eval_pairs: int
+    rm_steps: int
+    dpo_steps: int
+    rl_steps: int
+    betas: tuple[float, ...]  # DPO's beta and the RL step's KL coefficient take the same values
+    eval_prompts: int
+    evals: int  # checkpoints evaluated per run
+    device: str
+
+
+SCALES = {
+    "smoke": Scale(32, 1, 40, 128, 64, 20, 20, 10, (0.1, 0.5), 32, 1, "cpu"),
+    "quick": Scale(64, 2, 300, 1024, 256, 150, 150, 80, (0.05, 0.1, 0.5), 256, 3, "cpu"),
+    "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, 2000, (0.02, 0.05, 0.1, 0.2, 0.5, 1.0), 2000, 10, "auto"),
+}
+
+
+class Evaluated:
+    """A method whose checkpoints are also scored on the task (reward and KL to the reference)."""
+
+    def __init__(self, method, task: StyleTask, reference: nn.Module, prompts: torch.Tensor, seed: int):
+        self.method, self.task, self.reference, self.prompts, self.seed = method, task, reference, prompts, seed
+
+    def build_model(self) -> nn.Module:
+        return self.method.build_model()
+
+    def train_dataset(self):
+        return self.method.train_dataset()
+
+    def training_step(self, model, batch):
+        return self.method.training_step(model, batch)
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        task = self.task.evaluate(model, self.reference, self.prompts, self.seed)
+        return {**self.method.evaluate(model, device), "task_reward": task["reward"], "task_kl": task["kl"]}
+
+
+class Pipeline:
+    """Builds each piece once, on demand (a claim that needs only the DPO policy never trains the RL runs)."""
+
+    def __init__(self, preset: str, seed: int = 0):
+        self.scale, self.seed = SCALES[preset], seed
+        self.task = StyleTask.load()
+        self._memo: dict = {}
+
+    def _once(self, key, build):
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def _train(self, method, steps: int, lr: float, batch_size: int, evals: int = 0):
+        cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, schedule="cosine", warmup_steps=steps // 10,
+                          grad_clip=1.0, log_every=max(1, steps // 20), eval_every=steps // evals if evals else 0,
+                          device=self.scale.device, seed=self.seed, progress=False)
+        return Trainer(method, cfg).fit()
+
+    def model_config(self) -> TinyGPTConfig:
+        t = self.task
+        return TinyGPTConfig(vocab_size=t.tokenizer.vocab_size, context=2 * (t.prompt_len + t.completion_len),
+                             hidden_size=self.scale.hidden, layers=self.scale.layers, heads=4)
+
+    @property
+    def sft(self) -> nn.Module:
+        def build():
+            g = torch.Generator().manual_seed(self.seed)
+            length = self.model_config().context
+            windows = self.task.windows(max(4096, 32 * self.scale.sft_steps), length, g)
+            result = self._train(SFT(lambda: TinyGPT(self.model_config()), windows), self.scale.sft_steps, 3e-3, 32)
+            return result.model.cpu().eval()
+        return self._once("sft", build)
+
+    def reference(self) -> nn.Module:
+        return copy.deepcopy(self.sft)
+
+    @property
+    def prompts(self) -> dict[str, torch.Tensor]:
+        def build():
+            g = torch.Generator().manual_seed(self.seed + 1)
+            s = self.scale
+            return {"train": self.task.prompts(s.pairs, "train", g), "pairs_test": self.task.prompts(s.eval_pairs,
+                    "test", g), "eval": self.task.prompts(s.eval_prompts, "test", g)}
+        return self._once("prompts", build)
+
+    @property
+    def pairs(self) -> tuple[PreferencePairs, PreferencePairs, torch.Tensor]:
+        """(train pairs, held-out pairs, true rewards (N, 2) of the held-out [chosen, rejected])."""
+        def build():
+            train, _ = self.task.preference_pairs(self.sft, self.prompts["train"], self.seed + 2)
+            test, rewards = self.task.preference_pairs(self.sft, self.prompts["pairs_test"], self.seed + 3)
+            return train, test, rewards
+        return self._once("pairs", build)
+
+    @property
+    def reward_model(self) -> RewardModel:
+        def build():
+            train, test, _ = self.pairs
+            method = RewardTraining(lambda: RewardModel(copy.deepcopy(self.sft), self.scale.hidden), train, test)
+            return self._train(method, self.scale.rm_steps, 1e-3, 32).model.cpu().eval()
+        return self._once("reward_model", build)
+
+    def dpo(self, beta: float):
+        """The trainer's result (model, history with TRL-named metrics and task evaluations) of DPO at `beta`."""
+        def build():
+            train, test, _ = self.pairs
+            method = DPO(lambda: copy.deepcopy(self.sft), self.reference(), train, test, beta=beta)
+            evaluated = Evaluated(method, self.task, self.reference(), self.prompts["eval"], self.seed + 4)
+            result = self._train(evaluated, self.scale.dpo_steps, 1e-3, 32, self.scale.evals)
+            result.model.cpu().eval()
+            return result
+        return self._once(("dpo", beta), build)
+
+    def rlhf(self, kl_coef: float):
+        def build():
+            g = torch.Generator().manual_seed(self.seed + 5)
+            prompts = self.task.prompts(max(1024, 16 * self.scale.rl_steps), "train", g)
+            data = Sequences(prompts, torch.ones_like(prompts), torch.zeros_like(prompts))
+            method = Reinforce(lambda: copy.deepcopy(self.sft), self.reference(), copy.deepcopy(self.reward_model),
+                               data, kl_coef=kl_coef, samples_per_prompt=4, new_tokens=self.task.completion_len)
+            evaluated = Evaluated(method, self.task, self.reference(), self.prompts["eval"], self.seed + 4)
+            result = self._train(evaluated, self.scale.rl_steps, 1e-3, 16, self.scale.evals)
+            result.model.cpu().eval()
+            return result
+        return self._once(("rlhf", kl_coef), build)
+
+    def points(self, result) -> list[tuple[float, float]]:
+        """(KL, reward) of every evaluated checkpoint of a run."""
+        _, kls = result.history.series("eval", "task_kl")
+        _, rewards = result.history.series("eval", "task_reward")
+        return list(zip(kls, rewards))
+
+    def sft_point(self) -> tuple[float, float]:
+        return 0.0, self.task.evaluate(self.sft, self.reference(), self.prompts["eval"], self.seed + 4)["reward"]
