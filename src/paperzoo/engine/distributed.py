@@ -84,17 +84,31 @@ def pick_device(requested: str, env: DistEnv) -> torch.device:
     return torch.device(requested)
 
 
+_groups_created = 0  # process groups this process has created (each gets its own store namespace)
+
+
 def init_process_group(env: DistEnv, device: torch.device, timeout_s: float) -> bool:
     """Join the process group; a dead or stuck rank ends the others after `timeout_s` instead of hanging.
     Returns True when this call created the group (the caller then tears it down)."""
+    global _groups_created
     if not env.distributed or dist.is_initialized():
         return False
+    timeout = timedelta(seconds=timeout_s)
+    kwargs: dict = {"backend": "gloo", "timeout": timeout}
     if device.type == "cuda":
         # let NCCL's watchdog abort a collective that outlives the timeout (gloo honours it by itself)
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
-        dist.init_process_group(backend="nccl", timeout=timedelta(seconds=timeout_s), device_id=device)
-    else:
-        dist.init_process_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
+        kwargs.update(backend="nccl", device_id=device)
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        # torchrun's agent keeps one TCPStore for every restart and every group: a restarted worker, or a second
+        # group after teardown, would read the dead group's keys and hang (pytorch#135712, #114585), so each
+        # (restart, group) gets a fresh namespace in that store
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size,
+                              is_master=False, timeout=timeout)
+        prefix = f"paperzoo/restart{env.restart_count}/group{_groups_created}"
+        kwargs.update(store=dist.PrefixStore(prefix, store), rank=env.rank, world_size=env.world_size)
+    dist.init_process_group(**kwargs)
+    _groups_created += 1
     return True
 
 

@@ -19,14 +19,18 @@ from paperzoo.data.transforms import random_shift
 from paperzoo.errors import ConfigError
 
 
-def random_rotate(images: torch.Tensor, max_degrees: float = 15.0) -> torch.Tensor:
-    """Rotate each image by its own angle in [-max_degrees, max_degrees] about the centre (bilinear, zero fill)."""
-    b = images.shape[0]
-    angles = (torch.rand(b, device=images.device) * 2 - 1) * math.radians(max_degrees)
-    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+def rotate(images: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
+    """Rotate image b of (B, C, H, W) by radians[b] about the centre (bilinear, zero fill)."""
+    cos, sin, zero = radians.cos(), radians.sin(), torch.zeros_like(radians)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)  # (B, H, W, 2)
     return F.grid_sample(images, grid, align_corners=False)
+
+
+def random_rotate(images: torch.Tensor, max_degrees: float = 15.0) -> torch.Tensor:
+    """Rotate each image by its own angle, uniform in [-max_degrees, max_degrees]."""
+    angles = (torch.rand(images.shape[0], device=images.device) * 2 - 1) * math.radians(max_degrees)
+    return rotate(images, angles)
 
 
 def gaussian_noise(images: torch.Tensor, std: float = 0.15) -> torch.Tensor:

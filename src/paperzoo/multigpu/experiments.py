@@ -22,7 +22,7 @@ from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
 from paperzoo.multigpu.launch import spawn_group
 from paperzoo.multigpu.memory import dp_memory_experiment
-from paperzoo.multigpu.method import RankAugmentConfig, RankAugmentMNIST
+from paperzoo.multigpu.method import RankAugmentConfig, RankAugmentMNIST, mnist_digits
 from paperzoo.multigpu.workers import PlainMNIST, claims_worker, flat_parameters, rank_views, sgd_config
 
 PAPER = "PyTorch DDP (Li et al., VLDB 2020, arXiv 2006.15704) and the seed post on multi-GPU training"
@@ -110,9 +110,7 @@ def _run_no_sync(ctx: RunContext) -> Measurement:
 
 def _run_rank_augment(ctx: RunContext) -> Measurement:
     spec, ranks, _ = _group(ctx)
-    from paperzoo.data import mnist_5k
-
-    probe = mnist_5k().test_x[: spec["probe"]]
+    probe = mnist_digits().test_x[: spec["probe"]]
     values: dict = {"probe_samples": spec["probe"]}
     rerun_diff = 0.0
     for name, policies in VIEW_POLICIES.items():

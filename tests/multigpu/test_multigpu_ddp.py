@@ -1,0 +1,99 @@
+"""Multi-process tests on CPU with gloo: the claims at `smoke` (DDP vs one process, no_sync accumulation, per-rank
+views), rank-0-only outputs, uneven shards, the unused-parameter error, a stalled rank, two "nodes" over a
+localhost rendezvous, and an elastic restart that resumes to the uninterrupted result."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from paperzoo.claims import RunContext, run_claim
+from paperzoo.engine.checkpoint import read_checkpoint
+from paperzoo.multigpu.experiments import CLAIMS
+from paperzoo.multigpu.launch import GroupError, free_port, spawn_group
+from multigpu_helpers import scenarios_worker, stall_worker
+
+HERE = Path(__file__).parent
+SRC = HERE.parents[1] / "src"
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(SRC), os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1"}
+
+
+def test_claims_at_smoke_measure_equivalence_fewer_allreduces_and_per_rank_views(tmp_path):
+    memo: dict = {}  # the claims share one 2-rank group, as in `paperzoo reproduce`
+    results = {c.id: run_claim(c, RunContext("smoke", tmp_path / c.id, seed=0, memo=memo)) for c in CLAIMS}
+    assert all(r.verdict != "error" for r in results.values()), {k: r.message for k, r in results.items()}
+    ddp = results["multigpu.ddp_equals_big_batch"].measured
+    assert ddp["ddp_vs_union_max_abs_diff"] <= 1e-5 < ddp["control_batch_B_max_abs_diff"]
+    assert ddp["rank0_vs_rank1_max_abs_diff"] == 0.0  # DDP keeps the replicas identical
+    acc = results["multigpu.no_sync_accumulation"].measured
+    assert acc["no_sync_vs_big_batch_max_abs_diff"] <= 1e-5
+    assert acc["allreduces_without_no_sync"] == 4 * acc["allreduces_with_no_sync"] > 0
+    views = results["multigpu.per_rank_augmentation"].measured
+    assert views["rerun_max_abs_diff"] == 0.0 and views["same_policy_fraction_differing"] == 1.0
+    if not torch.cuda.is_available():
+        assert results["multigpu.dp_memory_imbalance"].verdict == "skipped"
+        assert "needs >= 2 GPUs" in results["multigpu.dp_memory_imbalance"].message
+
+
+def test_ddp_scenarios_rank0_files_uneven_shards_and_unused_parameters(tmp_path):
+    ranks = spawn_group(scenarios_worker, 2, args=(str(tmp_path),), timeout_s=240)
+    assert ranks[0]["params"] == ranks[1]["params"]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in rows if r["split"] == "train"]
+    assert train_steps == list(range(1, 9))  # one writer: no row twice
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.safetensors")[1]["step"] == 8
+    assert len(read_checkpoint(tmp_path / "checkpoints" / "last.safetensors")[1]["extra"]["rng_per_rank"]) == 2
+    assert ranks[0]["uneven_steps"] == ranks[1]["uneven_steps"] == 9
+    for rank in ranks:
+        assert "2 parameter(s) received no gradient in step 1: aux_head.weight, aux_head.bias" in rank["unused_error"]
+        assert "train.find_unused_parameters=true" in rank["unused_error"]
+        assert rank["find_unused_steps"] == 3
+
+
+def test_a_stalled_rank_ends_the_others_after_the_timeout():
+    with pytest.raises(GroupError) as failure:
+        spawn_group(stall_worker, 2, args=(3.0,), timeout_s=240, grace_s=1.0)
+    rank0, rank1 = failure.value.outcomes
+    assert rank0.status == "error" and rank1.status == "killed"
+    waited = float(rank0.value.split("gave up after ")[1].split(" s")[0])
+    assert 3.0 <= waited < 60, rank0.value  # the whole run includes start-up; the stall itself is ~3 s
+
+
+@pytest.mark.slow
+def test_two_nodes_over_a_localhost_rendezvous_train_with_the_cli(tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "paperzoo-test",
+               "-m", "paperzoo", "train", "rank_augment_mnist", "train.steps=6", "train.batch_size=16",
+               "train.progress=false", "hidden=16", "--out", str(tmp_path / "run")]
+    nodes = [subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [node.communicate(timeout=240) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), outputs
+    printed = "".join(out for out, _ in outputs)
+    assert printed.count("test_acc=") == 1  # only rank 0 prints
+    meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")[1]
+    assert meta["step"] == 6 and len(meta["extra"]["rng_per_rank"]) == 2
+
+
+@pytest.mark.slow
+def test_killed_worker_restarts_and_resumes_to_the_uninterrupted_result(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "--max-restarts", "1", str(HERE / "multigpu_helpers.py"), str(tmp_path), "6"]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "attempts.json").read_text())["restart_count"] == 1  # it did die and restart
+    killed, _ = read_checkpoint(tmp_path / "killed" / "checkpoints" / "last.safetensors")
+    straight, _ = read_checkpoint(tmp_path / "straight" / "checkpoints" / "last.safetensors")
+    for key in (k for k in straight if k.startswith(("model.", "optim."))):
+        assert torch.equal(killed[key], straight[key]), key
+    final = lambda run: json.loads((tmp_path / run / "metrics.jsonl").read_text().splitlines()[-1])  # noqa: E731
+    assert final("killed") == final("straight")
