@@ -123,8 +123,29 @@ def pca_degrade(train: torch.Tensor, images: torch.Tensor, components: int) -> t
     return (coded @ basis + mean).reshape(images.shape)  # (N, 1, 28, 28)
 
 
-def _audio_features(labels: dict[str, np.ndarray], cfg: AVDigitsConfig, progress: bool) -> dict[str, torch.Tensor]:
+def _cached_bank(cfg: AVDigitsConfig, progress: bool, cache: bool) -> dict[str, list[list[np.ndarray]]]:
+    """The utterance bank, read from the cache when an earlier build made the same one."""
+    key = _cache_key({"bank": 1, "n": cfg.utterances_per_digit, "test": cfg.test_speaker_fraction, "seed": cfg.seed})
+    path = cache_dir("gblend") / f"bank-{key}.pt"
+    if cache and path.exists():
+        stored = torch.load(path, weights_only=True)
+        return {split: [[c.numpy() for c in clips] for clips in digits] for split, digits in stored.items()}
     bank = utterance_bank(cfg, progress)
+    if cache:
+        _atomic_save({split: [[torch.from_numpy(c) for c in clips] for clips in digits]
+                      for split, digits in bank.items()}, path)
+    return bank
+
+
+def _atomic_save(obj, path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _audio_features(labels: dict[str, np.ndarray], cfg: AVDigitsConfig, progress: bool,
+                    cache: bool) -> dict[str, torch.Tensor]:
+    bank = _cached_bank(cfg, progress, cache)
     rng = np.random.default_rng(cfg.seed + 2)
     features = {}
     for split, y in labels.items():
@@ -136,8 +157,8 @@ def _audio_features(labels: dict[str, np.ndarray], cfg: AVDigitsConfig, progress
     return {k: (v - mean) / std for k, v in features.items()}
 
 
-def _cache_key(cfg: AVDigitsConfig) -> str:
-    return hashlib.sha256(json.dumps({"v": 1, **asdict(cfg)}, sort_keys=True).encode()).hexdigest()[:16]
+def _cache_key(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def av_digits(cfg: AVDigitsConfig = AVDigitsConfig(), progress: bool = True, cache: bool = True) -> AVDigits:
@@ -154,15 +175,13 @@ def av_digits(cfg: AVDigitsConfig = AVDigitsConfig(), progress: bool = True, cac
     labels = {"train": mnist.train_y[idx["train"]], "val": mnist.train_y[idx["val"]], "test": mnist.test_y}
     images = {k: pca_degrade(images["train"], v, cfg.image_components) for k, v in images.items()}
 
-    path = cache_dir("gblend") / f"av-digits-{_cache_key(cfg)}.pt"
+    path = cache_dir("gblend") / f"av-digits-{_cache_key({'v': 1, **asdict(cfg)})}.pt"
     if cache and path.exists():
         features = torch.load(path, weights_only=True)
     else:
-        features = _audio_features({k: v.numpy() for k, v in labels.items()}, cfg, progress)
+        features = _audio_features({k: v.numpy() for k, v in labels.items()}, cfg, progress, cache)
         if cache:
-            tmp = path.with_suffix(".tmp")
-            torch.save(features, tmp)
-            tmp.replace(path)
+            _atomic_save(features, path)
     splits = {k: Split(images[k], features[k], labels[k]) for k in ("train", "val", "test")}
     train_speakers, test_speakers = speakers(cfg.seed, cfg.test_speaker_fraction)
     info = {"train_speakers": len(train_speakers), "test_speakers": len(test_speakers),

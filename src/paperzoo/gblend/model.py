@@ -59,12 +59,20 @@ class MultiModalNet(nn.Module):
             raise ValueError(f"missing inputs for modalities {sorted(missing)}; got {sorted(inputs)}")
         return {m: self.encoders[m](inputs[m].flatten(1)) for m in self.modalities}  # {m: (B, dim)}
 
-    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, parts: bool = False, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{head: (B, classes) logits}; with `parts` (late fusion) also "fused@m" = W_m phi_m + b / K, modality m's
+        share of the fused logits (OGM-GE scores them)."""
         feats = self.features(**inputs)
         logits = {m: self.heads[m](f) for m, f in feats.items() if m in self.heads}  # {m: (B, classes)}
         if self.fused is not None:
             joint = torch.cat([feats[m] for m in self.modalities], dim=1)  # (B, k * dim)
             logits[FUSED] = self.fused(self.dropout(self.trunk(joint)))  # (B, classes)
+            if parts:
+                if self.fusion != "late":
+                    raise ValueError("fused-logit parts exist only for late fusion")
+                weight = self.fused.weight.chunk(len(self.modalities), dim=1)  # K x (classes, dim)
+                for m, w in zip(self.modalities, weight):
+                    logits[f"{FUSED}@{m}"] = feats[m] @ w.T + self.fused.bias / len(self.modalities)
         return logits
 
     @property
