@@ -19,7 +19,7 @@ and checkpoint 0 is taken before the first step. The trainer calls `evaluate` on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -36,6 +36,7 @@ from paperzoo.gblend.ogm import GradientModulator, ogm_coefficients
 from paperzoo.gblend.ogr import blend_weights, ogr_window
 
 INPUT_SIZES = {"image": 28 * 28, "audio": 40 * 51}
+Blend = Literal["fused", "unimodal", "offline", "online"]
 
 
 @dataclass
@@ -43,7 +44,7 @@ class MultiModalConfig:
     modalities: tuple[str, ...] = ("image", "audio")
     fusion: Literal["late", "mid"] = "late"
     dropout: float = 0.0  # on the fused features (the paper's dropout baseline)
-    blend: Literal["fused", "unimodal", "offline", "online"] = "fused"
+    blend: Blend = "fused"  # which heads are trained, and with which weights (see the module docstring)
     weights: tuple[float, ...] = ()  # offline: (w_image, w_audio, w_fused); empty = estimate with short runs
     super_epoch: int = 3  # n: the window of the weight estimates (offline: 0 -> n; online: every n epochs)
     min_overfit: float = 1e-3  # floor of |dO| in the weights (see ogr.py)
@@ -207,3 +208,25 @@ def offline_weights(runs: dict[str, list[Checkpoint]], n: int, min_overfit: floa
         a, b = history[0], history[n]
         windows[head] = ogr_window(a.train_loss[head], a.val_loss[head], b.train_loss[head], b.val_loss[head])
     return blend_weights(windows, min_overfit)
+
+
+def short_run_weights(cfg: MultiModalConfig, data: AVDigits) -> dict[str, float]:
+    """Offline G-Blend's estimate: train each unimodal model and the naive joint model for `super_epoch` epochs
+    (same seed, data order and optimizer as `cfg`), then `offline_weights` over the window 0 -> n."""
+    steps = cfg.super_epoch * (len(data.train) // cfg.train.batch_size)
+    train = replace(cfg.train, steps=steps, eval_every=steps // cfg.super_epoch, checkpoint_every=0)
+    runs = {}
+    for head, options in [*((m, dict(modalities=(m,), blend="unimodal")) for m in cfg.modalities),
+                          (FUSED, dict(blend="fused"))]:
+        method, _ = fit(replace(cfg, train=train, weights=(), **options), data)
+        runs[head] = method.history
+    return offline_weights(runs, cfg.super_epoch, cfg.min_overfit)
+
+
+def build_offline(cfg: MultiModalConfig) -> MultiModalMethod:
+    """`paperzoo train gblend_offline`: estimate the weights with short runs when none are given."""
+    data = av_digits(cfg.data)
+    if not cfg.weights:
+        w = short_run_weights(cfg, data)
+        cfg = replace(cfg, weights=tuple(w[k] for k in (*cfg.modalities, FUSED)))
+    return MultiModalMethod(cfg, data)
