@@ -98,6 +98,11 @@ def _trim(wave: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     return wave[loud[0]:loud[-1] + 1] if len(loud) else wave
 
 
+def pick_clips(labels: np.ndarray, bank: list[list[np.ndarray]], rng: np.random.Generator) -> list[tuple[int, int]]:
+    """The pairing: for each label, (digit, index) of a random clip of that same digit in `bank`."""
+    return [(int(d), int(rng.integers(len(bank[d])))) for d in labels]
+
+
 def mix(clips: list[np.ndarray], rng: np.random.Generator, snr_db: tuple[float, float],
         samples: int = audio.SAMPLE_RATE) -> np.ndarray:
     """(len(clips), samples) buffers: each clip (cut to the buffer) at a random offset and gain, plus white noise
@@ -150,7 +155,7 @@ def _audio_features(labels: dict[str, np.ndarray], cfg: AVDigitsConfig, progress
     features = {}
     for split, y in labels.items():
         source = bank["test" if split == "test" else "train"]
-        clips = [source[d][rng.integers(len(source[d]))] for d in y]
+        clips = [source[d][i] for d, i in pick_clips(y, source, rng)]
         waves = torch.from_numpy(mix(clips, rng, cfg.snr_db))  # (N, samples)
         features[split] = torch.cat([audio.log_mel(w) for w in waves.split(500)])[:, None]  # (N, 1, 40, 51)
     mean, std = features["train"].mean(), features["train"].std()
