@@ -38,7 +38,9 @@ from paperzoo.gblend import audio
 class AVDigitsConfig:
     utterances_per_digit: int = 100  # distinct espeak-ng clips per digit word (train + test banks)
     test_speaker_fraction: float = 0.25  # share of the speakers (and of each bank) kept for the test split
-    snr_db: tuple[float, float] = (-6.0, 6.0)  # white-noise SNR range of each example
+    # white-noise SNR range of each example: at -18..-9 dB the speech alone reaches ~35% test accuracy against
+    # ~89% for the degraded images, the weak-audio / strong-visual ratio of the paper's Kinetics (~20% vs 72%)
+    snr_db: tuple[float, float] = (-18.0, -9.0)
     image_components: int = 12  # PCA components kept of each 28x28 image
     val_fraction: float = 0.2  # held out from the training part
     seed: int = 0

@@ -63,7 +63,7 @@ def _train_config(epochs: int, seed: int, batch: int = 128, n_train: int = 3200)
 def _run_all(ctx: RunContext) -> Runs:
     if not espeak_available():
         raise SkipClaim("the audio modality is spoken with espeak-ng: apt-get install espeak-ng")
-    data_cfg = AVDigitsConfig()
+    data_cfg = ctx.pick(smoke=AVDigitsConfig(utterances_per_digit=20), quick=AVDigitsConfig(), full=AVDigitsConfig())
     data = av_digits(data_cfg)
     epochs = ctx.pick(smoke=3, quick=15, full=40)
     seeds = ctx.pick(smoke=(ctx.seed,), quick=tuple(ctx.seed + i for i in range(3)),

@@ -156,7 +156,10 @@ def _validate(cfg: MultiModalConfig) -> None:
         raise ConfigError("Gradient-Blending needs the unimodal heads of late fusion (fusion=late)")
     if cfg.ogm_alpha > 0 and (cfg.fusion != "late" or cfg.blend != "fused"):
         raise ConfigError("OGM-GE modulates the naive late-fusion loss: use fusion=late and blend=fused")
-    if cfg.blend == "offline" and cfg.weights and len(cfg.weights) != len(cfg.modalities) + 1:
+    if cfg.blend == "offline" and not cfg.weights:
+        raise ConfigError("blend=offline needs weights: estimate them with short_run_weights(...) "
+                          "(`paperzoo train gblend_offline` does it for you)")
+    if cfg.blend == "offline" and len(cfg.weights) != len(cfg.modalities) + 1:
         raise ConfigError(f"weights needs one value per head {(*cfg.modalities, FUSED)}, got {cfg.weights}")
     if cfg.super_epoch < 1:
         raise ConfigError(f"super_epoch must be >= 1, got {cfg.super_epoch}")
@@ -181,9 +184,6 @@ def _initial_weights(cfg: MultiModalConfig, heads: tuple[str, ...]) -> dict[str,
         return {FUSED: 1.0}
     if cfg.blend == "online":
         return {k: 1.0 / len(heads) for k in heads}
-    if not cfg.weights:
-        raise ConfigError("blend=offline needs weights: estimate them with offline_weights(...) "
-                          "(`paperzoo train gblend_offline` does it for you)")
     return dict(zip(heads, map(float, cfg.weights)))
 
 
