@@ -126,6 +126,9 @@ def probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.T
 
     if len(train_x) < 2 or len(test_x) < 1:
         raise ValueError(f"a probe needs >= 2 training and >= 1 test examples, got {len(train_x)} and {len(test_x)}")
+    classes = train_y.unique()
+    if len(classes) == 1:  # one class seen in training (e.g. all outliers at one position): always predicted
+        return float((test_y == classes[0]).float().mean())
     xtr, xte = _standardize(train_x.double().numpy(), test_x.double().numpy())
     clf = LogisticRegression(C=c, max_iter=max_iter)
     clf.fit(xtr, train_y.numpy())
