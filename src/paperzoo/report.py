@@ -78,7 +78,7 @@ th,td{border:1px solid #ccc;padding:.4em .6em;vertical-align:top;text-align:left
 td.verdict{font-weight:bold;white-space:nowrap} .claim{border:1px solid #ddd;border-radius:8px;padding:.8em 1.2em;
 margin:1.2em 0} .claim h3{margin:.2em 0} .figs img{max-width:48%;margin:.3em;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px} .meta{color:#666;font-size:13px}
-code{font-size:13px}
+code{font-size:13px} tr.post td{background:#eef3fb;font-weight:bold} h2{margin-top:1.6em}
 """
 
 
@@ -90,26 +90,45 @@ def _img(path: str) -> str:
     return f'<img alt="{html.escape(p.name)}" title="{html.escape(p.name)}" src="data:image/png;base64,{data}">'
 
 
+def _post_title(claim_id: str) -> str:
+    from paperzoo.catalog import ENGINE, POSTS
+
+    module = claim_id.split(".")[0]
+    for post in [ENGINE, *POSTS]:
+        if post.module == module:
+            return f"{post.number}. {post.title}" if post.number else post.title
+    return module
+
+
 def _html(results: list[ClaimResult], out_dir: Path, preset: str, seed: int, counts: Counter) -> str:
     e = html.escape
     env = environment()
     badges = "".join(f'<span style="background:{c}">{counts.get(v, 0)} {v.replace("_", " ")}</span>'
                      for v, c in VERDICT_COLOURS.items())
-    rows = "".join(
-        f'<tr style="background:{VERDICT_COLOURS[r.verdict]}"><td><a href="#{e(r.id)}"><code>{e(r.id)}</code></a>'
-        f"<br>{e(r.statement)}</td><td class=verdict>{e(r.verdict.replace('_', ' '))}</td><td>{e(r.paper_reports)}"
-        f"</td><td>{e(measured_text(r.measured))}</td><td>{e(r.criterion)}</td><td>{r.seconds:.0f}</td></tr>"
-        for r in results)
-    sections = "".join(
-        f'<div class=claim id="{e(r.id)}" style="border-left:8px solid {VERDICT_COLOURS[r.verdict]}">'
-        f"<h3><code>{e(r.id)}</code>: {e(r.verdict.replace('_', ' '))}</h3><p>{e(r.statement)}</p>"
-        f"<p class=meta>{e(r.paper)}; criterion: {e(r.criterion)}; {r.seconds:.1f} s</p>"
-        + (f"<pre>{e(r.message.strip())}</pre>" if r.message else "")
-        + f'<div class=figs>{"".join(_img(f) for f in r.figures)}</div></div>'
-        for r in results)
+    rows, sections, current = [], [], None
+    for r in results:
+        title = _post_title(r.id)
+        if title != current:
+            rows.append(f'<tr class=post><td colspan=6>{e(title)} <span class=meta>({e(r.paper)})</span></td></tr>')
+            sections.append(f"<h2>{e(title)}</h2>")
+            current = title
+        colour = VERDICT_COLOURS[r.verdict]
+        rows.append(
+            f'<tr style="background:{colour}"><td><a href="#{e(r.id)}"><code>{e(r.id)}</code></a>'
+            f"<br>{e(r.statement)}</td><td class=verdict>{e(r.verdict.replace('_', ' '))}</td>"
+            f"<td>{e(r.paper_reports)}</td><td>{e(measured_text(r.measured))}</td><td>{e(r.criterion)}</td>"
+            f"<td>{r.seconds:.0f}</td></tr>")
+        sections.append(
+            f'<div class=claim id="{e(r.id)}" style="border-left:8px solid {colour}">'
+            f"<h3><code>{e(r.id)}</code>: {e(r.verdict.replace('_', ' '))}</h3><p>{e(r.statement)}</p>"
+            f"<p class=meta>{e(r.paper)}; paper reports: {e(r.paper_reports)}; criterion: {e(r.criterion)}; "
+            f"{r.seconds:.1f} s</p><p><b>measured:</b> {e(measured_text(r.measured))}</p>"
+            + (f"<pre>{e(r.message.strip())}</pre>" if r.message else "")
+            + f'<div class=figs>{"".join(_img(f) for f in r.figures)}</div></div>')
     return (f"<!doctype html><html><head><meta charset=utf-8><title>paperzoo report ({e(preset)})</title>"
             f"<style>{_CSS}</style></head><body><h1>paperzoo report</h1>"
             f"<p class=meta>preset <b>{e(preset)}</b>, seed {seed}; torch {e(env['torch'])}, python {e(env['python'])}"
-            f", CUDA {'yes' if env['cuda'] else 'no'}</p><p class=summary>{badges}</p>"
+            f", CUDA {'yes' if env['cuda'] else 'no'}; {sum(r.seconds for r in results):.0f} s in all</p>"
+            f"<p class=summary>{badges}</p>"
             f"<table><tr><th>claim</th><th>verdict</th><th>paper reports</th><th>measured</th><th>criterion</th>"
-            f"<th>s</th></tr>{rows}</table>{sections}</body></html>\n")
+            f"<th>s</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>\n")

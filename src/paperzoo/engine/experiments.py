@@ -80,9 +80,9 @@ def _run_sanity(ctx: RunContext) -> Measurement:
     cfg = SanityConfig(train=TrainConfig(steps=steps, batch_size=64, lr=2e-3, schedule="cosine", log_every=10,
                                          eval_every=max(1, steps // 5), seed=ctx.seed, progress=False))
     method = SanityCNN(cfg)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time of this process: the claim's budget, robust to a busy machine
     result = Trainer(method, cfg.train).fit()
-    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - started
     steps_seen, losses = result.history.series("train", "loss")
     eval_steps, accs = result.history.series("eval", "test_acc")
     figure, axes = plotting.figure(8, 3, ncols=2)
@@ -94,7 +94,7 @@ def _run_sanity(ctx: RunContext) -> Measurement:
     ax_acc.set(xlabel="step", ylabel="test accuracy", title="held-out accuracy (1,000 real digits)")
     ax_acc.legend()
     path = plotting.save(figure, ctx.figure_path("learning_curve.png"))
-    return Measurement({"test_acc": result.final["test_acc"], "train_seconds": round(seconds, 1),
+    return Measurement({"test_acc": result.final["test_acc"], "train_cpu_seconds": round(cpu_seconds, 1),
                         "steps": steps, "train_examples": len(method.data.train_y)}, [path])
 
 
@@ -103,10 +103,10 @@ CLAIMS = [
         id="engine.sanity_mnist_cnn",
         paper="paperzoo engine sanity check",
         statement="A small CNN trained by the engine reaches >= 97% test accuracy on the 5,000 real MNIST digits "
-                  "(4,000 train / 1,000 test) in under a minute of CPU.",
+                  "(4,000 train / 1,000 test) in under a minute of CPU time.",
         paper_reports="(LeNet-class CNNs reach ~99% on full MNIST)",
-        criterion="test_acc >= 0.97 and train_seconds < 60",
+        criterion="test_acc >= 0.97 and train_cpu_seconds < 60 (process CPU time, all threads)",
         run=_run_sanity,
-        check=lambda m: m["test_acc"] >= 0.97 and m["train_seconds"] < 60,
+        check=lambda m: m["test_acc"] >= 0.97 and m["train_cpu_seconds"] < 60,
     )
 ]
