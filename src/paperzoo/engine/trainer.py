@@ -219,7 +219,7 @@ class Trainer:
                 D.seed_everything(D.derive_seed(cfg.seed, start), env.rank)
         else:
             D.seed_everything(cfg.seed, env.rank)  # per-rank streams for augmentation
-        starts = D.all_gather_objects(start)
+        starts = D.all_gather_objects(start) if resume else [start]
         if len(set(starts)) > 1:
             raise ConfigError(f"ranks would resume from different steps {starts}: every rank must see the same "
                               "run folder (pass the same --out on a file system all nodes share)")

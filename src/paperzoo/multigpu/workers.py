@@ -3,6 +3,7 @@ all-reduce counts the claims compare with one-process references, and the per-ra
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,5 +100,55 @@ def claims_worker(spec: dict) -> dict:
         return {"ddp": flat_parameters(ddp.model), "accumulated": flat_parameters(accumulated.model),
                 "allreduces_no_sync": counter.calls, "synced_every_micro": synced,
                 "allreduces_every_micro": every_micro.calls, "views": views}
+    finally:
+        D.teardown()
+
+
+def hand_written_ddp_seconds(method: PlainMNIST, steps: int, batch: int, seed: int = 0) -> float:
+    """Seconds per step of the textbook torchrun + DDP loop (DistributedSampler, DataLoader, Adam)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model = nn.parallel.DistributedDataParallel(MnistMLP(method.cfg.hidden))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sampler = DistributedSampler(method.train_dataset(), seed=seed, drop_last=True)
+    loader = DataLoader(method.train_dataset(), batch_size=batch, sampler=sampler, drop_last=True)
+    step, epoch = 0, 0
+    while step < steps:
+        sampler.set_epoch(epoch)
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step == steps:
+                break
+        epoch += 1
+    return (time.perf_counter() - started) / steps
+
+
+def engine_seconds(method: PlainMNIST, steps: int, batch: int) -> float:
+    """Seconds per step of the same training through the engine (DDP under a launcher, else one process)."""
+    started = time.perf_counter()
+    Trainer(method, TrainConfig(steps=steps, batch_size=batch, lr=1e-3, log_every=10, progress=False,
+                                device="cpu")).fit()
+    return (time.perf_counter() - started) / steps
+
+
+def benchmark_worker(steps: int, batch: int, rounds: int, hidden: int) -> dict:
+    """Interleaved rounds of the hand-written DDP loop (only with >= 2 ranks) and the engine on this rank:
+    per-step seconds of each."""
+    env = D.dist_env()
+    D.init_process_group(env, torch.device("cpu"), 300.0)
+    try:
+        method = PlainMNIST(hidden)
+        hand, engine = [], []
+        for _ in range(rounds):
+            if env.distributed:
+                hand.append(hand_written_ddp_seconds(method, steps, batch))
+            engine.append(engine_seconds(method, steps, batch))
+        return {"hand": hand, "engine": engine}
     finally:
         D.teardown()
