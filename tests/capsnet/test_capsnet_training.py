@@ -1,0 +1,73 @@
+"""CapsNet data conditions, training through the engine, and the claims at the smoke preset."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from paperzoo.capsnet import CapsNetConfig, multimnist, random_affine
+from paperzoo.capsnet.experiments import CLAIMS, TRAIN_METHODS
+from paperzoo.capsnet.training import CapsNetMethod, CapsNetTrainConfig, pair_accuracy
+from paperzoo.claims import RunContext, run_claim
+from paperzoo.engine.trainer import TrainConfig, Trainer
+from paperzoo.errors import ConfigError
+
+
+def _digits(n=10):
+    torch.manual_seed(0)
+    images = torch.zeros(n, 1, 28, 28)
+    images[:, :, 8:20, 10:18] = torch.rand(n, 1, 12, 8)  # ink inside the 4 px border, as in MNIST
+    return images, torch.arange(n) % 10
+
+
+def test_multimnist_pairs_two_different_shifted_digits():
+    images, labels = _digits()
+    torch.manual_seed(3)
+    overlay, pairs, digits = multimnist(images, labels)
+    m = len(pairs)
+    assert 0 < m <= 16 and overlay.shape == (m, 1, 36, 36) and digits.shape == (m, 2, 1, 36, 36)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    assert torch.allclose(overlay, (digits[:, 0] + digits[:, 1]).clamp(max=1))
+    # a shift of up to 4 px inside the 36x36 canvas loses no ink
+    mass = images.flatten(1).sum(1)
+    by_label = {int(lab): mass[i] for i, lab in enumerate(labels)}
+    assert torch.allclose(digits[:, 0].flatten(1).sum(1), torch.stack([by_label[int(k)] for k in pairs[:, 0]]))
+
+
+def test_random_affine_identity_and_change():
+    images, _ = _digits(4)
+    same = random_affine(images, max_degrees=0, max_shear=0, scale=(1.0, 1.0))
+    assert torch.allclose(same, images, atol=1e-5)
+    torch.manual_seed(0)
+    moved = random_affine(images)
+    assert moved.shape == images.shape and (moved - images).abs().mean() > 0.01
+
+
+def test_pair_accuracy_by_hand():
+    scores = torch.tensor([[0.9, 0.8, 0.1], [0.9, 0.1, 0.8], [0.1, 0.9, 0.8]])
+    labels = torch.tensor([[1, 0], [0, 1], [2, 1]])
+    assert pair_accuracy(scores, labels) == pytest.approx(2 / 3)
+
+
+def test_multimnist_task_needs_36px_model():
+    with pytest.raises(ConfigError, match="image_size=36"):
+        CapsNetMethod(CapsNetTrainConfig(task="multimnist"))
+
+
+def test_engine_training_rises_well_above_chance():
+    model_cfg = CapsNetConfig(conv_channels=16, primary_types=4, decoder_hidden=(64, 128))
+    train = TrainConfig(steps=60, batch_size=32, lr=3e-3, schedule="cosine", log_every=20, progress=False)
+    method = CapsNetMethod(CapsNetTrainConfig(model=model_cfg, test_examples=300, train=train))
+    result = Trainer(method, train).fit()
+    assert result.final["test_acc"] > 0.6  # chance: 0.1
+    _, margins = result.history.series("train", "margin")
+    assert margins[-1] < margins[0]
+    assert "capsnet" in TRAIN_METHODS and "capsnet_baseline" in TRAIN_METHODS
+
+
+def test_claims_run_at_smoke(tmp_path: Path):
+    memo: dict = {}
+    for claim in CLAIMS:
+        result = run_claim(claim, RunContext("smoke", tmp_path / claim.id, memo=memo))
+        assert result.verdict in ("reproduced", "not_reproduced"), result.message
+        assert result.figures and all(Path(f).is_file() for f in result.figures)
