@@ -61,15 +61,15 @@ def test_planted_outlier_is_found_at_its_layer_and_position():
 def test_study_finds_the_planted_outlier():
     model = planted_model(layer=2, patch=0)
     torch.manual_seed(1)
-    x = torch.rand(60, 1, 16, 16)
-    s = study(model, x, labels=torch.arange(60) % 3)
-    assert s.outliers[:, 0].all() and s.outliers.sum() == 60
+    x = torch.rand(40, 1, 16, 16)
+    s = study(model, x, labels=torch.arange(40) % 2)
+    assert s.outliers[:, 0].all() and s.outliers.sum() == 40
     assert s.values["outlier_fraction"] == pytest.approx(1 / 16)
     assert s.values["first_outlier_layer"] == 3  # 1-based
-    assert s.values["images_with_outlier"] == 60
+    assert s.values["images_with_outlier"] == 40
     # the planted token always sits at position 0: every outlier is "at position 0" -> a perfect position probe
     assert s.values["position_acc_outlier"] == 1.0
-    assert s.cls_maps.shape == (60, 2, 4, 4)
+    assert s.cls_maps.shape == (40, 2, 4, 4)
     fixed = study(model, x, threshold=1e9)
     assert fixed.values["outlier_tokens"] == 0 and math.isnan(fixed.values["neighbor_cos_outlier"])
 

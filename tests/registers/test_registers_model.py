@@ -152,6 +152,8 @@ def test_load_dinov2_clear_errors(tmp_path):
     torch.save(state, path)
     with pytest.raises(DataError, match=r"missing keys \(2\): blocks.0.ls1.gamma, norm.bias"):
         load_dinov2(path, "vit_tiny", 4, depth=1)
+    with pytest.raises(DataError, match="the checkpoint has 1 blocks, the model 12: is the arch right"):
+        load_dinov2(path, "vit_tiny", 4)
     state["norm.bias"] = torch.zeros(5)
     state["blocks.0.ls1.gamma"] = torch.zeros(192)
     torch.save(state, path)

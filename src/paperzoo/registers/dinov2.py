@@ -51,7 +51,14 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
                      f"pass num_registers={state['register_tokens'].shape[1]}")
     elif "register_tokens" in expected and "register_tokens" not in state:
         lines.append("  hint: the checkpoint has no registers; pass num_registers=0")
+    if _depth(state) != _depth(expected):
+        lines.append(f"  hint: the checkpoint has {_depth(state)} blocks, the model {_depth(expected)}: "
+                     "is the arch right?")
     raise DataError("\n".join(lines))
+
+
+def _depth(state: dict) -> int:
+    return len({k.split(".")[1] for k in state if k.startswith("blocks.")})
 
 
 def load_dinov2(path: str | Path, arch: str = "vit_small", num_registers: int = 0,

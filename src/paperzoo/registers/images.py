@@ -69,7 +69,7 @@ def preprocess(images: list[np.ndarray], size: int) -> torch.Tensor:
     """(H, W, 3) uint8 arrays -> (B, 3, size, size) in [0, 1]: shorter side resized to `size`, centre crop."""
     out = []
     for array in images:
-        x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
+        x = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
         h, w = x.shape[-2:]
         scale = size / min(h, w)
         x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bilinear",
