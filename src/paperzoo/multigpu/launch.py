@@ -95,6 +95,8 @@ def spawn_group(fn: Callable, world_size: int = 2, args: tuple = (), timeout_s: 
             if p.is_alive():
                 p.kill()
             p.join(5)
+        results.close()
+        results.join_thread()
     for rank in range(world_size):
         outcomes.setdefault(rank, RankOutcome(rank, "killed", None, time.monotonic() - started))
     ordered = [outcomes[r] for r in range(world_size)]
