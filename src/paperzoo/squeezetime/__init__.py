@@ -1,0 +1,29 @@
+"""SqueezeTime (Zhai et al. 2024, arXiv 2405.08344): time squeezed into channels for mobile video recognition,
+its video baselines (R3D, R(2+1)D, TSN, TSM), and the moving-digits temporal task."""
+
+from paperzoo.squeezetime.baselines import FrameResNet2d, VideoResNet3d, build_baseline, temporal_shift
+from paperzoo.squeezetime.model import (ChannelTimeConv, CTLBottleneck, InterTemporalInteraction, SqueezeTime,
+                                        TemporalWeights, squeeze_time)
+from paperzoo.squeezetime.task import DIRECTIONS, MovingDigits, moving_digits, reverse_label
+from paperzoo.squeezetime.zoo import MODEL_NAMES, build_video_model, clips_per_second, model_cost
+
+__all__ = [
+    "CTLBottleneck",
+    "ChannelTimeConv",
+    "DIRECTIONS",
+    "FrameResNet2d",
+    "InterTemporalInteraction",
+    "MODEL_NAMES",
+    "MovingDigits",
+    "SqueezeTime",
+    "TemporalWeights",
+    "VideoResNet3d",
+    "build_baseline",
+    "build_video_model",
+    "clips_per_second",
+    "model_cost",
+    "moving_digits",
+    "reverse_label",
+    "squeeze_time",
+    "temporal_shift",
+]

@@ -1,0 +1,70 @@
+"""The video models by name, and how their size, cost and speed are measured (the same way for every model).
+
+  MODEL_NAMES                  squeezetime (+ its ablations squeezetime_conv, squeezetime_tfc), r3d, r2plus1d, tsn, tsm
+  build_video_model(name, ...) one constructor for all; `scale="paper"` gives the paper-size nets
+                               (SqueezeTime-50, R3D-18, ...), `scale="tiny"` one block per stage for CPU-sized training
+  model_cost(model, shape)     parameters and multiply-accumulates of one forward, counted on the meta device
+                               with torch.utils.flop_counter (MACs = counted FLOPs / 2: the papers' "FLOPs")
+  clips_per_second(...)        wall-clock throughput of inference forwards, after warm-up
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from paperzoo.squeezetime.baselines import build_baseline
+from paperzoo.squeezetime.model import SqueezeTime
+
+MODEL_NAMES = ("squeezetime", "squeezetime_conv", "squeezetime_tfc", "r3d", "r2plus1d", "tsn", "tsm")
+Scale = Literal["paper", "tiny"]
+
+
+def build_video_model(name: str, num_classes: int, num_frames: int = 16, image_size: int = 224,
+                      width_mult: float = 1.0, scale: Scale = "paper", in_channels: int = 3) -> nn.Module:
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown video model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    if scale not in ("paper", "tiny"):
+        raise ValueError(f"scale must be 'paper' or 'tiny', got {scale!r}")
+    if name.startswith("squeezetime"):
+        ctl = {"squeezetime": "tfc_ioi", "squeezetime_conv": "conv", "squeezetime_tfc": "tfc"}[name]
+        layers = (3, 4, 6, 3) if scale == "paper" else (1, 1, 1, 1)
+        return SqueezeTime(num_classes, num_frames, width_mult, image_size, layers, ctl, in_channels)
+    layers = (2, 2, 2, 2) if scale == "paper" else (1, 1, 1, 1)
+    return build_baseline(name, num_classes, num_frames, width_mult, layers, in_channels)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_cost(build, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """{"params": ..., "macs": ...} of `build()` (a model constructor) for one input of `input_shape`, built and
+    run on the meta device: no memory, no time."""
+    with torch.device("meta"):
+        model = build().eval()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(torch.empty(*input_shape))
+    return {"params": parameter_count(model), "macs": counter.get_total_flops() / 2}
+
+
+def clips_per_second(model: nn.Module, clips: torch.Tensor, repeats: int, warmup: int = 1) -> float:
+    """Inference throughput on `clips` (B, C, T, H, W): clips processed per second, median of `repeats` timings."""
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            if clips.is_cuda:
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            model(clips)
+            if clips.is_cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - started)
+    return len(clips) / sorted(times)[len(times) // 2]
