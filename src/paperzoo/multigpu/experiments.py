@@ -6,7 +6,8 @@ DataParallel's memory, on GPUs.
    gradient averaging makes DDP mathematically equivalent to local training on the union batch).
 2. Accumulating gradients under `no_sync` equals the large-batch step and sends `accumulation` times fewer
    all-reduces (Sec. 3.2.4, "gradient accumulation").
-3. Per-rank augmentation: ranks see different views of the same samples, and the views repeat from the seed.
+3. Per-rank augmentation: ranks see different views of the same samples, and the views repeat from the seed;
+   and (the post's motivation) it makes the model more robust than training without augmentation.
 4. DataParallel gathers outputs on GPU 0 (memory imbalance); computing the loss inside the replicas fixes it.
 """
 
@@ -20,13 +21,16 @@ import torch
 from paperzoo import plotting
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
+from paperzoo.engine.distributed import derive_seed
+from paperzoo.multigpu.augment import augment
 from paperzoo.multigpu.launch import spawn_group
 from paperzoo.multigpu.memory import dp_memory_experiment
-from paperzoo.multigpu.method import RankAugmentConfig, RankAugmentMNIST, mnist_digits
+from paperzoo.multigpu.method import MnistMLP, RankAugmentConfig, RankAugmentMNIST, mnist_digits
 from paperzoo.multigpu.workers import PlainMNIST, claims_worker, flat_parameters, rank_views, sgd_config
 
 PAPER = "PyTorch DDP (Li et al., VLDB 2020, arXiv 2006.15704) and the seed post on multi-GPU training"
 VIEW_POLICIES = {"different_policies": ("shift", "rotate"), "same_policy": ("rotate", "rotate")}
+ROBUST_RUNS = {"none": ("none",), "per_rank": ("shift", "rotate"), "both_on_every_rank": ("shift+rotate",)}
 
 TRAIN_METHODS = {"rank_augment_mnist": TrainSpec(
     "rank_augment_mnist", "MLP on the 5,000 real MNIST digits with a different augmentation per rank (multi-GPU "
@@ -36,7 +40,8 @@ TRAIN_METHODS = {"rank_augment_mnist": TrainSpec(
 def _spec(ctx: RunContext) -> dict:
     return {"steps": ctx.pick(3, 20, 100), "batch": 32, "micro_batch": 8, "accumulation": 4, "lr": 0.05,
             "hidden": ctx.pick(32, 128, 256), "seed": ctx.seed, "timeout_s": 120.0, "probe": 32,
-            "view_policies": VIEW_POLICIES}
+            "view_policies": VIEW_POLICIES, "robust_runs": ROBUST_RUNS, "robust_steps": ctx.pick(20, 400, 2000),
+            "robust_hidden": ctx.pick(32, 128, 256)}
 
 
 def _group(ctx: RunContext) -> tuple[dict, list[dict], float]:
@@ -134,6 +139,34 @@ def _run_rank_augment(ctx: RunContext) -> Measurement:
     return Measurement(values, [path])
 
 
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def _run_robustness(ctx: RunContext) -> Measurement:
+    spec, ranks, _ = _group(ctx)
+    data = mnist_digits()
+    torch.manual_seed(derive_seed(ctx.seed, 1234))  # one fixed draw of shifted and rotated test digits
+    moved = augment(data.test_x, "shift+rotate")
+    values: dict = {"steps": spec["robust_steps"], "test_digits": len(data.test_y)}
+    for name in ROBUST_RUNS:
+        model = MnistMLP(spec["robust_hidden"])
+        torch.nn.utils.vector_to_parameters(torch.from_numpy(ranks[0]["robust"][name]), model.parameters())
+        values[f"{name}_clean_acc"] = round(_accuracy(model, data.test_x, data.test_y), 4)
+        values[f"{name}_moved_acc"] = round(_accuracy(model, moved, data.test_y), 4)
+    fig, ax = plotting.figure(6, 3.2)
+    x = np.arange(len(ROBUST_RUNS))
+    for i, split in enumerate(("clean", "moved")):
+        ax.bar(x + 0.4 * i - 0.2, [values[f"{n}_{split}_acc"] for n in ROBUST_RUNS], 0.4,
+               label={"clean": "clean test digits", "moved": "shifted + rotated test digits"}[split])
+    ax.set_xticks(x, ["no augmentation", "rank 0 shift / rank 1 rotate", "shift+rotate on both"])
+    ax.set(ylabel="test accuracy", title=f"2-rank DDP, {spec['robust_steps']} steps", ylim=(0, 1))
+    ax.legend(loc="lower right")
+    path = plotting.save(fig, ctx.figure_path("robustness.png"))
+    return Measurement(values, [path])
+
+
 def _run_dp_memory(ctx: RunContext) -> Measurement:
     if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
         raise SkipClaim(f"needs >= 2 GPUs (found {torch.cuda.device_count() if torch.cuda.is_available() else 0})")
@@ -186,6 +219,18 @@ CLAIMS = [
         run=_run_rank_augment,
         check=lambda m: m["different_policies_fraction_differing"] == 1.0
         and m["same_policy_fraction_differing"] == 1.0 and m["rerun_max_abs_diff"] == 0.0,
+    ),
+    Claim(
+        id="multigpu.per_rank_augmentation_robustness",
+        paper=PAPER,
+        statement="A different augmentation on each GPU gives a more robust model: 2-rank DDP with rank 0 shifting "
+                  "and rank 1 rotating classifies shifted and rotated digits better than DDP without augmentation, "
+                  "at little cost on clean digits.",
+        paper_reports="the post's motivation for per-rank augmentation; no number",
+        criterion="per_rank_moved_acc >= none_moved_acc + 0.05 and per_rank_clean_acc >= none_clean_acc - 0.02",
+        run=_run_robustness,
+        check=lambda m: m["per_rank_moved_acc"] >= m["none_moved_acc"] + 0.05
+        and m["per_rank_clean_acc"] >= m["none_clean_acc"] - 0.02,
     ),
     Claim(
         id="multigpu.dp_memory_imbalance",

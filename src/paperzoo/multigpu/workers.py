@@ -82,6 +82,14 @@ def rank_views(probe: torch.Tensor, policies: tuple[str, ...], seed: int, rank: 
     return augment(probe, policy_for_rank(policies, rank)).numpy()
 
 
+def robustness_run(spec: dict, policies: tuple[str, ...]) -> np.ndarray:
+    """Train the MLP with DDP, rank r augmenting with policies[r % len(policies)]; the final parameters."""
+    train = TrainConfig(steps=spec["robust_steps"], batch_size=32, lr=1e-3, seed=spec["seed"], log_every=50,
+                        progress=False, device="cpu")
+    cfg = RankAugmentConfig(hidden=spec["robust_hidden"], augment=AugmentConfig(policies=policies), train=train)
+    return flat_parameters(Trainer(RankAugmentMNIST(cfg), train).fit().model)
+
+
 def claims_worker(spec: dict) -> dict:
     """One rank's share of the multigpu claims; every rank returns its own parameters, counts and views."""
     env = D.dist_env()
@@ -97,9 +105,10 @@ def claims_worker(spec: dict) -> dict:
         probe = method.data.test_x[: spec["probe"]]
         views = {name: rank_views(probe, tuple(policies), spec["seed"], env.rank)
                  for name, policies in spec["view_policies"].items()}
+        robust = {name: robustness_run(spec, tuple(policies)) for name, policies in spec["robust_runs"].items()}
         return {"ddp": flat_parameters(ddp.model), "accumulated": flat_parameters(accumulated.model),
                 "allreduces_no_sync": counter.calls, "synced_every_micro": synced,
-                "allreduces_every_micro": every_micro.calls, "views": views}
+                "allreduces_every_micro": every_micro.calls, "views": views, "robust": robust}
     finally:
         D.teardown()
 
