@@ -38,7 +38,7 @@ def _config(ctx: RunContext, num_registers: int) -> RegistersConfig:
                         log_every=max(1, steps // 30), eval_every=max(1, steps // 5), seed=ctx.seed, progress=False,
                         amp=ctx.pick("off", "off", "bf16"))
     return RegistersConfig(num_registers=num_registers, n_train=ctx.pick(1000, 20000, 0),
-                           n_test=ctx.pick(500, 2000, 10000), embed_dim=ctx.pick(32, 64, 384),
+                           n_test=ctx.pick(500, 10000, 10000), embed_dim=ctx.pick(32, 64, 384),
                            depth=ctx.pick(2, 4, 12), num_heads=ctx.pick(2, 2, 6), max_shift=ctx.pick(0, 0, 2),
                            train=train)
 
