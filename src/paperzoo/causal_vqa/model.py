@@ -1,0 +1,57 @@
+"""A small stacked-attention VQA model in the spirit of SAAA ("Show, Ask, Attend, and Answer", Kazemi & Elqursh
+2017, arXiv 1704.03162), one of the baselines of Agarwal et al. (CVPR 2020, Sec. 5).
+
+CNN image grid (B, C, h, w) + LSTM question vector (B, D); attention logits from a 1x1-conv MLP on the grid
+concatenated with the tiled question, `glimpses` softmax maps over the h*w cells (Eq. 3-4 of SAAA); the attended
+features of every glimpse and the question go through an MLP classifier over the answer vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class SAAA(nn.Module):
+    def __init__(self, vocab_size: int, answers: int, dim: int = 64, glimpses: int = 2, word_dim: int = 32):
+        super().__init__()
+        self.cnn = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, H/2, W/2)
+            nn.Conv2d(32, dim, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, dim, H/4, W/4)
+            nn.Conv2d(dim, dim, 1), nn.ReLU(),
+        )
+        self.embed = nn.Embedding(vocab_size + 1, word_dim, padding_idx=0)
+        self.lstm = nn.LSTM(word_dim, dim, batch_first=True)
+        self.attend = nn.Sequential(nn.Conv2d(2 * dim, dim, 1), nn.ReLU(), nn.Conv2d(dim, glimpses, 1))
+        self.classify = nn.Sequential(nn.Linear(glimpses * dim + dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, answers))
+        self.glimpses = glimpses
+
+    def encode_question(self, questions: Tensor) -> Tensor:
+        lengths = (questions > 0).sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(questions), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)
+        return h[-1]  # (B, dim)
+
+    def attention(self, images: Tensor, questions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(grid features (B, dim, h*w), question (B, dim), attention weights (B, glimpses, h*w))."""
+        if images.dim() != 4 or questions.dim() != 2 or len(images) != len(questions):
+            raise ValueError(f"expected images (B, 3, H, W) and questions (B, L), got {tuple(images.shape)} and "
+                             f"{tuple(questions.shape)}")
+        grid = self.cnn(images)  # (B, dim, h, w)
+        q = self.encode_question(questions)  # (B, dim)
+        tiled = q[:, :, None, None].expand(-1, -1, *grid.shape[2:])  # (B, dim, h, w)
+        logits = self.attend(torch.cat([grid, tiled], 1)).flatten(2)  # (B, glimpses, h*w)
+        return grid.flatten(2), q, logits.softmax(-1)
+
+    def forward(self, images: Tensor, questions: Tensor) -> Tensor:
+        features, q, weights = self.attention(images, questions)
+        attended = torch.einsum("bgn,bdn->bgd", weights, features).flatten(1)  # (B, glimpses * dim)
+        return self.classify(torch.cat([attended, q], 1))  # (B, answers)
+
+
+def symmetric_kl(logits_a: Tensor, logits_b: Tensor) -> Tensor:
+    """KL(p_a || p_b) + KL(p_b || p_a) per row: the consistency penalty between original and IV-edited inputs."""
+    log_a, log_b = F.log_softmax(logits_a, -1), F.log_softmax(logits_b, -1)
+    return ((log_a.exp() - log_b.exp()) * (log_a - log_b)).sum(-1)

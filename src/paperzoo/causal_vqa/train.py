@@ -1,0 +1,135 @@
+"""Training the VQA model with the engine, plain or robustified by edited images (Agarwal et al., CVPR 2020,
+Sec. 6: the IV/CV-edited images are added to training as data augmentation; optionally a consistency loss ties the
+predictions on an original and its IV edit).
+
+Each training item carries the original example and, when one exists, one edit of it (a CV edit for a counting
+question that allows one, else an IV edit): (image, question, answer, edited image, edited answer, edit kind).
+Without augmentation the edit fields are ignored.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from paperzoo.causal_vqa.data import WORDS, Edit, Example, edits_of, make_examples, tensors
+from paperzoo.causal_vqa.metrics import Pair, flip_metrics
+from paperzoo.causal_vqa.model import SAAA, symmetric_kl
+from paperzoo.causal_vqa.questions import ANSWERS
+from paperzoo.engine.trainer import StepOutput, TrainConfig
+
+NO_EDIT, IV, CV = 0, 1, 2
+
+
+@dataclass
+class CausalVQAConfig:
+    train_examples: int = 4000
+    test_examples: int = 1000
+    image_size: int = 32
+    cue_bias: float = 0.9  # P(cue | yes) = P(no cue | no) in the training scenes; -1 = no correlation
+    augment: bool = False  # add the edited images to training (the paper's robustification)
+    consistency: float = 0.0  # weight of the symmetric KL between original and IV-edited predictions
+    max_area: float = 0.1  # the paper's rule: remove only objects covering <= 10% of the image
+    dim: int = 64
+    data_seed: int = 0
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500, batch_size=64, lr=2e-3,
+                                                                     schedule="cosine", log_every=50))
+
+
+def pick_edits(examples: list[Example], seed: int, max_area: float) -> dict[int, Edit]:
+    """One edit per example where possible: CV for counting questions that allow it, else IV."""
+    rng = random.Random(seed)
+    by_source: dict[int, dict[str, list[Edit]]] = {}
+    for kind in ("iv", "cv"):
+        for edit in edits_of(examples, kind, max_area):
+            by_source.setdefault(edit.source, {}).setdefault(kind, []).append(edit)
+    return {i: rng.choice(kinds.get("cv") or kinds["iv"]) for i, kinds in by_source.items()}
+
+
+def training_tensors(examples: list[Example], seed: int, max_area: float) -> TensorDataset:
+    original = tensors([e.scene for e in examples], [e.question for e in examples], [e.answer for e in examples])
+    chosen = pick_edits(examples, seed, max_area)
+    scenes = [chosen[i].scene if i in chosen else e.scene for i, e in enumerate(examples)]
+    answers = [chosen[i].answer if i in chosen else e.answer for i, e in enumerate(examples)]
+    edited = tensors(scenes, [e.question for e in examples], answers)
+    kinds = torch.tensor([{"iv": IV, "cv": CV}[chosen[i].kind] if i in chosen else NO_EDIT
+                          for i in range(len(examples))])
+    return TensorDataset(original.images, original.questions, original.answers, edited.images, edited.answers, kinds)
+
+
+class CausalVQAMethod:
+    """Method protocol for the engine: cross-entropy on the originals (+ edits, + consistency when asked)."""
+
+    def __init__(self, cfg: CausalVQAConfig):
+        self.cfg = cfg
+        bias = None if cfg.cue_bias < 0 else cfg.cue_bias
+        self.train_examples = make_examples(cfg.train_examples, cfg.data_seed, bias, cfg.image_size)
+        self.test_examples = make_examples(cfg.test_examples, cfg.data_seed + 10_000, None, cfg.image_size)
+        self._train = training_tensors(self.train_examples, cfg.data_seed, cfg.max_area)
+        self._test = tensors([e.scene for e in self.test_examples], [e.question for e in self.test_examples],
+                             [e.answer for e in self.test_examples])
+
+    def build_model(self) -> nn.Module:
+        return SAAA(len(WORDS), len(ANSWERS), self.cfg.dim)
+
+    def train_dataset(self):
+        return self._train
+
+    def training_step(self, model: nn.Module, batch) -> StepOutput:
+        images, questions, answers, edited_images, edited_answers, kinds = batch
+        if not self.cfg.augment:
+            logits = model(images, questions)
+            loss = F.cross_entropy(logits, answers)
+            return StepOutput(loss, {"acc": (logits.argmax(1) == answers).float().mean()})
+        logits = model(torch.cat([images, edited_images]), torch.cat([questions, questions]))  # (2B, answers)
+        original, edited = logits.chunk(2)
+        has_edit = (kinds != NO_EDIT).float()
+        loss = F.cross_entropy(original, answers) + \
+            (F.cross_entropy(edited, edited_answers, reduction="none") * has_edit).sum() / has_edit.sum().clamp(min=1)
+        if self.cfg.consistency > 0:
+            iv = (kinds == IV).float()
+            loss = loss + self.cfg.consistency * (symmetric_kl(original, edited) * iv).sum() / iv.sum().clamp(min=1)
+        return StepOutput(loss, {"acc": (original.argmax(1) == answers).float().mean()})
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        preds = predict(model, self._test.images, self._test.questions, device)
+        return {"test_acc": float((preds == self._test.answers).float().mean())}
+
+
+def predict(model: nn.Module, images: Tensor, questions: Tensor, device: torch.device | str = "cpu",
+            batch: int = 500) -> Tensor:
+    """Answer indices (n,)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat([model(images[i:i + batch].to(device), questions[i:i + batch].to(device)).argmax(1).cpu()
+                         for i in range(0, len(images), batch)])
+    model.train(was_training)
+    return out
+
+
+def edit_pairs(model: nn.Module, examples: list[Example], edits: list[Edit], device: torch.device | str = "cpu"
+               ) -> list[Pair]:
+    """Predictions on each edit and on its original, as metric pairs (the exact answer as ten agreeing humans)."""
+    if not edits:
+        return []
+    sources = sorted({e.source for e in edits})
+    original = tensors([examples[i].scene for i in sources], [examples[i].question for i in sources],
+                       [examples[i].answer for i in sources])
+    pred_original = dict(zip(sources, predict(model, original.images, original.questions, device).tolist()))
+    edited = tensors([e.scene for e in edits], [examples[e.source].question for e in edits], [e.answer for e in edits])
+    pred_edited = predict(model, edited.images, edited.questions, device).tolist()
+    return [Pair(ANSWERS[pred_original[e.source]], ANSWERS[p], [examples[e.source].answer] * 10, [e.answer] * 10)
+            for e, p in zip(edits, pred_edited)]
+
+
+def edit_metrics(model: nn.Module, examples: list[Example], kind: str, max_area: float = 0.1,
+                 device: torch.device | str = "cpu") -> tuple[dict, list[Edit], list[Pair]]:
+    edits = edits_of(examples, kind, max_area)
+    pairs = edit_pairs(model, examples, edits, device)
+    return flip_metrics(kind, pairs), edits, pairs
