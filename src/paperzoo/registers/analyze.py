@@ -88,7 +88,8 @@ def run(args) -> int:
     }
     values = {"weights": args.weights, "arch": args.arch, "registers": args.registers, "images": b,
               "image_names": ", ".join(names), **s.values}
-    (out / "analysis.json").write_text(json.dumps(values, indent=2, default=str) + "\n")
+    strict = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}  # valid JSON
+    (out / "analysis.json").write_text(json.dumps(strict, indent=2, default=str) + "\n")
     report = write_html(out / "report.html", f"analyze-vit: {Path(args.weights).name}", values, figs)
     print(f"{s.values['outlier_tokens']} high-norm tokens ({s.values['outlier_fraction']:.2%}) over {b} images")
     print(f"report: {report}")

@@ -71,11 +71,11 @@ def image_maps(path: Path, images: torch.Tensor, maps: dict[str, torch.Tensor], 
     for i in range(n):
         img = images[i].permute(1, 2, 0).numpy()
         img = img[..., 0] if img.shape[-1] == 1 else np.clip(img, 0, 1)
-        axes[i, 0].imshow(img, cmap="gray")
+        h, w = img.shape[:2]
+        axes[i, 0].imshow(img, cmap="gray", extent=(0, w, h, 0))
         axes[i, 0].set_title("image" if i == 0 else "")
         for j, (name, m) in enumerate(maps.items(), start=1):
-            h, w = img.shape[:2]
-            axes[i, j].imshow(img, cmap="gray")
+            axes[i, j].imshow(img, cmap="gray", extent=(0, w, h, 0))
             axes[i, j].imshow(m[i].float().numpy(), cmap="inferno", alpha=0.6, extent=(0, w, h, 0),
                               interpolation="nearest")
             axes[i, j].set_title(name if i == 0 else "", fontsize=8)
