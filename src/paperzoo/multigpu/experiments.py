@@ -22,6 +22,7 @@ from paperzoo import plotting
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
 from paperzoo.engine.distributed import derive_seed
+from paperzoo.engine.trainer import Trainer
 from paperzoo.multigpu.augment import augment
 from paperzoo.multigpu.launch import spawn_group
 from paperzoo.multigpu.memory import dp_memory_experiment
@@ -57,8 +58,6 @@ def _group(ctx: RunContext) -> tuple[dict, list[dict], float]:
 
 
 def _one_process(spec: dict, batch_size: int) -> np.ndarray:
-    from paperzoo.engine.trainer import Trainer
-
     return flat_parameters(Trainer(PlainMNIST(spec["hidden"]), sgd_config(spec, batch_size)).fit().model)
 
 
