@@ -58,10 +58,11 @@ def _run_frontier(ctx: RunContext) -> Measurement:
     dpo = {beta: pipe.points(pipe.dpo(beta)) for beta in pipe.scale.betas}
     rlhf = {beta: pipe.points(pipe.rlhf(beta)) for beta in pipe.scale.betas}
     sft = pipe.sft_point()
-    dpo_all = [p for ps in dpo.values() for p in ps] + [sft]
-    rl_all = [p for ps in rlhf.values() for p in ps] + [sft]
-    comparable = [k for k, _ in rl_all if k >= min(k for k, _ in dpo_all) and k > 0]
-    wins = [_envelope(dpo_all, k) >= _envelope(rl_all, k) for k in comparable]
+    dpo_points = [p for ps in dpo.values() for p in ps]
+    rl_points = [p for ps in rlhf.values() for p in ps]
+    low, high = min(k for k, _ in dpo_points), max(k for k, _ in dpo_points)
+    comparable = [k for k, _ in rl_points if low <= k <= high]
+    wins = [_envelope(dpo_points + [sft], k) >= _envelope(rl_points + [sft], k) for k in comparable]
 
     fig, ax = plotting.figure(6, 4)
     for name, runs, marker in (("DPO beta", dpo, "o"), ("RLHF kl_coef", rlhf, "s")):
@@ -147,8 +148,9 @@ CLAIMS = [
                   "dominates PPO's (controlled generation, Figure 2 left). Here: RLHF uses REINFORCE with a "
                   "leave-one-out baseline instead of PPO, on a tiny GPT and a vowel-count reward.",
         paper_reports="GPT-2 on IMDb with a sentiment reward: DPO's frontier above PPO's at every KL",
-        criterion="at >= 2/3 of the RLHF checkpoints whose KL lies in DPO's range (and at least 3 of them), the "
-                  "best DPO reward at that KL or less is >= the best RLHF reward at that KL or less",
+        criterion="at >= 2/3 of the RLHF checkpoints whose KL lies within the range of the DPO checkpoints' KLs (and "
+                  "at least 3 of them), the best reward of DPO at that KL or less is >= the best reward of RLHF at "
+                  "that KL or less (the SFT start counts for both)",
         run=_run_frontier,
         check=lambda m: m["comparable_points"] >= 3 and m["dpo_win_fraction"] >= 2 / 3,
     ),

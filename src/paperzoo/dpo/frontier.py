@@ -31,16 +31,17 @@ class Scale:
     rm_steps: int
     dpo_steps: int
     rl_steps: int
-    betas: tuple[float, ...]  # DPO's beta and the RL step's KL coefficient take the same values
+    betas: tuple[float, ...]  # one grid for DPO's beta and for the RL step's KL coefficient
     eval_prompts: int
     evals: int  # checkpoints evaluated per run
     device: str
 
 
 SCALES = {
-    "smoke": Scale(32, 1, 40, 128, 64, 20, 20, 10, (0.1, 0.5), 32, 1, "cpu"),
-    "quick": Scale(64, 2, 300, 1024, 256, 150, 150, 80, (0.05, 0.1, 0.5), 256, 3, "cpu"),
-    "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, 2000, (0.02, 0.05, 0.1, 0.2, 0.5, 1.0), 2000, 10, "auto"),
+    "smoke": Scale(32, 1, 40, 128, 64, 20, 20, 10, (0.1, 1.0), 32, 1, "cpu"),
+    "quick": Scale(64, 2, 250, 1024, 256, 150, 100, 60, (0.05, 0.2, 1.0, 5.0), 128, 2, "cpu"),
+    "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, 2000, (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), 2000, 10,
+                  "auto"),
 }
 
 
