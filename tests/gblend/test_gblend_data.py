@@ -62,9 +62,9 @@ def test_wav_parsing_ignores_the_streamed_length_field():
 def test_pca_degrade_keeps_everything_with_all_components():
     g = torch.Generator().manual_seed(0)
     train = torch.rand(50, 1, 4, 4, generator=g)
-    full = pca_degrade(train, train, 16)
+    (full,) = pca_degrade(train, [train], 16)
     torch.testing.assert_close(full, train, atol=1e-5, rtol=0)
-    two = pca_degrade(train, train, 2)
+    (two,) = pca_degrade(train, [train], 2)
     residual = (two - train).flatten(1)
     assert residual.norm() > 0  # information removed, and the reconstruction is its best rank-2 fit:
     centred = (train - train.mean(0)).flatten(1)

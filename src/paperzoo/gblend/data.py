@@ -120,14 +120,14 @@ def mix(clips: list[np.ndarray], rng: np.random.Generator, snr_db: tuple[float, 
     return out
 
 
-def pca_degrade(train: torch.Tensor, images: torch.Tensor, components: int) -> torch.Tensor:
-    """`images` (N, 1, 28, 28) projected onto the top `components` principal axes of `train` and mapped back."""
-    flat = train.flatten(1)  # (N_train, 784)
+def pca_degrade(train: torch.Tensor, images: list[torch.Tensor], components: int) -> list[torch.Tensor]:
+    """Each of `images` (N, 1, H, W) projected onto the top `components` principal axes of `train` and mapped
+    back."""
+    flat = train.flatten(1)  # (N_train, H * W)
     mean = flat.mean(0)
     _, _, vt = torch.linalg.svd(flat - mean, full_matrices=False)
-    basis = vt[:components]  # (k, 784)
-    coded = (images.flatten(1) - mean) @ basis.T  # (N, k)
-    return (coded @ basis + mean).reshape(images.shape)  # (N, 1, 28, 28)
+    basis = vt[:components]  # (k, H * W)
+    return [(((x.flatten(1) - mean) @ basis.T) @ basis + mean).reshape(x.shape) for x in images]  # (N, 1, H, W)
 
 
 def _cached_bank(cfg: AVDigitsConfig, progress: bool, cache: bool) -> dict[str, list[list[np.ndarray]]]:
@@ -180,7 +180,7 @@ def av_digits(cfg: AVDigitsConfig = AVDigitsConfig(), progress: bool = True, cac
     idx = {"train": order[n_val:], "val": order[:n_val]}
     images = {"train": mnist.train_x[idx["train"]], "val": mnist.train_x[idx["val"]], "test": mnist.test_x}
     labels = {"train": mnist.train_y[idx["train"]], "val": mnist.train_y[idx["val"]], "test": mnist.test_y}
-    images = {k: pca_degrade(images["train"], v, cfg.image_components) for k, v in images.items()}
+    images = dict(zip(images, pca_degrade(images["train"], list(images.values()), cfg.image_components)))
 
     path = cache_dir("gblend") / f"av-digits-{_cache_key({'v': 1, **asdict(cfg)})}.pt"
     if cache and path.exists():
