@@ -22,7 +22,7 @@ def test_claims_run_at_smoke(tmp_path: Path):
     naive = results[0].measured
     assert 0.1 < naive["naive_acc"] <= 1 and 0.1 < naive["image_acc"] <= 1
     weights = results[2].measured["weights_seed0"]
-    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    assert sum(weights.values()) == pytest.approx(1.0, abs=3e-3)  # rounded to 3 decimals
     assert all(Path(f).exists() for r in results for f in r.figures)
 
 
