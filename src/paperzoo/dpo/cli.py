@@ -14,6 +14,7 @@ from the starting model and ordered by the vowel-count reward), which needs the 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -126,13 +127,9 @@ def load_reward_model(path: str) -> RewardModel:
     if config.get("method") != "dpo_reward":
         raise ConfigError(f"reward_model={path} is not a checkpoint of a dpo_reward run")
     backbone, _ = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]))
-    model = RewardModel(backbone, _hidden_size(backbone))
+    model = RewardModel(backbone, backbone.config.hidden_size)
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     return model
-
-
-def _hidden_size(model) -> int:
-    return model.config.hidden_size
 
 
 def _offline_task(tokenizer) -> StyleTask:
@@ -169,7 +166,7 @@ def build_reward(cfg: RewardConfig) -> RewardTraining:
     model, tokenizer = load_lm(cfg.model, cfg.tiny)
     check_tokenizer(tokenizer)
     pairs = _pairs(cfg, model, tokenizer)
-    return RewardTraining(lambda: RewardModel(copy.deepcopy(model), _hidden_size(model)), pairs)
+    return RewardTraining(lambda: RewardModel(copy.deepcopy(model), model.config.hidden_size), pairs)
 
 
 def build_dpo(cfg: DPOConfig) -> DPO:
@@ -201,12 +198,15 @@ def build_rl(cfg: RLConfig) -> Reinforce:
 
 def read_preferences_prompts(path: str) -> list[str]:
     """The "prompt" field of every row of a JSONL file (other fields are not needed for RL)."""
-    import json
-
+    if not Path(path).is_file():
+        raise DataError(f"prompt file {path} does not exist")
     prompts = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
                 raise DataError(f"{path}:{number}: a row needs a string field 'prompt'")
             prompts.append(row["prompt"])

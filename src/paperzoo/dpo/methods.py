@@ -114,7 +114,10 @@ class DPO:
                  eval_pairs: PreferencePairs | None = None, beta: float = 0.1, loss_type: str = "sigmoid",
                  label_smoothing: float = 0.0, average_logps: bool = False, precompute_reference: bool = True,
                  device: str | torch.device = "cpu"):
-        dpo_loss(*torch.zeros(4, 1), beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)  # validate
+        try:  # the settings are checked before any work
+            dpo_loss(*torch.zeros(4, 1), beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.build_policy, self.reference = build_policy, freeze(reference)
         self.pairs, self.eval_pairs = pairs, eval_pairs
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
