@@ -1,0 +1,94 @@
+"""Model-Agnostic Meta-Learning (Finn, Abbeel, Levine, ICML 2017, arXiv 1703.03400), written functionally.
+
+For each task i, the inner loop adapts the parameters on the support set with a few gradient steps
+(Eq. 1: theta_i' = theta - alpha * grad L_support(theta)); the meta-objective is the query loss of the adapted
+parameters summed over tasks (Eq. 2-3, Algorithm 2). Second-order MAML differentiates through the inner gradient
+(a Hessian-vector product); first-order MAML (Sec. 5.2) treats the inner gradient as a constant. Meta-SGD
+(Li et al. 2017, arXiv 1707.09835, Eq. 3) learns one inner learning rate per parameter entry (`learn_inner_lr`).
+
+The inner loop uses `torch.func.grad` on `torch.func.functional_call`, and the tasks of a meta-batch run together
+under `torch.func.vmap` (one batched graph instead of a Python loop over tasks).
+
+Batch norm: the learner must use `EpisodeBatchNorm` (no running statistics). `bn="support"` (the default)
+normalises queries with the support set's statistics, so no query sees another; `bn="transductive"` normalises
+the query batch with its own statistics, as the original MAML code does (see networks.py).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from paperzoo.metalearning.networks import EpisodeBatchNorm
+
+BNMode = Literal["support", "transductive"]
+
+
+class MAML(nn.Module):
+    def __init__(self, learner: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,
+                 learn_inner_lr: bool = False, bn: BNMode = "support",
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+        super().__init__()
+        if list(learner.buffers()):
+            raise ValueError("MAML's learner must not keep running statistics (buffers); build it with "
+                             "EpisodeBatchNorm, e.g. ConvClassifier(..., episodic=True)")
+        if inner_steps < 0:
+            raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
+        if bn not in ("support", "transductive"):
+            raise ValueError(f"bn must be 'support' or 'transductive', got {bn!r}")
+        self.learner, self.loss = learner, loss
+        self.inner_steps, self.first_order, self.bn = inner_steps, first_order, bn
+        self.has_bn = any(isinstance(m, EpisodeBatchNorm) for m in learner.modules())
+        self.names = [name for name, _ in learner.named_parameters()]
+        if learn_inner_lr:
+            self.inner_lrs = nn.ParameterList(nn.Parameter(torch.full_like(p, inner_lr)) for p in learner.parameters())
+        else:
+            self.inner_lrs = None
+            self.inner_lr = inner_lr
+
+    def _lrs(self) -> dict[str, torch.Tensor | float]:
+        if self.inner_lrs is None:
+            return {name: self.inner_lr for name in self.names}
+        return dict(zip(self.names, self.inner_lrs))
+
+    def adapt(self, params: dict, lrs: dict, support_x: torch.Tensor, support_y: torch.Tensor,
+              steps: int) -> dict:
+        """Eq. 1 repeated `steps` times for one task: support_x (S, C, H, W), support_y (S,)."""
+
+        def support_loss(p):
+            return self.loss(functional_call(self.learner, p, (support_x,)), support_y)
+
+        for _ in range(steps):
+            grads = grad(support_loss)(params)
+            if self.first_order:
+                grads = {k: g.detach() for k, g in grads.items()}
+            params = {k: params[k] - lrs[k] * grads[k] for k in params}
+        return params
+
+    def _task_logits(self, params, lrs, steps, bn, support_x, support_y, query_x):
+        fast = self.adapt(params, lrs, support_x, support_y, steps)
+        if bn == "support" and self.has_bn:
+            s = support_x.shape[0]
+            out = functional_call(self.learner, fast, (torch.cat([support_x, query_x]),), {"n_stats": s})
+            return out[s:]  # (Q, N)
+        return functional_call(self.learner, fast, (query_x,))  # (Q, N): BN statistics of the query batch
+
+    def forward(self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor,
+                steps: int | None = None, bn: BNMode | None = None) -> torch.Tensor:
+        """support_x (T, S, ...), support_y (T, S, ...), query_x (T, Q, ...) -> adapted query outputs (T, Q, N).
+        `steps` and `bn` override the training choices (e.g. more inner steps at test time)."""
+        if support_x.dim() < 3 or query_x.dim() != support_x.dim() or support_y.shape[:2] != support_x.shape[:2]:
+            raise ValueError(f"expected support_x (T, S, ...), support_y (T, S, ...), query_x (T, Q, ...); got "
+                             f"{tuple(support_x.shape)}, {tuple(support_y.shape)}, {tuple(query_x.shape)}")
+        params = dict(self.learner.named_parameters())
+        lrs = self._lrs()
+        if not torch.is_grad_enabled():  # evaluation: adapt without building the meta-gradient graph
+            params = {k: v.detach() for k, v in params.items()}
+            lrs = {k: v.detach() if torch.is_tensor(v) else v for k, v in lrs.items()}
+        task = partial(self._task_logits, params, lrs, self.inner_steps if steps is None else steps, bn or self.bn)
+        return vmap(task)(support_x, support_y, query_x)

@@ -1,0 +1,145 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperzoo.metalearning import (MAML, Conv4, ConvClassifier, EpisodeBatchNorm, ProtoNet, linear_head_logits,
+                                   mean_ci95, nearest_neighbour_logits, protonet_logits, prototypes)
+
+
+def test_prototypes_and_logits_by_hand():
+    support = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]])  # two of class 0, one of class 1
+    labels = torch.tensor([0, 0, 1])
+    assert torch.equal(prototypes(support, labels, 2), torch.tensor([[1.0, 0.0], [0.0, 4.0]]))
+    query = torch.tensor([[1.0, 1.0]])
+    # squared distances: to (1, 0): 1; to (0, 4): 1 + 9 = 10
+    assert torch.equal(protonet_logits(support, labels, query, 2), torch.tensor([[-1.0, -10.0]]))
+    with pytest.raises(ValueError, match="at least one support example"):
+        prototypes(support, torch.tensor([0, 0, 0]), 2)
+
+
+def test_protonet_forward_batches_episodes():
+    torch.manual_seed(0)
+    net = ProtoNet(Conv4(1, 8)).eval()
+    sx, sy, qx = torch.rand(3, 10, 1, 28, 28), torch.arange(5).repeat(3, 2), torch.rand(3, 7, 1, 28, 28)
+    logits = net(sx, sy, qx)
+    assert logits.shape == (3, 7, 5)
+    alone = net(sx[1:2], sy[1:2], qx[1:2])
+    assert torch.allclose(logits[1:2], alone, atol=1e-4)
+
+
+def test_nearest_neighbour_and_ci_by_hand():
+    support = torch.tensor([[[0.0], [10.0], [3.0]]])  # classes 0, 0, 1
+    labels = torch.tensor([[0, 0, 1]])
+    logits = nearest_neighbour_logits(support, labels, torch.tensor([[[9.0], [4.0]]]), 2)
+    assert torch.equal(logits, torch.tensor([[[-1.0, -6.0], [-4.0, -1.0]]]))
+    mean, ci = mean_ci95([0.5, 1.0, 1.0, 0.5])
+    assert mean == 0.75 and ci == pytest.approx(1.96 * (1 / 12) ** 0.5 / 2)
+
+
+def test_linear_head_separates_separable_features():
+    torch.manual_seed(0)
+    centres = torch.eye(4) * 3
+    support = centres.repeat_interleave(2, 0)[None] + 0.1 * torch.randn(1, 8, 4)
+    labels = torch.arange(4).repeat_interleave(2)[None]
+    query = centres[None] + 0.1 * torch.randn(1, 4, 4)
+    assert torch.equal(linear_head_logits(support, labels, query, 4).argmax(-1), torch.arange(4)[None])
+
+
+def test_episode_batchnorm_statistics_from_support_rows():
+    bn = EpisodeBatchNorm(2)
+    x = torch.randn(6, 2, 3, 3)
+    out = bn(x, n_stats=4)
+    ref = x[:4]
+    mean, var = ref.mean((0, 2, 3), keepdim=True), ref.var((0, 2, 3), unbiased=False, keepdim=True)
+    assert torch.allclose(out, (x - mean) / torch.sqrt(var + 1e-5), atol=1e-5)
+    assert torch.allclose(bn(x), F.batch_norm(x, None, None, training=True), atol=1e-5)
+
+
+def _linear_task(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs, ys = torch.randn(1, 4, 1, generator=g), torch.randn(1, 4, 1, generator=g)
+    xq, yq = torch.randn(1, 3, 1, generator=g), torch.randn(1, 3, 1, generator=g)
+    return xs, ys, xq, yq
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_maml_meta_gradient_matches_hand_derivation(first_order):
+    """f(x) = w x, mean-squared error. Inner: w' = w - 2 alpha (w a - b), a = mean xs^2, b = mean xs ys.
+    Query loss gradient at w': 2 (w' c - d), c = mean xq^2, d = mean xq yq; chain factor dw'/dw = 1 - 2 alpha a
+    (second order) or 1 (first order)."""
+    xs, ys, xq, yq = _linear_task()
+    learner = nn.Linear(1, 1, bias=False)
+    w, alpha = 0.7, 0.1
+    learner.weight.data.fill_(w)
+    maml = MAML(learner, inner_lr=alpha, inner_steps=1, first_order=first_order, loss=F.mse_loss)
+    F.mse_loss(maml(xs, ys, xq), yq).backward()
+    a, b = (xs**2).mean(), (xs * ys).mean()
+    c, d = (xq**2).mean(), (xq * yq).mean()
+    w_fast = w - 2 * alpha * (w * a - b)
+    expected = 2 * (w_fast * c - d) * (1 if first_order else 1 - 2 * alpha * a)
+    assert learner.weight.grad.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_meta_sgd_learning_rate_gradient_by_hand():
+    xs, ys, xq, yq = _linear_task(1)
+    learner = nn.Linear(1, 1, bias=False)
+    learner.weight.data.fill_(-0.3)
+    maml = MAML(learner, inner_lr=0.2, learn_inner_lr=True, loss=F.mse_loss)
+    F.mse_loss(maml(xs, ys, xq), yq).backward()
+    a, b, c, d = (xs**2).mean(), (xs * ys).mean(), (xq**2).mean(), (xq * yq).mean()
+    g = 2 * (-0.3 * a - b)
+    w_fast = -0.3 - 0.2 * g
+    assert maml.inner_lrs[0].grad.item() == pytest.approx((2 * (w_fast * c - d) * -g).item(), rel=1e-5)
+
+
+def test_maml_two_steps_matches_finite_differences():
+    torch.manual_seed(0)
+    learner = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    maml = MAML(learner, inner_lr=0.3, inner_steps=2, loss=F.mse_loss)
+    xs, ys = torch.randn(2, 5, 2).double(), torch.randn(2, 5, 1).double()
+    xq, yq = torch.randn(2, 4, 2).double(), torch.randn(2, 4, 1).double()
+    loss = lambda: F.mse_loss(maml(xs, ys, xq), yq)  # noqa: E731
+    loss().backward()
+    p = learner[0].weight
+    analytic = p.grad[1, 0].item()
+    eps = 1e-6
+    with torch.no_grad():
+        p[1, 0] += eps
+        up = loss().item()
+        p[1, 0] -= 2 * eps
+        down = loss().item()
+    assert analytic == pytest.approx((up - down) / (2 * eps), rel=1e-5)
+
+
+def test_maml_support_bn_keeps_queries_independent():
+    torch.manual_seed(0)
+    maml = MAML(ConvClassifier(5, channels=4, episodic=True), inner_lr=0.1)
+    sx, sy, qx = torch.rand(1, 5, 1, 28, 28), torch.arange(5)[None], torch.rand(1, 6, 1, 28, 28)
+    changed = qx.clone()
+    changed[0, 5] = 1.0 - changed[0, 5]
+    with torch.no_grad():
+        for bn, independent in (("support", True), ("transductive", False)):
+            a, b = maml(sx, sy, qx, bn=bn), maml(sx, sy, changed, bn=bn)
+            assert torch.allclose(a[0, :5], b[0, :5], atol=1e-5) == independent
+
+
+def test_maml_batched_equals_one_task_at_a_time_and_grads_reach_all_parameters():
+    torch.manual_seed(0)
+    maml = MAML(ConvClassifier(5, channels=4, episodic=True), inner_lr=0.4)
+    sx, sy, qx = torch.rand(3, 5, 1, 28, 28), torch.arange(5).repeat(3, 1), torch.rand(3, 10, 1, 28, 28)
+    batched = maml(sx, sy, qx)
+    single = torch.cat([maml(sx[i:i + 1], sy[i:i + 1], qx[i:i + 1]) for i in range(3)])
+    assert torch.allclose(batched, single, atol=1e-5)
+    F.cross_entropy(batched.flatten(0, 1), torch.arange(5).repeat(6)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in maml.parameters())
+
+
+def test_maml_rejects_running_stats_and_bad_shapes():
+    with pytest.raises(ValueError, match="must not keep running statistics"):
+        MAML(ConvClassifier(5, channels=4))
+    maml = MAML(ConvClassifier(5, channels=4, episodic=True))
+    with pytest.raises(ValueError, match="expected support_x"):
+        maml(torch.rand(5, 1, 28, 28), torch.arange(5), torch.rand(5, 1, 28, 28))
+    with pytest.raises(ValueError, match="n_stats needs episodic=True"):
+        Conv4(1, 4)(torch.rand(2, 1, 28, 28), n_stats=1)
