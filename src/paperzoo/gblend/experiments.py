@@ -280,7 +280,7 @@ class OgmConfig(MultiModalConfig):
 
 TRAIN_METHODS = {
     "gblend_naive": TrainSpec("gblend_naive", "naive late fusion of AV-digits images + spoken digits "
-                                              "(model.fusion=mid, model.dropout=0.5 for the baselines)",
+                                              "(fusion=mid or dropout=0.5 for the baselines)",
                               NaiveConfig, MultiModalMethod),
     "gblend_unimodal": TrainSpec("gblend_unimodal", "one modality of AV-digits (modalities=audio for speech)",
                                  UnimodalConfig, MultiModalMethod),
