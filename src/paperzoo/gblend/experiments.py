@@ -65,7 +65,7 @@ def _run_all(ctx: RunContext) -> Runs:
         raise SkipClaim("the audio modality is spoken with espeak-ng: apt-get install espeak-ng")
     data_cfg = ctx.pick(smoke=AVDigitsConfig(utterances_per_digit=20), quick=AVDigitsConfig(), full=AVDigitsConfig())
     data = av_digits(data_cfg)
-    epochs = ctx.pick(smoke=3, quick=12, full=40)
+    epochs = ctx.pick(smoke=2, quick=12, full=40)
     seeds = ctx.pick(smoke=(ctx.seed,), quick=tuple(ctx.seed + i for i in range(3)),
                      full=tuple(ctx.seed + i for i in range(5)))
     runs = Runs(epochs, super_epoch=ctx.pick(smoke=1, quick=3, full=5))
