@@ -37,7 +37,8 @@ def _config(ctx: RunContext, num_registers: int) -> RegistersConfig:
                         weight_decay=0.05, schedule="cosine", warmup_steps=max(1, steps // 20), grad_clip=1.0,
                         log_every=max(1, steps // 30), eval_every=max(1, steps // 5), seed=ctx.seed, progress=False,
                         amp=ctx.pick("off", "off", "bf16"))
-    return RegistersConfig(num_registers=num_registers, n_train=ctx.pick(1000, 20000, 0),
+    return RegistersConfig(num_registers=num_registers, dataset=ctx.pick("mnist_5k", "auto", "auto"),
+                           n_train=ctx.pick(1000, 20000, 0),
                            n_test=ctx.pick(500, 10000, 10000), embed_dim=ctx.pick(32, 64, 384),
                            depth=ctx.pick(2, 4, 12), num_heads=ctx.pick(2, 2, 6), max_shift=ctx.pick(0, 0, 2),
                            train=train)
@@ -61,7 +62,9 @@ def _analyse(ctx: RunContext) -> dict:
     n = ctx.pick(200, 1000, 4000)
     method = runs[0][1]
     raw, labels = method.data.test_x[:n], method.data.test_y[:n]
-    studies = {f"{r} registers": study(model, m.normalize(raw), raw, labels, seed=ctx.seed)
+    probe_tokens = ctx.pick(400, 3000, 3000)
+    studies = {f"{r} registers": study(model, m.normalize(raw), raw, labels, max_probe_tokens=probe_tokens,
+                                       seed=ctx.seed)
                for r, (model, m, _) in runs.items()}
     return {"runs": runs, "studies": studies, "raw": raw, "dataset": method.data.name}
 
