@@ -58,7 +58,10 @@ def make_examples(n: int, seed: int, cue_bias: float | None = None, image_size: 
         if cue_bias is not None and answer in ("yes", "no"):
             p_cue = cue_bias if answer == "yes" else 1 - cue_bias
         if rng.random() < p_cue:
-            scene = add_cue(rng, scene)
+            with_cue = add_cue(rng, scene)
+            if with_cue is scene:  # no room for the cue: draw another example, so the correlation holds exactly
+                continue
+            scene = with_cue
         examples.append(Example(scene, question, answer))
     return examples
 

@@ -1,0 +1,120 @@
+"""Flip metrics on hand-made predictions where every category count is known, and the vqa-flips CLI."""
+
+import json
+
+import pytest
+
+from paperzoo.causal_vqa import Pair, flip_metrics, vqa_accuracy
+from paperzoo.cli import main
+from paperzoo.errors import UserError
+
+TEN_CATS = ["cat"] * 10
+
+
+def test_vqa_accuracy_rule():
+    assert vqa_accuracy("cat", ["cat"] * 2 + ["dog"] * 8) == pytest.approx(2 / 3)
+    assert vqa_accuracy("cat", ["cat"] * 3 + ["dog"] * 7) == 1.0
+    assert vqa_accuracy("cow", TEN_CATS) == 0.0
+
+
+def test_iv_categories_by_hand():
+    two = ["cat"] * 5 + ["kitten"] * 5  # two accepted answers: a flip can be right on both sides
+    pairs = [
+        Pair("dog", "cat", TEN_CATS, TEN_CATS),  # neg->pos
+        Pair("cat", "dog", TEN_CATS, TEN_CATS),  # pos->neg
+        Pair("cat", "kitten", two, two),  # pos->pos
+        Pair("dog", "cow", TEN_CATS, TEN_CATS),  # neg->neg
+        Pair("cat", "cat", TEN_CATS, TEN_CATS),  # same, right
+        Pair("cat", "cat", TEN_CATS, TEN_CATS),  # same, right
+        Pair("dog", "dog", TEN_CATS, TEN_CATS),  # same, wrong
+        Pair("dog", "dog", ["dog"] + ["cat"] * 9, ["dog"] + ["cat"] * 9),  # same, right (one match is enough)
+    ]
+    m = flip_metrics("iv", pairs)
+    expected = {"flipped": 4, "same": 4, "neg_to_pos": 1, "pos_to_neg": 1, "pos_to_pos": 1, "neg_to_neg": 1,
+                "same_right": 3, "same_wrong": 1}
+    for name, count in expected.items():
+        assert m[f"{name}_count"] == count, name
+        assert m[name] == pytest.approx(count / 8)
+    # VQA accuracy: originals 0,1,1,0,1,1,0,1/3 ; edited 1,0,1,0,1,1,0,1/3
+    assert m["accuracy_original"] == pytest.approx((4 + 1 / 3) / 8)
+    assert m["accuracy_edited"] == pytest.approx((4 + 1 / 3) / 8)
+
+
+def test_cv_consistency_and_non_numeric_exclusion():
+    three, two = ["3"] * 10, ["2"] * 10
+    pairs = [
+        Pair("3", "2", three, two),  # consistent, both right
+        Pair("4", "3", three, two),  # consistent (4 = 3 + 1), both wrong
+        Pair("3", "3", three, two),  # flip pos->neg
+        Pair("2", "2", three, two),  # flip neg->pos
+        Pair("3", "1", three, two),  # flip... original right, edited wrong: pos->neg
+        Pair("5", "1", three, two),  # flip neg->neg
+        Pair("3", "many", three, two),  # non-numeric edited: excluded, still in the denominator
+        Pair("yes", "2", three, two),  # non-numeric original: inconsistent, neg->pos
+    ]
+    m = flip_metrics("cv", pairs)
+    assert m["excluded_non_numeric_count"] == 1
+    assert m["same_count"] == 2 and m["consistency"] == pytest.approx(2 / 8)
+    assert m["flipped_count"] == 5 and m["flipped"] == pytest.approx(5 / 8)
+    assert (m["neg_to_pos_count"], m["pos_to_neg_count"], m["pos_to_pos_count"], m["neg_to_neg_count"]) == (2, 2, 0, 1)
+    assert (m["same_right_count"], m["same_wrong_count"]) == (1, 1)
+    assert m["accuracy_original"] == pytest.approx(4 / 8)  # exact match with the first answer
+    assert m["accuracy_edited"] == pytest.approx(3 / 8)
+
+
+def test_flip_metrics_errors():
+    with pytest.raises(UserError, match="kind must be 'iv' or 'cv'"):
+        flip_metrics("xv", [Pair("a", "a", ["a"], ["a"])])
+    with pytest.raises(UserError, match="no edited pairs"):
+        flip_metrics("iv", [])
+
+
+def _write(tmp_path, original, edited, annotations):
+    paths = {}
+    for name, data in {"orig": original, "edit": edited, "ann": annotations}.items():
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(data))
+    return paths
+
+
+def _ann(qid, answer, parent=None):
+    row = {"question_id": qid, "answers": [{"answer": answer}] * 10}
+    if parent is not None:
+        row["original_question_id"] = parent
+    return row
+
+
+def test_cli_on_small_files(tmp_path, capsys):
+    original = [{"question_id": 1, "answer": "yes"}, {"question_id": 2, "answer": "red"}]
+    edited = [{"question_id": 101, "answer": "no"}, {"question_id": 102, "answer": "yes"},
+              {"question_id": 201, "answer": "red"}]
+    annotations = {"annotations": [_ann(1, "yes"), _ann(2, "red"), _ann(101, "yes", 1), _ann(102, "yes", 1),
+                                   _ann(201, "red", 2)]}
+    p = _write(tmp_path, original, edited, annotations)
+    code = main(["vqa-flips", "--kind", "iv", "--original", str(p["orig"]), "--edited", str(p["edit"]),
+                 "--annotations", str(p["ann"]), "--json"])
+    assert code == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["pairs"] == 3 and m["flipped_count"] == 1 and m["pos_to_neg_count"] == 1 and m["same_right_count"] == 2
+    assert m["skipped"] == 0
+
+
+def test_cli_mismatched_ids_are_a_clear_error(tmp_path, capsys):
+    original = [{"question_id": 1, "answer": "2"}]
+    edited = [{"question_id": 101, "answer": "1"}, {"question_id": 999, "answer": "1"}]
+    annotations = {"annotations": [_ann(1, "2"), _ann(101, "1", 1)]}
+    p = _write(tmp_path, original, edited, annotations)
+    args = ["vqa-flips", "--kind", "cv", "--original", str(p["orig"]), "--edited", str(p["edit"]),
+            "--annotations", str(p["ann"])]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "1 edited result(s) did not match" in err and "1 matched" in err and "no original id" in err
+    assert main(args + ["--allow-unmatched"]) == 0
+    out = capsys.readouterr().out
+    assert "1 edited pairs matched, 1 skipped" in out and "consistency" in out
+    p["edit"].write_text(json.dumps([{"question_id": 999, "answer": "1"}]))
+    assert main(args) == 2
+    assert "no edited question matched" in capsys.readouterr().err
+    p["edit"].write_text(json.dumps({"not": "a list"}))
+    assert main(args) == 2
+    assert "VQA results format" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""Scenes, questions answered from the scene graph, exact edits, the model, and the claims at smoke preset."""
+
+import pytest
+import torch
+
+from paperzoo.causal_vqa import (ANSWERS, SAAA, Obj, Question, Scene, cv_candidates, edits_of, iv_candidates,
+                                 make_examples, render)
+from paperzoo.causal_vqa.data import WORDS, encode_question
+from paperzoo.causal_vqa.experiments import CLAIMS
+from paperzoo.causal_vqa.model import symmetric_kl
+from paperzoo.causal_vqa.scenes import area_fraction
+from paperzoo.causal_vqa.train import CausalVQAConfig, CausalVQAMethod
+from paperzoo.claims import RunContext, run_claim
+from paperzoo.engine.trainer import TrainConfig, Trainer
+from paperzoo.errors import UserError
+
+SCENE = Scene((Obj("circle", "red", "small", 6, 6), Obj("circle", "red", "large", 20, 6),
+               Obj("square", "blue", "small", 6, 22), Obj("cross", "gray", "large", 22, 22)), background_seed=7)
+
+
+def test_answers_from_hand_made_scene():
+    assert Question("count", color="red", shape="circle").answer(SCENE) == "2"
+    assert Question("count", shape="square").answer(SCENE) == "1"
+    assert Question("count", color="green").answer(SCENE) == "0"
+    assert Question("exists", color="blue", shape="square").answer(SCENE) == "yes"
+    assert Question("exists", color="red", shape="square").answer(SCENE) == "no"
+    assert Question("query_color", shape="square").answer(SCENE) == "blue"
+    assert Question("query_color", shape="circle").answer(SCENE) is None  # two circles: not unique
+    assert Question("query_shape", color="blue").answer(SCENE) == "square"
+    assert Question("compare", shape="circle", other_shape="square").answer(SCENE) == "yes"
+    assert Question("compare", shape="square", other_shape="triangle").answer(SCENE) == "yes"
+    assert Question("compare", shape="triangle", other_shape="circle").answer(SCENE) == "no"
+    with pytest.raises(UserError, match="unknown question kind"):
+        Question("why")
+
+
+def test_removal_is_exact_and_changes_only_that_object():
+    full, edited = render(SCENE), render(SCENE.without(2))
+    changed = (full != edited).any(0)  # (H, W)
+    ys, xs = changed.nonzero(as_tuple=True)
+    assert changed.any() and xs.min() >= 6 - 3 and xs.max() <= 6 + 3 and ys.min() >= 22 - 3 and ys.max() <= 22 + 3
+    alone = Scene(SCENE.objects[:2] + SCENE.objects[3:], background_seed=7)
+    assert torch.equal(edited, render(alone))  # identical to a scene drawn without it
+    with pytest.raises(UserError, match="out of range"):
+        SCENE.without(9)
+
+
+def test_iv_and_cv_edits_follow_the_rules():
+    q = Question("count", color="red", shape="circle")
+    assert iv_candidates(SCENE, q) == [2, 3]  # never a red object or a circle
+    assert cv_candidates(SCENE, q) == [0, 1]
+    assert [Question("count", color="red", shape="circle").answer(SCENE.without(i)) for i in (0, 1)] == ["1", "1"]
+    assert cv_candidates(SCENE, Question("exists", color="red", shape="circle")) == []
+    assert iv_candidates(SCENE, q, max_area=0.05) == [2]  # the large cross covers more than 5%
+    assert area_fraction(SCENE.objects[3], 32) > 0.05 > area_fraction(SCENE.objects[2], 32)
+    # a box that touches a question object is protected: a blue square right next to the red circle
+    crowded = Scene(SCENE.objects[:1] + (Obj("square", "blue", "small", 12, 6),), background_seed=1)
+    assert iv_candidates(crowded, Question("exists", color="red", shape="circle")) == []
+
+
+def test_generated_edits_never_remove_a_mentioned_object_and_keep_answers():
+    examples = make_examples(150, seed=3, cue_bias=0.9)
+    for edit in edits_of(examples, "iv"):
+        ex = examples[edit.source]
+        assert not ex.question.mentions(ex.scene.objects[edit.removed])
+        assert edit.answer == ex.answer and len(edit.scene.objects) == len(ex.scene.objects) - 1
+    cv = edits_of(examples, "cv")
+    assert cv and all(int(examples[e.source].answer) == int(e.answer) + 1 for e in cv)
+    assert make_examples(20, seed=3) == make_examples(20, seed=3)  # deterministic
+
+
+def test_cue_bias_correlates_with_yes():
+    examples = make_examples(1500, seed=0, cue_bias=0.9)
+    with_cue = lambda answer: [any(o.is_cue for o in e.scene.objects) for e in examples if e.answer == answer]  # noqa
+    yes, no = with_cue("yes"), with_cue("no")
+    assert sum(yes) / len(yes) > 0.8 and sum(no) / len(no) < 0.2
+
+
+def test_model_shapes_gradients_and_errors():
+    torch.manual_seed(0)
+    model = SAAA(len(WORDS), len(ANSWERS), dim=16)
+    images = torch.rand(3, 3, 32, 32)
+    questions = torch.stack([encode_question(Question("count", color="red")),
+                             encode_question(Question("exists", color="blue", shape="square")),
+                             encode_question(Question("compare", shape="circle", other_shape="square"))])
+    logits = model(images, questions)
+    assert logits.shape == (3, len(ANSWERS)) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    _, _, weights = model.attention(images, questions)
+    assert torch.allclose(weights.sum(-1), torch.ones(3, 2))
+    with pytest.raises(ValueError, match="expected images"):
+        model(images[:2], questions)
+    a, b = torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]])
+    p, q = a.softmax(-1), b.softmax(-1)
+    expected = (p * (p / q).log()).sum() + (q * (q / p).log()).sum()
+    assert float(symmetric_kl(a, b)) == pytest.approx(float(expected)) and float(symmetric_kl(a, a)) == 0.0
+
+
+def test_short_training_beats_majority_answer():
+    cfg = CausalVQAConfig(train_examples=600, test_examples=300, dim=32,
+                          train=TrainConfig(steps=120, batch_size=32, lr=3e-3, seed=0, progress=False))
+    method = CausalVQAMethod(cfg)
+    result = Trainer(method, cfg.train).fit()
+    answers = [e.answer for e in method.train_examples]
+    top = max(set(answers), key=answers.count)
+    majority = sum(e.answer == top for e in method.test_examples) / len(method.test_examples)
+    assert result.final["test_acc"] > majority + 0.05
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)
+def test_claims_run_at_smoke(claim, tmp_path):
+    result = run_claim(claim, RunContext("smoke", tmp_path, seed=0))
+    assert result.verdict in ("reproduced", "not_reproduced"), result.message
