@@ -1,0 +1,19 @@
+"""Batch normalization from the equations (Ioffe & Szegedy 2015, arXiv 1502.03167), drop-in for torch's."""
+
+from paperzoo.batchnorm.functional import BatchNormFunction, batch_norm
+from paperzoo.batchnorm.modules import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from paperzoo.batchnorm.study import Curve, mlp, optimiser_study, small_cnn, train_sgd
+
+__all__ = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNormFunction",
+    "Curve",
+    "GroupNorm",
+    "LayerNorm",
+    "batch_norm",
+    "mlp",
+    "optimiser_study",
+    "small_cnn",
+    "train_sgd",
+]

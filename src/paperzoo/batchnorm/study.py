@@ -1,0 +1,177 @@
+"""The small networks and training loops behind the batch-norm claims (Ioffe & Szegedy 2015, arXiv 1502.03167;
+CMU Intro to DL lecture notes on optimisation; Wu & He 2018, arXiv 1803.08494 for the small-batch limit).
+
+  mlp(norm=...)            Sec. 4.1's MNIST network: 3 fully connected hidden layers of 100 sigmoid units,
+                           optionally with batch norm before each nonlinearity
+  small_cnn(norm=...)      two 3x3 convolutions with BatchNorm2d or GroupNorm, for the batch-size study
+  optimiser_study(...)     full-batch GD, SGD (batch 1) and mini-batch SGD for the same number of epochs, with the
+                           full training loss logged against samples processed and wall time
+  train_sgd(...)           plain SGD for a number of steps, with a hook to record a hidden layer's input
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperzoo.batchnorm.modules import BatchNorm1d, BatchNorm2d, GroupNorm
+
+Norm = Literal["none", "batch", "group"]
+
+
+def mlp(inputs: int = 784, hidden: int = 100, layers: int = 3, classes: int = 10, norm: Norm = "none",
+        activation: Callable[[], nn.Module] = nn.Sigmoid) -> nn.Sequential:
+    """Linear -> [BN] -> nonlinearity, `layers` times, then a linear classifier; input (B, inputs)."""
+    blocks: list[nn.Module] = []
+    width = inputs
+    for _ in range(layers):
+        blocks.append(nn.Linear(width, hidden, bias=norm == "none"))  # BN's beta replaces the bias (Sec. 3.2)
+        if norm == "batch":
+            blocks.append(BatchNorm1d(hidden))
+        blocks.append(activation())
+        width = hidden
+    blocks.append(nn.Linear(width, classes))
+    return nn.Sequential(nn.Flatten(), *blocks)
+
+
+def small_cnn(norm: Norm = "batch", channels: tuple[int, int] = (16, 32), groups: int = 8,
+              classes: int = 10) -> nn.Sequential:
+    """(B, 1, H, W) -> conv3x3 -> norm -> ReLU -> pool, twice, -> global average -> linear."""
+    def normalise(c: int) -> nn.Module:
+        if norm == "batch":
+            return BatchNorm2d(c)
+        if norm == "group":
+            return GroupNorm(min(groups, c), c)
+        return nn.Identity()
+
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1, bias=norm == "none"), normalise(c1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1, bias=norm == "none"), normalise(c2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c2, classes),  # (B, classes)
+    )
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss = correct = 0.0
+    for i in range(0, len(x), batch):
+        logits = model(x[i:i + batch])
+        loss += F.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i:i + batch]).sum().item()
+    model.train(was_training)
+    return loss / len(x), correct / len(x)
+
+
+@dataclass
+class Curve:
+    """Full-training-set loss logged along a run."""
+
+    samples: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+
+    def samples_to_reach(self, target: float) -> float:
+        """Samples processed when the loss first reached `target` (inf if never)."""
+        return next((s for s, v in zip(self.samples, self.loss) if v <= target), float("inf"))
+
+    def noise(self) -> float:
+        """Roughness: std of the step-to-step changes of the logged loss over the second half of the run."""
+        half = torch.tensor(self.loss[len(self.loss) // 2:])
+        return half.diff().std().item() if len(half) > 2 else 0.0
+
+
+def optimiser_study(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, batch_sizes: dict[str, int],
+                    epochs: int, lr: float, log_every: int, seed: int = 0) -> dict[str, Curve]:
+    """Train one fresh copy of `build()` (same initial weights) per named batch size with plain SGD for `epochs`
+    passes over (x, y); log the full training loss every `log_every` samples (and after each full-batch step).
+    Wall time excludes the logging."""
+    curves = {}
+    for name, batch in batch_sizes.items():
+        if not 1 <= batch <= len(x):
+            raise ValueError(f"batch size for {name!r} must be in [1, {len(x)}], got {batch}")
+        torch.manual_seed(seed)
+        model = build()
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        curve, seen, elapsed, next_log = Curve(), 0, 0.0, 0
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=generator)
+            for i in range(0, len(x), batch):
+                if seen >= next_log:
+                    curve.samples.append(seen)
+                    curve.seconds.append(elapsed)
+                    curve.loss.append(evaluate(model, x, y)[0])
+                    next_log += log_every
+                started = time.perf_counter()
+                idx = order[i:i + batch]
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x[idx]), y[idx]).backward()
+                optimizer.step()
+                elapsed += time.perf_counter() - started
+                seen += len(idx)
+        curve.samples.append(seen)
+        curve.seconds.append(elapsed)
+        curve.loss.append(evaluate(model, x, y)[0])
+        curves[name] = curve
+    return curves
+
+
+@dataclass
+class Run:
+    model: nn.Module
+    steps: list[int]
+    test_acc: list[float]
+    train_loss: list[float]
+    probe: list[torch.Tensor]  # recorded hidden-layer inputs (probe batch, features), one per evaluation
+
+
+def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+              steps: int, batch: int, lr: float, eval_every: int, seed: int = 0, momentum: float = 0.0,
+              probe_layer: nn.Module | None = None, probe_x: torch.Tensor | None = None) -> Run:
+    """SGD on shuffled mini-batches; every `eval_every` steps the test accuracy and, with `probe_layer`, that
+    layer's input on the fixed `probe_x` batch as training sees it (train mode, batch statistics; the running
+    statistics are restored afterwards)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    generator = torch.Generator().manual_seed(seed)
+    run = Run(model, [], [], [], [])
+    recorded: list[torch.Tensor] = []
+    handle = probe_layer.register_forward_hook(lambda m, inputs, out: recorded.append(inputs[0].detach())) \
+        if probe_layer is not None else None
+
+    def log(step: int, loss: float) -> None:
+        recorded.clear()
+        run.steps.append(step)
+        run.train_loss.append(loss)
+        run.test_acc.append(evaluate(model, test_x, test_y)[1])
+        if handle is not None:
+            buffers = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith(("weight", "bias"))}
+            with torch.no_grad():
+                model(probe_x)
+            model.load_state_dict(buffers, strict=False)
+            run.probe.append(recorded[-1])
+
+    order, position = torch.randperm(len(x), generator=generator), 0
+    log(0, float("nan"))
+    for step in range(1, steps + 1):
+        if position + batch > len(x):
+            order, position = torch.randperm(len(x), generator=generator), 0
+        idx = order[position:position + batch]
+        position += batch
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        optimizer.step()
+        if step % eval_every == 0 or step == steps:
+            log(step, loss.item() if torch.isfinite(loss) else float("inf"))
+    if handle is not None:
+        handle.remove()
+    return run
