@@ -1,6 +1,6 @@
 """The Gradient-Blending loss: L_blend = sum_k w_k L_k, one cross-entropy term per head k.
 
-Wang, Tran, Feiszli, CVPR 2020, arXiv 1905.12681, Eq. (3)-(4) (section 3.3). Naive joint training is the special
+Wang, Tran, Feiszli, CVPR 2020, arXiv 1905.12681, section 3.3. Naive joint training is the special
 case w = {"fused": 1}; a unimodal model is w = {modality: 1}.
 """
 

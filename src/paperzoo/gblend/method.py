@@ -1,7 +1,7 @@
 """Multi-modal training strategies as engine methods: unimodal, naive joint, dropout, mid fusion, offline and
 online Gradient-Blending, and OGM-GE.
 
-Wang, Tran, Feiszli, CVPR 2020, arXiv 1905.12681, section 3.3 and Algorithm 1. One `MultiModalMethod` trains a
+Wang, Tran, Feiszli, CVPR 2020, arXiv 1905.12681, section 3.3. One `MultiModalMethod` trains a
 `MultiModalNet` with the blended loss sum_k w_k L_k (`blended_loss`); what differs between strategies is only the
 network options and where the weights come from:
 

@@ -9,7 +9,7 @@ taken from the training data and standing in for the true loss L*:
   dO   = O_{N+n} - O_N                      overfitting gained between N and N+n
   OGR  = |dO / dG|
 
-Gradient-Blending (Proposition 1 and its estimate): the loss is sum_k w_k L_k over the heads k (each unimodal
+Gradient-Blending (section 3.3, the optimal blend and its estimate from dG and dO): the loss is sum_k w_k L_k over the heads k (each unimodal
 head and the fused head), with w*_k proportional to dG_k / dO_k^2, each head's dG/dO measured on its own loss.
 
 Our rules, where the paper leaves them open:
