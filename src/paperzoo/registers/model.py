@@ -11,7 +11,6 @@ Parameter names and shapes equal those of the official `dinov2_vit{s,b,l,g}14[_r
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
