@@ -1,0 +1,113 @@
+"""BatchNorm1d/2d against torch's, the hand-written backward, state dicts, and the error cases."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from paperzoo.batchnorm import BatchNorm1d, BatchNorm2d, BatchNormFunction, batch_norm
+
+CASES = list(itertools.product((0.1, None, 0.0), (True, False), (True, False),
+                               ((BatchNorm1d, torch.nn.BatchNorm1d, (8, 3)),
+                                (BatchNorm1d, torch.nn.BatchNorm1d, (4, 3, 6)),
+                                (BatchNorm2d, torch.nn.BatchNorm2d, (4, 3, 5, 5)))))
+
+
+@pytest.mark.parametrize("momentum,affine,track,kinds", CASES)
+@pytest.mark.parametrize("backward", ["autograd", "manual"])
+def test_matches_torch_over_training_then_eval(momentum, affine, track, kinds, backward):
+    ours_cls, torch_cls, shape = kinds
+    torch.manual_seed(0)
+    ours = ours_cls(3, momentum=momentum, affine=affine, track_running_stats=track, backward=backward)
+    ref = torch_cls(3, momentum=momentum, affine=affine, track_running_stats=track)
+    if affine:
+        with torch.no_grad():
+            for m in (ours, ref):
+                m.weight.copy_(torch.tensor([0.5, 1.5, -2.0]))
+                m.bias.copy_(torch.tensor([0.1, -0.3, 1.0]))
+    for step in range(6):
+        x = (torch.randn(*shape) * (step + 1) + step).requires_grad_()
+        x_ref = x.detach().clone().requires_grad_()
+        g = torch.randn(*shape)
+        y, y_ref = ours(x), ref(x_ref)
+        assert torch.allclose(y, y_ref, atol=1e-5)
+        y.backward(g)
+        y_ref.backward(g)
+        assert torch.allclose(x.grad, x_ref.grad, atol=1e-5)
+        if affine:
+            assert torch.allclose(ours.weight.grad, ref.weight.grad, atol=1e-4)
+            assert torch.allclose(ours.bias.grad, ref.bias.grad, atol=1e-4)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    for key, value in ref.state_dict().items():
+        assert torch.allclose(ours.state_dict()[key].double(), value.double(), atol=1e-5), key
+    ours.eval(), ref.eval()
+    x = torch.randn(*shape)
+    assert torch.allclose(ours(x), ref(x), atol=1e-5)
+
+
+def test_running_variance_is_unbiased_and_counted_by_hand():
+    bn = BatchNorm1d(1, momentum=None)
+    batches = [torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [4.0]])]
+    for x in batches:
+        bn(x)
+    assert bn.num_batches_tracked.item() == 2
+    # cumulative average of the batch means (2, 2) and of the unbiased variances (2, 8)
+    assert bn.running_mean.item() == pytest.approx(2.0)
+    assert bn.running_var.item() == pytest.approx(5.0)
+
+
+def test_normalised_output_by_hand():
+    y = BatchNorm1d(1, affine=False, eps=0.0)(torch.tensor([[1.0], [3.0]]))
+    assert torch.allclose(y, torch.tensor([[-1.0], [1.0]]))  # mean 2, biased std 1
+
+
+def test_functional_matches_torch_functional():
+    torch.manual_seed(0)
+    x, w, b = torch.randn(6, 4, 3), torch.randn(4), torch.randn(4)
+    rm, rv, rm2, rv2 = torch.zeros(4), torch.ones(4), torch.zeros(4), torch.ones(4)
+    assert torch.allclose(batch_norm(x, rm, rv, w, b, True, 0.3), F.batch_norm(x, rm2, rv2, w, b, True, 0.3),
+                          atol=1e-5)
+    assert torch.allclose(rm, rm2) and torch.allclose(rv, rv2)
+    assert torch.allclose(batch_norm(x, rm, rv, w, b), F.batch_norm(x, rm2, rv2, w, b), atol=1e-5)
+
+
+def test_gradcheck_hand_written_backward():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 2, 2, dtype=torch.double, requires_grad=True)
+    w = torch.randn(3, dtype=torch.double, requires_grad=True)
+    b = torch.randn(3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w, b: BatchNormFunction.apply(x, w, b, 1e-5)[0], (x, w, b))
+    x2 = torch.randn(5, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: BatchNormFunction.apply(x, None, None, 1e-5)[0], (x2,))
+
+
+def test_state_dict_round_trip_with_torch():
+    torch.manual_seed(0)
+    ref = torch.nn.BatchNorm2d(3)
+    for _ in range(3):
+        ref(torch.randn(4, 3, 2, 2) + 2)
+    with torch.no_grad():
+        ref.weight.mul_(3)
+    ours = BatchNorm2d(3)
+    ours.load_state_dict(ref.state_dict())
+    back = torch.nn.BatchNorm2d(3)
+    back.load_state_dict(ours.state_dict())
+    ours.eval(), back.eval(), ref.eval()
+    x = torch.randn(2, 3, 2, 2)
+    assert torch.allclose(ours(x), ref(x), atol=1e-6) and torch.allclose(back(x), ref(x), atol=1e-6)
+    assert back.num_batches_tracked.item() == 3
+
+
+def test_error_cases():
+    bn = BatchNorm1d(3)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        bn(torch.randn(1, 3))
+    bn.eval()
+    assert bn(torch.randn(1, 3)).shape == (1, 3)  # running statistics: a single example is fine
+    with pytest.raises(ValueError, match="expected 3 channels"):
+        bn(torch.randn(4, 5))
+    with pytest.raises(ValueError, match="BatchNorm2d expects a 4D input"):
+        BatchNorm2d(3)(torch.randn(4, 3))
+    with pytest.raises(ValueError, match="backward must be"):
+        BatchNorm2d(3, backward="fast")
