@@ -54,8 +54,10 @@ class MultiModalConfig:
     dim: int = 64
     train_eval_size: int = 800  # training examples used to measure L^T at each checkpoint
     data: AVDigitsConfig = field(default_factory=AVDigitsConfig)
+    # heads with weight 0 get no gradient, which DDP must be told about (find_unused_parameters)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=128, lr=1e-3,
-                                                                     log_every=25, eval_every=25))
+                                                                     log_every=25, eval_every=25,
+                                                                     find_unused_parameters=True))
 
 
 @dataclass
