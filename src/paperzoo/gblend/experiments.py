@@ -184,7 +184,8 @@ def _run_fix(ctx: RunContext, variant: str) -> Measurement:
         series = {k: ([p.epoch for p in history], [p.weights[k] for p in history]) for k in (*MODALITIES, FUSED)}
         figures.append(plotting.curves(ctx.figure_path("online_weights.png"), series, "epoch", "blending weight",
                                        "online G-Blend weights (seed 0)"))
-        values["final_weights_seed0"] = {k: round(v, 3) for k, v in history[-1].weights.items()}
+        # the weights in force during the last epoch (the estimate at the final checkpoint is never used)
+        values["last_epoch_weights_seed0"] = {k: round(v, 3) for k, v in history[-2].weights.items()}
     return Measurement(values, figures)
 
 
