@@ -80,16 +80,16 @@ def _run_frontier(ctx: RunContext) -> Measurement:
                         "dpo_win_fraction": round(sum(wins) / max(1, len(wins)), 3)}, [path])
 
 
-@torch.no_grad()
 def _run_implicit_reward(ctx: RunContext) -> Measurement:
     pipe = _pipeline(ctx)
     _, test, true_rewards = pipe.pairs
     policy, reference, reward_model = pipe.dpo(BETA).model, pipe.reference(), pipe.reward_model
     batch = test[:]
-    policy_c, policy_r = pair_logps(policy, batch)
-    ref_c, ref_r = pair_logps(reference, batch)
+    with torch.no_grad():
+        policy_c, policy_r = pair_logps(policy, batch)
+        ref_c, ref_r = pair_logps(reference, batch)
+        explicit = torch.sub(*pair_rewards(reward_model, batch))
     implicit = BETA * (policy_c - ref_c) - BETA * (policy_r - ref_r)  # r_hat(chosen) - r_hat(rejected)
-    explicit = torch.sub(*pair_rewards(reward_model, batch))
     truth = true_rewards[:, 0] - true_rewards[:, 1]
     untied = truth != 0
 
