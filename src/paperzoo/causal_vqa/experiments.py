@@ -24,9 +24,9 @@ TRAIN_METHODS = {"causal_vqa": TrainSpec("causal_vqa", "SAAA-style VQA on genera
 
 
 def _config(ctx: RunContext, seed: int, augment: bool) -> CausalVQAConfig:
-    steps = ctx.pick(30, 800, 6000)
+    steps = ctx.pick(20, 500, 6000)
     return CausalVQAConfig(
-        train_examples=ctx.pick(300, 3000, 30_000), test_examples=ctx.pick(200, 800, 5000), augment=augment,
+        train_examples=ctx.pick(200, 2500, 30_000), test_examples=ctx.pick(100, 600, 5000), augment=augment,
         train=TrainConfig(steps=steps, batch_size=64, lr=3e-3, schedule="cosine", log_every=50, seed=seed,
                           progress=False))
 
