@@ -14,7 +14,7 @@ import statistics
 from paperzoo.multigpu.launch import spawn_group
 from paperzoo.multigpu.workers import benchmark_worker
 
-STEPS, BATCH, ROUNDS, HIDDEN = 200, 64, 3, 256
+STEPS, BATCH, ROUNDS, HIDDEN = 200, 64, 5, 256
 
 
 def main() -> None:
@@ -24,11 +24,12 @@ def main() -> None:
     ranks = spawn_group(benchmark_worker, world_size=2, args=(STEPS, BATCH, ROUNDS, HIDDEN), timeout_s=1200)
     hand = max(statistics.median(r["hand"]) for r in ranks)  # the slowest rank sets the pace
     engine = max(statistics.median(r["engine"]) for r in ranks)
+    best = max(min(r["engine"]) for r in ranks) / max(min(r["hand"]) for r in ranks)  # least disturbed rounds
     print(f"multigpu_ddp_scaling: 1 process {BATCH / one:.0f} samples/s; 2 DDP processes (gloo) "
           f"{2 * BATCH / engine:.0f} samples/s (x{one * 2 / engine:.2f}; one thread per process, {os.cpu_count()} CPU cores)")
     print(f"multigpu_ddp_scaling: hand-written DDP loop {hand * 1e3:.2f} ms/step, engine {engine * 1e3:.2f} ms/step, "
-          f"ratio {engine / hand:.3f}x (goal <= 1.03x; {ROUNDS} interleaved rounds of {STEPS} steps, batch {BATCH} "
-          "per rank)")
+          f"ratio {engine / hand:.3f}x of medians, {best:.3f}x of the fastest rounds (goal <= 1.03x; {ROUNDS} "
+          f"interleaved rounds of {STEPS} steps, batch {BATCH} per rank)")
 
 
 if __name__ == "__main__":
