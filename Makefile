@@ -24,7 +24,8 @@ setup: $(VENV)/.installed
 
 setup-dev: $(VENV)/.installed-dev
 
-# Optional real data from Debian packages (fonts for the glyph set, Fashion-MNIST); best effort, needs root.
+# Optional real data from Debian packages (fonts for the glyph set, Fashion-MNIST, espeak-ng voices);
+# best effort, needs root.
 data:
 	@bash scripts/install-system-data.sh
 
@@ -33,7 +34,8 @@ demo: setup-dev
 	$(BIN)/paperzoo reproduce --preset $(PRESET)
 
 test: setup-dev
-	$(BIN)/python -m pytest -q
+	-@bash scripts/install-system-data.sh
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: setup-dev
 	$(BIN)/paperzoo bench

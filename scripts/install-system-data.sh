@@ -2,7 +2,7 @@
 # Real data that Debian packages carry (see DATA.md): fonts for the glyph set, Fashion-MNIST.
 # Best effort: without root or apt-get, paperzoo falls back to the data that ships in Python wheels.
 set -u
-pkgs="fonts-noto-core fonts-unifont dataset-fashion-mnist"
+pkgs="fonts-noto-core fonts-unifont dataset-fashion-mnist espeak-ng"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 [ -z "$missing" ] && exit 0
