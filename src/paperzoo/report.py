@@ -73,8 +73,8 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;
 padding:0 1em}
 h1{margin-bottom:.2em} .summary span{display:inline-block;padding:.25em .7em;margin-right:.4em;border-radius:1em}
-table{border-collapse:collapse;width:100%;font-size:14px;margin:1em 0}
-th,td{border:1px solid #ccc;padding:.4em .6em;vertical-align:top;text-align:left} th{background:#f4f4f4}
+table{border-collapse:collapse;width:100%;font-size:13px;margin:1em 0;table-layout:fixed}
+th,td{border:1px solid #ccc;padding:.4em .6em;vertical-align:top;text-align:left;overflow-wrap:anywhere} th{background:#f4f4f4}
 td.verdict{font-weight:bold;white-space:nowrap} .claim{border:1px solid #ddd;border-radius:8px;padding:.8em 1.2em;
 margin:1.2em 0} .claim h3{margin:.2em 0} .figs img{max-width:48%;margin:.3em;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px} .meta{color:#666;font-size:13px}
@@ -130,5 +130,7 @@ def _html(results: list[ClaimResult], out_dir: Path, preset: str, seed: int, cou
             f"<p class=meta>preset <b>{e(preset)}</b>, seed {seed}; torch {e(env['torch'])}, python {e(env['python'])}"
             f", CUDA {'yes' if env['cuda'] else 'no'}; {sum(r.seconds for r in results):.0f} s in all</p>"
             f"<p class=summary>{badges}</p>"
-            f"<table><tr><th>claim</th><th>verdict</th><th>paper reports</th><th>measured</th><th>criterion</th>"
+            f"<table><colgroup><col style='width:27%'><col style='width:9%'><col style='width:17%'>"
+            f"<col style='width:25%'><col style='width:18%'><col style='width:4%'></colgroup>"
+            f"<tr><th>claim</th><th>verdict</th><th>paper reports</th><th>measured</th><th>criterion</th>"
             f"<th>s</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>\n")
