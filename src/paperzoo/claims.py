@@ -38,6 +38,7 @@ class RunContext:
     out_dir: Path
     seed: int = 0
     memo: dict = field(default_factory=dict)
+    progress: bool = False  # show training progress bars (reproduce's --no-progress turns them off)
 
     def pick(self, smoke: Any, quick: Any, full: Any) -> Any:
         return {"smoke": smoke, "quick": quick, "full": full}[self.preset]
@@ -146,7 +147,8 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
             memo: dict = {}
             for claim in claims:
                 bar.set_postfix_str(claim.id)
-                ctx = RunContext(preset=preset, out_dir=out_dir / "figures" / claim.id, seed=seed, memo=memo)
+                ctx = RunContext(preset=preset, out_dir=out_dir / "figures" / claim.id, seed=seed, memo=memo,
+                                 progress=progress)
                 results.append(run_claim(claim, ctx))
                 bar.write(f"{results[-1].verdict:>15}  {claim.id}  ({results[-1].seconds:.0f} s)")
                 bar.update(1)

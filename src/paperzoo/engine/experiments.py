@@ -78,7 +78,7 @@ TRAIN_METHODS = {"sanity_cnn": TrainSpec("sanity_cnn", "small CNN on the 5,000 r
 def _run_sanity(ctx: RunContext) -> Measurement:
     steps = 900  # every preset: the claim is about this budget
     cfg = SanityConfig(train=TrainConfig(steps=steps, batch_size=64, lr=2e-3, schedule="cosine", log_every=10,
-                                         eval_every=max(1, steps // 5), seed=ctx.seed, progress=False))
+                                         eval_every=max(1, steps // 5), seed=ctx.seed, progress=ctx.progress))
     method = SanityCNN(cfg)
     started = time.process_time()  # CPU time of this process: the claim's budget, robust to a busy machine
     result = Trainer(method, cfg.train).fit()
