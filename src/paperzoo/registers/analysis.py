@@ -6,7 +6,7 @@ Sec. 2), for our ViT and for any ViT whose blocks can be hooked.
   otsu_threshold             ~3x the bulk of DINOv2 ViT-g's norms), or Otsu's split of the bimodal log-norm histogram
   outlier_fraction_by_layer, first_outlier_layer   where outliers appear (Fig. 4a)
   neighbor_cosine          cosine of each patch to its 4 neighbours after the patch embedding (Fig. 5a)
-  probe_accuracy, probe_mse   linear probes: position / class (logistic regression), pixels (ridge) (Table 1, Fig. 5b)
+  probe_accuracy, probe_mse   linear probes (from paperzoo.engine.probes): position / class, pixels (Table 1, Fig. 5b)
   patch_pixels, patch_positions   the probe targets
   cls_attention_maps, attention_mass   last-layer [CLS] attention over patches, prefix tokens dropped (Fig. 2, 9)
 Norms are measured before the final LayerNorm, as in the paper.
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
+
+from paperzoo.engine.probes import probe_accuracy, probe_mse  # noqa: F401  (part of this toolkit)
 
 
 def block_outputs(model: nn.Module, x: torch.Tensor, blocks: list[nn.Module] | None = None) -> list[torch.Tensor]:
@@ -112,41 +113,6 @@ def patch_pixels(images: torch.Tensor, patch_size: int) -> torch.Tensor:
 def patch_positions(batch: int, grid: tuple[int, int]) -> torch.Tensor:
     """(B, N) index of each patch in the row-major grid: the position probe's classes."""
     return torch.arange(grid[0] * grid[1]).expand(batch, -1)
-
-
-def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean, std = train.mean(0), train.std(0) + 1e-6
-    return (train - mean) / std, (test - mean) / std
-
-
-def probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                   c: float = 1.0, max_iter: int = 300) -> float:
-    """Test accuracy of a multinomial logistic regression on standardised features (a linear probe)."""
-    from sklearn.linear_model import LogisticRegression
-
-    if len(train_x) < 2 or len(test_x) < 1:
-        raise ValueError(f"a probe needs >= 2 training and >= 1 test examples, got {len(train_x)} and {len(test_x)}")
-    classes = train_y.unique()
-    if len(classes) == 1:  # one class seen in training (e.g. all outliers at one position): always predicted
-        return float((test_y == classes[0]).float().mean())
-    xtr, xte = _standardize(train_x.double().numpy(), test_x.double().numpy())
-    clf = LogisticRegression(C=c, max_iter=max_iter)
-    clf.fit(xtr, train_y.numpy())
-    return float((clf.predict(xte) == test_y.numpy()).mean())
-
-
-def probe_mse(train_x: torch.Tensor, train_t: torch.Tensor, test_x: torch.Tensor, test_t: torch.Tensor,
-              alpha: float = 1.0) -> float:
-    """Test mean squared error of a ridge regression (closed form) from tokens to targets (e.g. patch pixels)."""
-    if len(train_x) < 2 or len(test_x) < 1:
-        raise ValueError(f"a probe needs >= 2 training and >= 1 test examples, got {len(train_x)} and {len(test_x)}")
-    xtr, xte = _standardize(train_x.double().numpy(), test_x.double().numpy())
-    xtr = np.hstack([xtr, np.ones((len(xtr), 1))])
-    xte = np.hstack([xte, np.ones((len(xte), 1))])
-    eye = np.eye(xtr.shape[1])
-    eye[-1, -1] = 0  # the bias is not penalised
-    weights = np.linalg.solve(xtr.T @ xtr + alpha * eye, xtr.T @ train_t.double().numpy())
-    return float(((xte @ weights - test_t.double().numpy()) ** 2).mean())
 
 
 def cls_attention_maps(attention: torch.Tensor, num_prefix: int, grid: tuple[int, int]) -> torch.Tensor:
