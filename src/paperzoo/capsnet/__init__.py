@@ -2,8 +2,9 @@
 
 from paperzoo.capsnet.baseline import BaselineCNN, BaselineConfig
 from paperzoo.capsnet.capsules import Decoder, DigitCaps, PrimaryCaps, dynamic_routing, margin_loss, squash
-from paperzoo.capsnet.data import multimnist, random_affine
+from paperzoo.capsnet.data import multimnist
 from paperzoo.capsnet.model import CapsNet, CapsNetConfig, capsnet_loss, parameter_count
+from paperzoo.data.transforms import random_affine
 
 __all__ = [
     "BaselineCNN",

@@ -16,12 +16,12 @@ import torch
 
 from paperzoo import plotting
 from paperzoo.capsnet.baseline import BaselineConfig
-from paperzoo.capsnet.data import random_affine
 from paperzoo.capsnet.model import CapsNetConfig, parameter_count
 from paperzoo.capsnet.training import (BaselineMethod, BaselineTrainConfig, CapsNetMethod, CapsNetTrainConfig,
                                        batched, paper_schedule, pair_accuracy)
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
+from paperzoo.data.transforms import random_affine
 from paperzoo.engine.trainer import TrainConfig, Trainer
 
 PAPER = "Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829"
