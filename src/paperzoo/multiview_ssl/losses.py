@@ -16,22 +16,34 @@ def _check_pair(z_x: torch.Tensor, z_s: torch.Tensor) -> None:
         raise ValueError("contrastive losses need a batch of at least 2 pairs")
 
 
-def _pair_logits(z_x: torch.Tensor, z_s: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarities of the 2B views with self-pairs masked; returns (logits (2B, 2B), positive index (2B,))."""
+def _pair_logits(z_x: torch.Tensor, z_s: torch.Tensor, temperature: float,
+                 anchors: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarities of the anchor pairs' 2A views (default: all B pairs) to all 2B views, each view's
+    similarity to itself masked; returns (logits (2A, 2B), positive index (2A,))."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     b = z_x.shape[0]
-    z = F.normalize(torch.cat([z_x, z_s], dim=0), dim=1)  # (2B, D)
-    logits = z @ z.t() / temperature  # (2B, 2B)
-    logits = logits.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))
-    positives = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)  # (2B,)
-    return logits, positives
+    anchors = range(b) if anchors is None else anchors
+    if anchors.step != 1 or not 0 <= anchors.start < anchors.stop <= b:
+        raise ValueError(f"anchors must be a non-empty contiguous range inside [0, {b}), got {anchors}")
+    z = F.normalize(torch.cat([z_x, z_s], dim=0), dim=1)  # (2B, D): views x_0..x_{B-1}, s_0..s_{B-1}
+    pairs = torch.arange(anchors.start, anchors.stop, device=z.device)  # (A,)
+    rows = torch.cat([pairs, pairs + b])  # (2A,): the anchors' x views, then their s views
+    logits = z[rows] @ z.t() / temperature  # (2A, 2B)
+    own = torch.zeros_like(logits, dtype=torch.bool)
+    own[torch.arange(len(rows), device=z.device), rows] = True
+    positives = torch.cat([pairs + b, pairs])  # (2A,): x_i's partner is s_i and vice versa
+    return logits.masked_fill(own, float("-inf")), positives
 
 
-def info_nce(z_x: torch.Tensor, z_s: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    """SimCLR InfoNCE: each of the 2B views must pick its partner among the other 2B-1 views."""
+def info_nce(z_x: torch.Tensor, z_s: torch.Tensor, temperature: float = 0.5,
+             anchors: range | None = None) -> torch.Tensor:
+    """SimCLR InfoNCE: each of the 2B views must pick its partner among the other 2B-1 views.
+
+    `anchors` (a range of pair indices) averages over those pairs' 2A views only, still against all 2B views: a
+    data-parallel rank's share of the global-batch loss (see `paperzoo.multiview_ssl.distributed`)."""
     _check_pair(z_x, z_s)
-    logits, positives = _pair_logits(z_x, z_s, temperature)
+    logits, positives = _pair_logits(z_x, z_s, temperature, anchors)
     return F.cross_entropy(logits, positives)
 
 
