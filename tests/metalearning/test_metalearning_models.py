@@ -135,6 +135,23 @@ def test_maml_batched_equals_one_task_at_a_time_and_grads_reach_all_parameters()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in maml.parameters())
 
 
+def test_maml_task_chunks_give_the_same_outputs_and_meta_gradients():
+    torch.manual_seed(0)
+    whole = MAML(ConvClassifier(5, channels=4, episodic=True), inner_lr=0.4)
+    chunked = MAML(ConvClassifier(5, channels=4, episodic=True), inner_lr=0.4, task_chunk=2)
+    chunked.load_state_dict(whole.state_dict())
+    sx, sy, qx = torch.rand(3, 5, 1, 28, 28), torch.arange(5).repeat(3, 1), torch.rand(3, 10, 1, 28, 28)
+    grads = []
+    for maml in (whole, chunked):
+        out = maml(sx, sy, qx)
+        F.cross_entropy(out.flatten(0, 1), torch.arange(5).repeat(6)).backward()
+        grads.append((out, [p.grad for p in maml.parameters()]))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads[0][1], grads[1][1]))
+    with pytest.raises(ValueError, match="task_chunk must be >= 0"):
+        MAML(ConvClassifier(5, channels=4, episodic=True), task_chunk=-1)
+
+
 def test_maml_rejects_running_stats_and_bad_shapes():
     with pytest.raises(ValueError, match="must not keep running statistics"):
         MAML(ConvClassifier(5, channels=4))

@@ -31,11 +31,12 @@ SHOTS = (1, 5)
 def _scale(ctx: RunContext) -> dict:
     return ctx.pick(
         smoke=dict(glyphs=dict(max_alphabets=12, max_per_alphabet=10, renderings=10), channels=8, examples=600,
-                   proto_way=5, meta_batch=2, queries=2, test_queries=5, episodes=20, test_steps=1, lr=3e-3),
+                   proto_way=5, meta_batch=2, queries=2, test_queries=5, episodes=20, test_steps=1, lr=3e-3,
+                   task_chunk=1),
         quick=dict(glyphs={}, channels=32, examples=20_000, proto_way=20, meta_batch=4, queries=5, test_queries=5,
-                   episodes=600, test_steps=1, lr=3e-3),
+                   episodes=600, test_steps=1, lr=3e-3, task_chunk=1),
         full=dict(glyphs={}, channels=64, examples=4_000_000, proto_way=60, meta_batch=32, queries=15,
-                  test_queries=15, episodes=1000, test_steps=3, lr=1e-3),
+                  test_queries=15, episodes=1000, test_steps=3, lr=1e-3, task_chunk=0),
     )
 
 
@@ -79,7 +80,7 @@ def _protonet(ctx: RunContext) -> dict:
 def _maml_cfg(ctx: RunContext, first_order: bool, bn: str) -> MamlConfig:
     s = _scale(ctx)
     cfg = MamlConfig(data=_data(ctx), channels=s["channels"], n_way=5, k_shot=1, n_query=s["queries"],
-                     first_order=first_order, bn=bn, test_inner_steps=s["test_steps"])
+                     first_order=first_order, bn=bn, test_inner_steps=s["test_steps"], task_chunk=s["task_chunk"])
     per_step = s["meta_batch"] * cfg.n_way * (cfg.k_shot * (cfg.inner_steps + 1) + cfg.n_query)
     return dataclasses.replace(cfg, train=_train_cfg(ctx, s["examples"] // per_step, s["meta_batch"]))
 

@@ -7,7 +7,10 @@ parameters summed over tasks (Eq. 2-3, Algorithm 2). Second-order MAML different
 (Li et al. 2017, arXiv 1707.09835, Eq. 3) learns one inner learning rate per parameter entry (`learn_inner_lr`).
 
 The inner loop uses `torch.func.grad` on `torch.func.functional_call`, and the tasks of a meta-batch run together
-under `torch.func.vmap` (one batched graph instead of a Python loop over tasks).
+under `torch.func.vmap` (one batched graph instead of a Python loop over tasks). `task_chunk` sets how many tasks
+vmap batches at once (vmap's `chunk_size`; 0 = all): batching pays where per-task kernel launches dominate (GPUs),
+while on a CPU a batched convolution over tasks is a grouped convolution that runs several times slower than the
+same work task by task, so `task_chunk=1` is the fast choice there (benchmarks/metalearning_maml.py).
 
 Batch norm: the learner must use `EpisodeBatchNorm` (no running statistics). `bn="support"` (the default)
 normalises queries with the support set's statistics, so no query sees another; `bn="transductive"` normalises
@@ -32,17 +35,20 @@ BNMode = Literal["support", "transductive"]
 class MAML(nn.Module):
     def __init__(self, learner: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,
                  learn_inner_lr: bool = False, bn: BNMode = "support",
-                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy):
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy, task_chunk: int = 0):
         super().__init__()
         if list(learner.buffers()):
             raise ValueError("MAML's learner must not keep running statistics (buffers); build it with "
                              "EpisodeBatchNorm, e.g. ConvClassifier(..., episodic=True)")
         if inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
+        if task_chunk < 0:
+            raise ValueError(f"task_chunk must be >= 0 (0 = all tasks at once), got {task_chunk}")
         if bn not in ("support", "transductive"):
             raise ValueError(f"bn must be 'support' or 'transductive', got {bn!r}")
         self.learner, self.loss = learner, loss
         self.inner_steps, self.first_order, self.bn = inner_steps, first_order, bn
+        self.task_chunk = task_chunk or None
         self.has_bn = any(isinstance(m, EpisodeBatchNorm) for m in learner.modules())
         self.names = [name for name, _ in learner.named_parameters()]
         if learn_inner_lr:
@@ -91,4 +97,4 @@ class MAML(nn.Module):
             params = {k: v.detach() for k, v in params.items()}
             lrs = {k: v.detach() if torch.is_tensor(v) else v for k, v in lrs.items()}
         task = partial(self._task_logits, params, lrs, self.inner_steps if steps is None else steps, bn or self.bn)
-        return vmap(task)(support_x, support_y, query_x)
+        return vmap(task, chunk_size=self.task_chunk)(support_x, support_y, query_x)

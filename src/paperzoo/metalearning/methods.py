@@ -137,6 +137,7 @@ class MamlConfig:
     first_order: bool = False
     learn_inner_lr: bool = False  # Meta-SGD
     bn: Literal["support", "transductive"] = "support"
+    task_chunk: int = 0  # tasks batched per vmap call, 0 = all (GPU); 1 is fastest on a CPU
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=60000, batch_size=32, lr=1e-3,
                                                                      log_every=50))
 
@@ -149,7 +150,8 @@ class MamlMethod:
     def build_model(self) -> nn.Module:
         c = self.cfg
         return MAML(ConvClassifier(c.n_way, channels=c.channels, episodic=True), inner_lr=c.inner_lr,
-                    inner_steps=c.inner_steps, first_order=c.first_order, learn_inner_lr=c.learn_inner_lr, bn=c.bn)
+                    inner_steps=c.inner_steps, first_order=c.first_order, learn_inner_lr=c.learn_inner_lr, bn=c.bn,
+                    task_chunk=c.task_chunk)
 
     def train_dataset(self):
         c = self.cfg
