@@ -64,3 +64,24 @@ def global_infonce_worker(temperature: float) -> dict:
         return result
     finally:
         D.teardown()
+
+
+def identical_views_config(batch_size: int, steps: int = 3):
+    """The train method with augmentation off (the views are the image: every process sees the same pixels) and
+    plain SGD, so a DDP run can be compared with one process on the union batch."""
+    from paperzoo.engine.trainer import TrainConfig
+    from paperzoo.multiview_ssl.methods import MultiviewSSLConfig, ViewConfig
+
+    return MultiviewSSLConfig(channels=4, feature_dim=8, views=ViewConfig((1.0, 1.0), (1.0, 1.0), 0.0, 0.0),
+                              train=TrainConfig(steps=steps, batch_size=batch_size, optimizer="sgd", lr=0.1,
+                                                log_every=steps, progress=False, device="cpu", seed=4))
+
+
+def train_method_worker(batch_size: int) -> list[float]:
+    """Rank r of `paperzoo train multiview_ssl` (the engine starts DDP from the spawned environment)."""
+    from paperzoo.engine.trainer import Trainer
+    from paperzoo.multiview_ssl.methods import MultiviewSSL
+
+    cfg = identical_views_config(batch_size)
+    model = Trainer(MultiviewSSL(cfg), cfg.train).fit().model
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).tolist()
