@@ -76,7 +76,10 @@ def _bars(ctx: RunContext, table: dict[str, list[dict]], random_1nn: float):
     fig, ax = plotting.figure(5.2, 3.2)
     for i, (combo, runs) in enumerate(table.items()):
         accs = [r["knn1"] for r in runs]
-        ax.bar(i, statistics.mean(accs), 0.6, yerr=statistics.stdev(accs) if len(accs) > 1 else 0, capsize=4)
+        mean = statistics.mean(accs)
+        ax.bar(i, mean, 0.6, yerr=statistics.stdev(accs) if len(accs) > 1 else 0, capsize=4)
+        ax.annotate(f"{mean:.3f}", (i, mean), xytext=(0, -14), textcoords="offset points", ha="center",
+                    color="white", fontweight="bold")
         ax.scatter([i] * len(accs), accs, color="black", s=8, zorder=3)
     ax.axhline(random_1nn, color="grey", linestyle="--", label="random encoder")
     ax.set_xticks(range(len(table)), list(table))
@@ -112,6 +115,8 @@ def _run_nuisance(ctx: RunContext) -> Measurement:
     lams = [str(lam) for lam in NUISANCE_LAMBDAS]
     ax.plot(lams, [r["nuisance_linear"] for r in runs.values()], marker="o", label="corner marker (nuisance), linear")
     ax.plot(lams, [r["knn1"] for r in runs.values()], marker="s", label="character class (task), 1-NN")
+    ax.axhline(values["marker_linear_random_encoder"], color="tab:blue", linestyle="--", alpha=0.6,
+               label="corner marker, random encoder")
     ax.axhline(0.25, color="grey", linestyle=":", label="marker chance (4 corners)")
     ax.set(xlabel="lambda_IP", ylabel="held-out accuracy", ylim=(0, 1.02),
            title="inverse-predictive term vs a view-specific nuisance")
