@@ -1,4 +1,5 @@
 """Self-supervised learning from a multi-view perspective (Tsai et al., ICLR 2021, arXiv:2006.05576)."""
+from paperzoo.multiview_ssl.distributed import gather_with_grad, info_nce_global
 from paperzoo.multiview_ssl.losses import (
     composite_ssl_loss,
     forward_predictive_loss,
@@ -6,5 +7,9 @@ from paperzoo.multiview_ssl.losses import (
     inverse_predictive_loss,
     jsd_contrastive,
 )
+from paperzoo.multiview_ssl.methods import ConvEncoder, MultiviewSSL, MultiviewSSLConfig, ViewConfig
+from paperzoo.multiview_ssl.study import GlyphEncoder, GlyphSSLConfig, add_corner_marker, evaluate, train_glyph_ssl
 
-__all__ = ["composite_ssl_loss", "forward_predictive_loss", "info_nce", "inverse_predictive_loss", "jsd_contrastive"]
+__all__ = ["ConvEncoder", "GlyphEncoder", "GlyphSSLConfig", "MultiviewSSL", "MultiviewSSLConfig", "ViewConfig",
+           "add_corner_marker", "composite_ssl_loss", "evaluate", "forward_predictive_loss", "gather_with_grad",
+           "info_nce", "info_nce_global", "inverse_predictive_loss", "jsd_contrastive", "train_glyph_ssl"]

@@ -11,7 +11,7 @@ from paperzoo import plotting
 from paperzoo.claims import Claim, Measurement, RunContext
 from paperzoo.data.glyphs import CharacterSet, GlyphConfig, glyph_set
 from paperzoo.engine.probes import knn_accuracy
-TRAIN_METHODS: dict = {}
+from paperzoo.multiview_ssl.methods import TRAIN_METHODS  # noqa: F401  (picked up by paperzoo.catalog)
 from paperzoo.multiview_ssl.study import GlyphSSLConfig, _held_out_split, evaluate, initial_encoder, train_glyph_ssl
 
 PAPER = "Tsai et al., ICLR 2021, arXiv 2006.05576"

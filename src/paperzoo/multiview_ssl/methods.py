@@ -6,8 +6,8 @@ the input X and the self-supervised signal S are two random augmentations (crop,
 MNIST (5,000 real digits) or Fashion-MNIST. A small conv encoder F gives Z_X = F(X), Z_S = F(S), trained with
 L = L_CL + lambda_FP L_FP + lambda_IP L_IP (Eq. 4): L_CL the InfoNCE of Eq. 1 with negatives from the whole global
 batch (`info_nce_global`, so a torchrun run optimises the loss of the union batch), L_FP reconstructs S from Z_X
-(Eq. 2, Bernoulli pixels) and L_IP predicts Z_X from Z_S (Eq. 3). The paper's temperature 0.1 is the one of its
-official Omniglot code.
+(Eq. 2, Bernoulli pixels) and L_IP predicts Z_X from Z_S (Eq. 3, on unit-norm features). The paper's temperature
+0.1 is the one of its official Omniglot code.
 
 Evaluation, on the frozen encoder: the test split is classified from the train split's features by 1-NN and by
 the weighted kNN of Wu et al. 2018 (arXiv 1805.01978) on cosine similarity; labels are never used in training.
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from paperzoo.catalog import TrainSpec
@@ -94,7 +95,9 @@ class MultiviewSSLModel(nn.Module):
         if self.decoder is not None:
             out["l_fp"] = forward_predictive_loss(self.decoder, z_x, s, kind="bce")
         if self.predictor is not None:
-            out["l_ip"] = inverse_predictive_loss(self.predictor, z_x, z_s)
+            # on unit-norm features, as the official code: L_CL is scale-free, so on raw Z the encoder could
+            # shrink every embedding to make L_IP vanish without discarding anything
+            out["l_ip"] = inverse_predictive_loss(self.predictor, F.normalize(z_x, dim=1), F.normalize(z_s, dim=1))
         return out
 
 
