@@ -10,8 +10,9 @@ training (ours: `precompute_reference=True`, TRL: `precompute_ref_log_probs=True
 
 Reported: the median time per optimizer step (data loading, forward, backward, AdamW step and per-step logging,
 read between consecutive step ends; the first WARMUP steps of each run and all setup — tokenization, the
-reference pre-pass — are left out), pooled over ROUNDS interleaved runs; the ratio TRL / ours (> 1: ours faster);
-peak GPU memory on CUDA. Then a correctness cross-check on one batch: TRL's own `compute_loss` and ours on the
+reference pre-pass — are left out), pooled over ROUNDS interleaved runs, and the tokens/s it makes (non-padding
+tokens of the chosen and rejected sequences per step); the ratio TRL / ours (> 1: ours faster); peak GPU memory on
+CUDA (on a CPU, peak memory is not measured). Then a correctness cross-check on one batch: TRL's own `compute_loss` and ours on the
 same 16 pairs, with a reference model that differs from the policy (another seed) so rewards are not all zero:
 token ids, loss, rewards, log-probs and the gradient of the loss.
 
@@ -222,15 +223,18 @@ def main() -> None:
         check = cross_check(model, tok, rows) if has_trl else {}
 
     threads = torch.get_num_threads()
-    print(f"device {device()} ({threads} threads), {name}, batch {BATCH} pairs, median over "
-          f"{ROUNDS} x {STEPS - WARMUP - 1} steps")
+    pairs = PreferencePairs.from_rows(rows, tok, max_length=MAX_LENGTH, max_prompt_length=MAX_PROMPT)
+    tokens_per_step = BATCH * float(pairs.tensors["attention_mask"].sum()) / len(pairs)  # chosen + rejected, no pad
+    print(f"device {device()} ({threads} threads), {name}, batch {BATCH} pairs ({tokens_per_step:.0f} tokens), "
+          f"median over {ROUNDS} x {STEPS - WARMUP - 1} steps")
     for cached in (False, True):
         label = "reference cached" if cached else "reference on the fly"
         ms = {who: 1e3 * statistics.median(times[(who, cached)])
               for who in ("paperzoo", "TRL") if (who, cached) in times}
         for who, value in ms.items():
             memory = f", peak {peaks[(who, cached)]:.0f} MiB" if peaks[(who, cached)] is not None else ""
-            print(f"  {label:21s} {who:9s} {value:7.2f} ms/step{memory}")
+            rate = tokens_per_step / value * 1e3
+            print(f"  {label:21s} {who:9s} {value:7.2f} ms/step {rate:8.0f} tokens/s{memory}")
         if "TRL" in ms:
             print(f"  {label:21s} ratio TRL / paperzoo {ms['TRL'] / ms['paperzoo']:.2f}x (> 1: paperzoo faster)")
     if check:

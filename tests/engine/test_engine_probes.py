@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from paperzoo.engine.probes import knn_accuracy
+from paperzoo.engine.probes import knn_accuracy, probe_accuracy
 
 
 def test_one_nn_follows_the_most_cosine_similar_training_example():
@@ -35,3 +35,12 @@ def test_knn_rejects_bad_input():
         knn_accuracy(x, y, x, y, k=5)
     with pytest.raises(ValueError, match="expected features"):
         knn_accuracy(x, y, torch.randn(4, 2), y)
+
+
+def test_linear_probe_separates_a_linear_rule_and_not_noise():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 5, generator=g)
+    y = (x[:, 0] + 2 * x[:, 3] > 0).long()  # a linear rule of two features
+    assert probe_accuracy(x[:200], y[:200], x[200:], y[200:]) > 0.95
+    noise = torch.randn(300, 5, generator=g)
+    assert probe_accuracy(noise[:200], y[:200], noise[200:], y[200:]) < 0.7  # chance = 0.5
