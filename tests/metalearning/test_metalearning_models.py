@@ -5,6 +5,8 @@ from torch import nn
 
 from paperzoo.metalearning import (MAML, Conv4, ConvClassifier, EpisodeBatchNorm, ProtoNet, linear_head_logits,
                                    mean_ci95, nearest_neighbour_logits, protonet_logits, prototypes)
+from paperzoo.errors import ConfigError
+from paperzoo.metalearning.methods import MamlConfig, MamlMethod
 
 
 def test_prototypes_and_logits_by_hand():
@@ -150,6 +152,8 @@ def test_maml_task_chunks_give_the_same_outputs_and_meta_gradients():
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads[0][1], grads[1][1]))
     with pytest.raises(ValueError, match="task_chunk must be >= 0"):
         MAML(ConvClassifier(5, channels=4, episodic=True), task_chunk=-1)
+    with pytest.raises(ConfigError, match="task_chunk must be >= 0"):  # the CLI prints it without a traceback
+        MamlMethod(MamlConfig(task_chunk=-1), chars=object()).build_model()
 
 
 def test_maml_rejects_running_stats_and_bad_shapes():

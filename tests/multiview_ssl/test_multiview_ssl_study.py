@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from paperzoo.data.glyphs import CharacterSet
-from paperzoo.multiview_ssl.study import GlyphSSLConfig, _held_out_split, add_corner_marker, evaluate, train_glyph_ssl
+from paperzoo.multiview_ssl.study import GlyphSSLConfig, held_out_split, add_corner_marker, evaluate, train_glyph_ssl
 
 
 def _toy_chars(classes: int = 12, renderings: int = 4) -> CharacterSet:
@@ -33,9 +33,9 @@ def test_corner_marker_inks_exactly_the_chosen_corner():
         add_corner_marker(images, torch.tensor([0, 1, 2, 4]))
 
 
-def test_held_out_split_halves_every_held_out_class_and_skips_training_classes():
+def testheld_out_split_halves_every_held_out_class_and_skips_training_classes():
     chars = _toy_chars()
-    memory, test = _held_out_split(chars)
+    memory, test = held_out_split(chars)
     assert set(memory.tolist()).isdisjoint(test.tolist())
     held_out = set(chars.splits["val"] + chars.splits["test"])
     assert set(chars.labels[memory].tolist()) == held_out == set(chars.labels[test].tolist())

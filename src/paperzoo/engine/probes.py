@@ -1,5 +1,5 @@
 """Frozen-feature evaluation shared by the papers: a linear probe (multinomial logistic regression on standardised
-features, the linear evaluation protocol of SimCLR, Chen et al. 2020, arXiv 2002.05709, Sec. 4) and a ridge probe
+features, the linear evaluation protocol of SimCLR, Chen et al. 2020, arXiv 2002.05709, Sec. 2.3) and a ridge probe
 for continuous targets, and the weighted k-nearest-neighbour classifier of Wu et al. 2018 (arXiv 1805.01978,
 Sec. 3.4; the kNN monitor of solo-learn and lightly): the k most cosine-similar training examples vote with weight
 exp(similarity / temperature). With k=1 it is the 1-NN classifier.

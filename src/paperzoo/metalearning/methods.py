@@ -149,6 +149,9 @@ class MamlMethod:
 
     def build_model(self) -> nn.Module:
         c = self.cfg
+        if c.task_chunk < 0:
+            raise ConfigError(f"task_chunk must be >= 0 (0 = all tasks in one vmap, 1 = one at a time), "
+                              f"got {c.task_chunk}")
         return MAML(ConvClassifier(c.n_way, channels=c.channels, episodic=True), inner_lr=c.inner_lr,
                     inner_steps=c.inner_steps, first_order=c.first_order, learn_inner_lr=c.learn_inner_lr, bn=c.bn,
                     task_chunk=c.task_chunk)

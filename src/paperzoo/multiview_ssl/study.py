@@ -73,7 +73,7 @@ def add_corner_marker(images: torch.Tensor, corners: torch.Tensor, size: int = M
     return out
 
 
-def _held_out_split(chars: CharacterSet) -> tuple[torch.Tensor, torch.Tensor]:
+def held_out_split(chars: CharacterSet) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the memory half and the test half of every held-out class's renderings."""
     held_out = torch.as_tensor(chars.splits["val"] + chars.splits["test"])
     memory, test = [], []
@@ -87,7 +87,7 @@ def _held_out_split(chars: CharacterSet) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def evaluate(encoder: nn.Module, chars: CharacterSet, cfg: GlyphSSLConfig) -> dict:
     """1-NN and linear-probe accuracy on held-out alphabets (and marker decodability with `nuisance`)."""
-    memory, test = _held_out_split(chars)
+    memory, test = held_out_split(chars)
     n_memory = len(memory)
     rows = torch.cat([memory, test])
     images = chars.images[rows].float() / 255.0  # (M + T, 1, H, W): the held-out renderings only
