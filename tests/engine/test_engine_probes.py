@@ -44,3 +44,8 @@ def test_linear_probe_separates_a_linear_rule_and_not_noise():
     assert probe_accuracy(x[:200], y[:200], x[200:], y[200:]) > 0.95
     noise = torch.randn(300, 5, generator=g)
     assert probe_accuracy(noise[:200], y[:200], noise[200:], y[200:]) < 0.7  # chance = 0.5
+
+
+def test_a_tied_vote_goes_to_the_smaller_label():
+    train = torch.tensor([[1.0, 1.0], [1.0, -1.0]])  # equally similar to the query, labels 2 and 1
+    assert knn_accuracy(train, torch.tensor([2, 1]), torch.tensor([[1.0, 0.0]]), torch.tensor([1]), k=2) == 1.0
