@@ -67,20 +67,37 @@ def test_a_stalled_rank_ends_the_others_after_the_timeout():
     assert 3.0 <= waited < 60, rank0.value  # the whole run includes start-up; the stall itself is ~3 s
 
 
-@pytest.mark.slow
-def test_two_nodes_over_a_localhost_rendezvous_train_with_the_cli(tmp_path):
+def _two_nodes(out: Path, timeout_s: float) -> list[tuple[int, str, str]] | None:
+    """Two torchrun agents meeting over a c10d rendezvous on localhost: [(returncode, stdout, stderr)] per node,
+    or None when a node did not exit within timeout_s (both are then killed)."""
     port = free_port()
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "paperzoo-test",
                "-m", "paperzoo", "train", "rank_augment_mnist", "train.steps=6", "train.batch_size=16",
-               "train.progress=false", "hidden=16", "--out", str(tmp_path / "run")]
+               "train.progress=false", "hidden=16", "--out", str(out)]
     nodes = [subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    outputs = [node.communicate(timeout=240) for node in nodes]
-    assert all(node.returncode == 0 for node in nodes), outputs
-    printed = "".join(out for out, _ in outputs)
+    try:
+        outputs = [node.communicate(timeout=timeout_s) for node in nodes]
+    except subprocess.TimeoutExpired:
+        for node in nodes:
+            node.kill()
+            node.communicate()
+        return None
+    return [(node.returncode, out_, err) for node, (out_, err) in zip(nodes, outputs)]
+
+
+@pytest.mark.slow
+def test_two_nodes_over_a_localhost_rendezvous_train_with_the_cli(tmp_path):
+    # A run takes ~8 s. Rarely (once in about ten CI runs) a torchrun agent never leaves its exit barrier after
+    # training has finished (a teardown race of the c10d rendezvous store, outside paperzoo): one fresh retry.
+    results = _two_nodes(tmp_path / "run", 120) or _two_nodes(tmp_path / "retry", 120)
+    assert results is not None, "both two-node attempts hung"
+    assert all(code == 0 for code, _, _ in results), [err[-2000:] for _, _, err in results]
+    printed = "".join(out for _, out, _ in results)
     assert printed.count("test_acc=") == 1  # only rank 0 prints
-    meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")[1]
+    run = next(p for p in (tmp_path / "retry", tmp_path / "run") if p.exists())
+    meta = read_checkpoint(run / "checkpoints" / "last.safetensors")[1]
     assert meta["step"] == 6 and len(meta["extra"]["rng_per_rank"]) == 2
 
 
