@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
+JOBS ?= 2  # papers in 2 worker processes: faster than 1 on the 2-core CPU (README, "The two commands")
 
 .PHONY: demo test setup setup-dev data bench clean
 
@@ -31,7 +32,7 @@ data:
 
 demo: setup-dev
 	-@bash scripts/install-system-data.sh
-	$(BIN)/paperzoo reproduce --preset $(PRESET)
+	$(BIN)/paperzoo reproduce --preset $(PRESET) --jobs $(JOBS)
 
 test: setup-dev
 	-@bash scripts/install-system-data.sh

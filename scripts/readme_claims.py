@@ -1,15 +1,34 @@
-"""Print the README's two tables from a `paperzoo reproduce` results.json, so the README shows measured numbers,
-not hand-typed ones: python scripts/readme_claims.py runs/reproduce-.../results.json"""
+"""Render the README's and the docs' numbers from the committed quick-preset results, so they show measured numbers,
+never hand-typed ones.
+
+The blocks between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers are generated:
+  README.md:         posts (the posts table with verdict counts), claims (every claim), timing (wall times)
+  docs/MODULE.md:    claims MODULE (that paper's claims)
+from docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`) and
+docs/results/quick-jobs1.json (the same preset with --jobs 1, for its wall time).
+
+    python scripts/readme_claims.py          rewrite the blocks in place
+    python scripts/readme_claims.py --check  exit 1 when a block differs from what the results give
+"""
+
+from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
+from pathlib import Path
 
 from paperzoo.catalog import ENGINE, POSTS
+from paperzoo.claims import VERDICTS
 from paperzoo.report import measured_text
 
-VERDICTS = {"reproduced": "reproduced", "not_reproduced": "**not reproduced**", "error": "**error**",
-            "skipped": "skipped"}
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "results" / "quick.json"
+RESULTS_JOBS1 = ROOT / "docs" / "results" / "quick-jobs1.json"
+SHOWN = {"reproduced": "reproduced", "not_reproduced": "**not reproduced**", "inconclusive": "*inconclusive*",
+         "skipped": "skipped", "error": "**error**"}
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w ]+?) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
 def cell(text, limit: int = 0) -> str:
@@ -17,29 +36,86 @@ def cell(text, limit: int = 0) -> str:
     return text if not limit or len(text) <= limit else text[:limit].rstrip() + " …"
 
 
-def main(path: str) -> None:
-    data = json.loads(open(path).read())
+def _counts(claims: list[dict]) -> str:
+    counts = Counter(c["verdict"] for c in claims)
+    return ", ".join(f"{counts[v]} {v.replace('_', ' ')}" for v in VERDICTS if counts[v])
+
+
+def posts_table(data: dict) -> str:
     by_module: dict[str, list] = {}
     for c in data["claims"]:
         by_module.setdefault(c["id"].split(".")[0], []).append(c)
-    print(f"Latest verdicts, measured with `paperzoo reproduce --preset {data['preset']}` (seed {data['seed']}, torch "
-          f"{data['environment']['torch']}, 2-core CPU): "
-          f"{', '.join(f'{v} {k.replace(chr(95), chr(32))}' for k, v in data['summary'].items())}.\n")
-    print("| # | seed post | module | claims | latest verdicts (quick) |")
-    print("|---|---|---|---|---|")
+    env = data["environment"]
+    lines = [f"Latest verdicts, from `docs/results/quick.json` (`paperzoo reproduce --preset quick`, base seed "
+             f"{data['seed']}, {data['run'].get('seeds_per_claim') or 3} seeds per stochastic measurement, torch "
+             f"{env['torch']}, {env['cpu_count']}-core CPU): {_counts(data['claims'])}.", "",
+             "| # | seed post | module | claims | latest verdicts (quick) |", "|---|---|---|---|---|"]
     for post in [ENGINE, *POSTS]:
         claims = by_module.get(post.module, [])
-        counts = Counter(c["verdict"] for c in claims)
-        verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts.items()) or "not yet implemented"
         names = ", ".join(f"`{c['id'].split('.', 1)[1]}`" for c in claims)
-        print(f"| {post.number or '-'} | {post.title} | `paperzoo.{post.module}` | {names} | {verdicts} |")
-    print("\n| claim | paper reports | measured (quick) | verdict |")
-    print("|---|---|---|---|")
-    for c in data["claims"]:
-        verdict = VERDICTS[c["verdict"]] + (f" ({cell(c['message'], 80)})" if c["verdict"] == "skipped" else "")
-        print(f"| `{c['id']}`: {cell(c['statement'])} | {cell(c['paper_reports'])} | "
-              f"{cell(measured_text(c['measured']), 300)} | {verdict} |")
+        lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`](docs/{post.module}.md) "
+                     f"| {names} | {_counts(claims) or 'not yet implemented'} |")
+    return "\n".join(lines)
+
+
+def claims_table(claims: list[dict]) -> str:
+    lines = ["| claim | paper reports | measured (quick; mean [95% interval] over seeds) | verdict |",
+             "|---|---|---|---|"]
+    for c in claims:
+        why = f" ({cell(c['reason'], 160)})" if c["verdict"] in ("skipped", "inconclusive", "error") else ""
+        lines.append(f"| `{c['id']}`: {cell(c['statement'])} | {cell(c['paper_reports'])} | "
+                     f"{cell(measured_text(c['measured'], c.get('summary')), 300)} | {SHOWN[c['verdict']]}{why} |")
+    return "\n".join(lines)
+
+
+def timing(data: dict, jobs1: dict | None) -> str:
+    runs = [d for d in (jobs1, data) if d]
+    lines = ["| command | torch threads per process | wall time |", "|---|---|---|"]
+    for d in runs:
+        lines.append(f"| `paperzoo reproduce --preset quick --jobs {d['run']['jobs']}` | {d['run']['threads']} | "
+                     f"{d['run']['wall_seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def blocks(data: dict, jobs1: dict | None) -> dict[str, str]:
+    out = {"posts": posts_table(data), "claims": claims_table(data["claims"]), "timing": timing(data, jobs1)}
+    for post in [ENGINE, *POSTS]:
+        out[f"claims {post.module}"] = claims_table([c for c in data["claims"]
+                                                     if c["id"].split(".")[0] == post.module])
+    return out
+
+
+def render(text: str, rendered: dict[str, str]) -> str:
+    def fill(match: re.Match) -> str:
+        if match["name"] not in rendered:
+            raise KeyError(f"unknown results block {match['name']!r}; known: {', '.join(rendered)}")
+        return f"{match[1]}{rendered[match['name']]}\n{match[4]}"
+
+    return BLOCK.sub(fill, text)
+
+
+def targets() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def main(argv: list[str]) -> int:
+    data = json.loads(RESULTS.read_text())
+    jobs1 = json.loads(RESULTS_JOBS1.read_text()) if RESULTS_JOBS1.exists() else None
+    rendered = blocks(data, jobs1)
+    stale = []
+    for path in targets():
+        text = path.read_text()
+        new = render(text, rendered)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if "--check" not in argv:
+                path.write_text(new)
+    if "--check" in argv and stale:
+        print(f"out of date with {RESULTS.relative_to(ROOT)}: {', '.join(map(str, stale))}; "
+              "run python scripts/readme_claims.py")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -65,9 +66,9 @@ def test_report_files_hold_every_claim_and_inline_figures(tmp_path):
 
     data = json.loads(paths["json"].read_text())
     assert data["preset"] == "smoke" and data["seed"] == 7
-    assert data["summary"] == {"reproduced": 1, "error": 1, "not_reproduced": 1}
+    assert data["summary"] == {"reproduced": 1, "error": 1, "not_reproduced": 1, "inconclusive": 0, "skipped": 0}
     keys = {"id", "paper", "statement", "paper_reports", "criterion", "preset", "verdict", "measured", "seconds",
-            "figures", "message"}
+            "figures", "message", "reason", "seeds", "per_seed", "summary", "preconditions", "tests", "timings"}
     assert all(set(c) == keys for c in data["claims"])
     assert [c["verdict"] for c in data["claims"]] == ["reproduced", "error", "not_reproduced"]
     assert data["claims"][0]["measured"] == {"x": 3.0}
@@ -78,6 +79,84 @@ def test_report_files_hold_every_claim_and_inline_figures(tmp_path):
     assert html.count("data:image/png;base64,") == 1
     md = paths["md"].read_text()
     assert "| `toy.good` | **reproduced** |" in md and "figures/toy.good/curve.png" in md
+
+
+def _seeded(ctx):
+    """Per seed: a value that depends on the seed only, and a timing that must stay out of the comparison."""
+    per_seed = ctx.over_seeds(lambda s: {"acc": 0.9 + (s % 1000) / 1e5, "chance_gap": 0.5})
+    return Measurement({"n": 3}, per_seed=per_seed, timings={"seconds": 1.5})
+
+
+def test_over_seeds_intervals_preconditions_and_the_five_verdicts_in_results_json(tmp_path):
+    from paperzoo.catalog import Entry, Post
+    from paperzoo.criteria import Precondition, at_least
+
+    trained = Precondition("the model trained: >= 10 points above chance", lambda m: min(m["chance_gap"]) >= 0.1,
+                           ("chance_gap",))
+    untrained = Precondition("a baseline above chance", lambda m: at_least("gap", m["chance_gap"], 0.6))
+    claims = [
+        _claim("holds", _seeded, lambda m: at_least("accuracy", m["acc"], 0.8)),
+        _claim("refuted", _seeded, lambda m: at_least("accuracy", m["acc"], 0.95)),
+        _claim("straddles", _seeded, lambda m: at_least("accuracy", m["acc"], 0.9 + 5e-3)),
+        _claim("untrained", _seeded, lambda m: at_least("accuracy", m["acc"], 0.8)),
+    ]
+    claims[0], claims[3] = replace(claims[0], preconditions=(trained,)), replace(claims[3], preconditions=(untrained,))
+    entry = Entry(Post(99, "toy", "Toy", "Toy 2024"), claims=claims)
+    results = run_selected([(entry, claims)], "quick", tmp_path, seed=3, progress=False)
+    data = json.loads(write_report(results, tmp_path, "quick", 3)["json"].read_text())
+
+    by_id = {c["id"]: c for c in data["claims"]}
+    assert [c["verdict"] for c in data["claims"]] == ["reproduced", "not_reproduced", "inconclusive", "inconclusive"]
+    assert data["summary"]["inconclusive"] == 2 and data["schema"] == 2
+    holds = by_id["toy.holds"]
+    assert len(holds["seeds"]) == 3 and len(set(holds["seeds"])) == 3  # quick: three distinct seeds
+    assert holds["per_seed"]["acc"] == [0.9 + (s % 1000) / 1e5 for s in holds["seeds"]]
+    assert holds["summary"]["acc"]["mean"] == pytest.approx(sum(holds["per_seed"]["acc"]) / 3)
+    assert holds["summary"]["acc"]["low"] < holds["summary"]["acc"]["mean"] < holds["summary"]["acc"]["high"]
+    assert holds["preconditions"] == [{"text": "the model trained: >= 10 points above chance", "held": True,
+                                       "values": {"chance_gap": [0.5, 0.5, 0.5]},
+                                       "detail": "chance_gap = [0.5, 0.5, 0.5]"}]
+    assert holds["tests"][0]["outcome"] is True and holds["tests"][0]["threshold"] == 0.8
+    assert holds["timings"] == {"seconds": 1.5} and "seconds" not in holds["measured"]
+    assert "straddles" in by_id["toy.straddles"]["reason"]
+    assert by_id["toy.untrained"]["reason"].startswith("precondition not met: a baseline above chance")
+    assert by_id["toy.untrained"]["tests"] == []  # the criterion was never judged
+
+    # seeds derive from (base seed, paper); another base seed gives other seeds
+    again = run_selected([(entry, claims[:1])], "quick", tmp_path / "b", seed=3, progress=False)
+    other = run_selected([(entry, claims[:1])], "quick", tmp_path / "c", seed=4, progress=False)
+    assert again[0].seeds == holds["seeds"] and not set(other[0].seeds) & set(holds["seeds"])
+    html = (tmp_path / "report.html").read_text()
+    assert "1 inconclusive" not in html and "2 inconclusive" in html and "precondition not met" in html
+    assert (tmp_path / "figures" / "overview.png").is_file() and (tmp_path / "figures" / "toy.holds" / "seeds.png").is_file()
+
+
+def test_compare_lists_changed_verdicts_and_values_beyond_their_intervals(tmp_path, capsys):
+    from paperzoo.cli import main
+    from paperzoo.compare import compare
+
+    def claim(verdict, mean, low, high, value):
+        return {"id": "toy.a", "verdict": verdict, "measured": {"n": value},
+                "summary": {"acc": {"mean": mean, "sd": 0.0, "low": low, "high": high, "n": 3}}}
+
+    a = {"environment": {"threads": 2}, "claims": [claim("reproduced", 0.90, 0.88, 0.92, 1)]}
+    inside = {"environment": {"threads": 2}, "claims": [claim("reproduced", 0.91, 0.90, 0.93, 1)]}
+    moved = {"environment": {"threads": 1}, "claims": [claim("inconclusive", 0.95, 0.85, 1.0, 2)]}
+    same = compare(a, inside)
+    assert same.verdicts == [] and same.moved == [] and same.changed == [] and same.environment == []
+    diff = compare(a, moved)  # 0.95 lies outside A's [0.88, 0.92]
+    assert diff.verdicts == [("toy.a", "reproduced", "inconclusive")]
+    assert [(c, q) for c, q, _, _ in diff.moved] == [("toy.a", "acc")]
+    assert diff.changed == [("toy.a", "n", 1, 2)] and diff.environment == [("threads", 2, 1)]
+
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(moved))
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "toy.a: reproduced -> inconclusive" in out and "threads: 2 -> 1" in out
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "bad.json")]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
 
 
 def test_catalog_lists_all_eleven_posts_and_the_engine():

@@ -1,21 +1,40 @@
 """Claims: one sentence of a paper that a run can confirm or refute, and the runner behind `paperzoo reproduce`.
 
-A claim separates measuring from judging: `run(ctx)` returns the measured numbers, and `check(measured)`, a
-criterion fixed in code before the run (and stated in words in `criterion`), turns them into the verdict.
-Nothing sets a verdict by hand. A claim that raises becomes `error`; one that cannot run here raises `SkipClaim`.
+A claim separates measuring from judging. `run(ctx)` measures, over the seeds in `ctx.seeds` where the measurement
+is stochastic, and returns the values (and per-seed values); then its `preconditions` are checked (the regime the
+claim is about holds: outliers exist, the baseline trained), and then `check(measured)`, a criterion fixed in code
+before the run and stated in words in `criterion`, decides. Nothing sets a verdict by hand:
+- `reproduced` / `not_reproduced`: the criterion held / failed (on intervals over seeds, see `paperzoo.criteria`);
+- `inconclusive`: a precondition failed, or the criterion's interval straddles its threshold;
+- `skipped`: the claim cannot run here (its run raised `SkipClaim`, whose message is the reason);
+- `error`: the run or the check raised.
 """
 
 from __future__ import annotations
 
+import math
+import multiprocessing
+import os
 import time
 import traceback
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+import numpy as np
+import torch
+
+from paperzoo.criteria import Decision, Precondition, Test, decide
+from paperzoo.engine.distributed import derive_seed, seed_everything
+from paperzoo.stats import mean_interval, std
+
 Preset = Literal["smoke", "quick", "full"]
 PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
-Verdict = Literal["reproduced", "not_reproduced", "error", "skipped"]
+SEEDS_PER_PRESET = {"smoke": 1, "quick": 3, "full": 5}
+Verdict = Literal["reproduced", "not_reproduced", "inconclusive", "skipped", "error"]
+VERDICTS: tuple[str, ...] = ("reproduced", "not_reproduced", "inconclusive", "skipped", "error")
 
 
 class SkipClaim(Exception):
@@ -24,21 +43,39 @@ class SkipClaim(Exception):
 
 @dataclass
 class Measurement:
+    """What a run measured. `values`: numbers of the whole run; `per_seed`: one value per seed of `ctx.seeds` for
+    each quantity measured per seed; `timings`: seconds and rates, reported but apart from the measured values
+    (they differ between reruns, nothing else may)."""
+
     values: dict[str, Any]
     figures: list[Path] = field(default_factory=list)
     notes: str = ""
+    per_seed: dict[str, list[float]] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+def stream_seed(base: int, name: str, index: int = 0) -> int:
+    """The seed of stream `name` (a paper, a claim), index `index`, from the base seed of the run."""
+    return derive_seed(base, zlib.crc32(name.encode()), index)
 
 
 @dataclass
 class RunContext:
-    """What a claim's run receives: the preset, its own output folder, the seed, and a memo shared by the claims
-    of one paper within one `reproduce` run (train a model once, measure it in several claims)."""
+    """What a claim's run receives: the preset, its own output folder, the base seed and the seeds to measure
+    over, and a memo shared by the claims of one paper within one `reproduce` run (train a model once, measure it
+    in several claims). `stream` names the seed stream (the paper): its claims share seeds, hence models."""
 
     preset: str
     out_dir: Path
     seed: int = 0
     memo: dict = field(default_factory=dict)
     progress: bool = False  # show training progress bars (reproduce's --no-progress turns them off)
+    seeds: list[int] = field(default_factory=list)  # default: the preset's number of seeds, from (seed, stream)
+    stream: str = ""
+
+    def __post_init__(self):
+        if not self.seeds:
+            self.seeds = [stream_seed(self.seed, self.stream, i) for i in range(SEEDS_PER_PRESET[self.preset])]
 
     def pick(self, smoke: Any, quick: Any, full: Any) -> Any:
         return {"smoke": smoke, "quick": quick, "full": full}[self.preset]
@@ -47,6 +84,13 @@ class RunContext:
         if key not in self.memo:
             self.memo[key] = build()
         return self.memo[key]
+
+    def over_seeds(self, measure: Callable[[int], dict[str, float]], desc: str = "seeds") -> dict[str, list[float]]:
+        """Run `measure(seed)` for every seed of the context; {quantity: [value per seed]}."""
+        from tqdm.auto import tqdm
+
+        rows = [measure(s) for s in tqdm(self.seeds, desc=desc, leave=False, disable=not self.progress)]
+        return {key: [row[key] for row in rows] for key in rows[0]}
 
     def figure_path(self, name: str) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +105,8 @@ class Claim:
     paper_reports: str  # what the paper itself reports
     criterion: str  # the criterion in words; `check` is the same criterion in code
     run: Callable[[RunContext], Measurement]
-    check: Callable[[dict[str, Any]], bool]
+    check: Callable[[dict[str, Any]], bool | Test | Decision]  # gets values, per-seed lists and timings
+    preconditions: tuple[Precondition, ...] = ()
 
 
 @dataclass
@@ -77,38 +122,72 @@ class ClaimResult:
     seconds: float
     figures: list[str]
     message: str = ""
+    reason: str = ""  # why this verdict: the tests of the criterion, or the precondition that failed
+    seeds: list[int] = field(default_factory=list)
+    per_seed: dict[str, list[float]] = field(default_factory=dict)
+    summary: dict[str, dict] = field(default_factory=dict)  # per-seed quantity -> mean, sd, 95% interval
+    preconditions: list[dict] = field(default_factory=list)
+    tests: list[dict] = field(default_factory=list)  # the criterion's tests: interval, threshold, outcome
+    timings: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
+def summarize(per_seed: dict[str, list]) -> dict[str, dict]:
+    """Mean, standard deviation and 95% t-interval of each numeric per-seed quantity."""
+    out = {}
+    for key, values in per_seed.items():
+        if values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            out[key] = {"mean": float(np.mean(values)), "sd": std(values), **_bounds(mean_interval(values))}
+    return out
+
+
+def _bounds(interval) -> dict:
+    j = interval.to_json()
+    return {"low": j["low"], "high": j["high"], "n": j["n"]}
+
+
+def _as_decision(result: bool | Test | Decision) -> Decision:
+    if isinstance(result, Decision):
+        return result
+    if isinstance(result, Test):
+        return decide(result)
+    return Decision(bool(result), "the criterion holds on this run's values" if result
+                    else "the criterion fails on this run's values")
+
+
 def run_claim(claim: Claim, ctx: RunContext) -> ClaimResult:
     started = time.perf_counter()
-    measured: dict[str, Any] = {}
-    figures: list[str] = []
-    message = ""
+    result = ClaimResult(claim.id, claim.paper, claim.statement, claim.paper_reports, claim.criterion, ctx.preset,
+                         "error", {}, 0.0, [], seeds=list(ctx.seeds))
     try:
-        result = claim.run(ctx)
-        measured, figures, message = result.values, [str(p) for p in result.figures], result.notes
-        verdict: Verdict = "reproduced" if claim.check(measured) else "not_reproduced"
+        seed_everything(stream_seed(ctx.seed, claim.id))  # its numbers must not depend on what ran before
+        measurement = claim.run(ctx)
+        result.measured, result.figures = measurement.values, [str(p) for p in measurement.figures]
+        result.message, result.per_seed, result.timings = measurement.notes, measurement.per_seed, measurement.timings
+        result.summary = summarize(measurement.per_seed)
+        everything = {**measurement.values, **measurement.per_seed, **measurement.timings}
+        result.preconditions = [p.evaluate(everything) for p in claim.preconditions]
+        failed = [p for p in result.preconditions if not p["held"]]
+        if failed:
+            result.verdict = "inconclusive"
+            result.reason = "precondition not met: " + "; ".join(f"{p['text']} ({p['detail']})" for p in failed)
+        else:
+            decision = _as_decision(claim.check(everything))
+            result.tests = [t.to_json() for t in decision.tests]
+            result.verdict = {True: "reproduced", False: "not_reproduced", None: "inconclusive"}[decision.outcome]
+            result.reason = decision.reason if decision.outcome is not None else \
+                "the interval straddles the threshold: " + decision.reason
     except SkipClaim as e:
-        verdict, message = "skipped", str(e)
+        result.verdict, result.message = "skipped", str(e)
+        result.reason = f"cannot run here: {e}"
     except Exception as e:  # the report shows it; the other claims still run
-        verdict = "error"
-        message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"
-    return ClaimResult(
-        id=claim.id,
-        paper=claim.paper,
-        statement=claim.statement,
-        paper_reports=claim.paper_reports,
-        criterion=claim.criterion,
-        preset=ctx.preset,
-        verdict=verdict,
-        measured=measured,
-        seconds=round(time.perf_counter() - started, 2),
-        figures=figures,
-        message=message,
-    )
+        result.verdict = "error"
+        result.message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"
+        result.reason = f"{type(e).__name__}: {e}"
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
 
 
 def select(entries: list, papers: list[str]) -> list[tuple[Any, list[Claim]]]:
@@ -130,26 +209,84 @@ def select(entries: list, papers: list[str]) -> list[tuple[Any, list[Claim]]]:
     return chosen
 
 
+def configure_threads(threads: int) -> None:
+    """Fix torch's thread count (recorded in the report) and ask for deterministic algorithms: the same command
+    with the same seed on the same machine then gives identical measured values."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def default_threads(jobs: int) -> int:
+    """Each of `jobs` worker processes gets its share of the cores."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The settings of one `reproduce` run that every paper (in whichever process) runs under."""
+
+    preset: str
+    out_dir: Path
+    seed: int  # the base seed
+    seeds: int  # seeds per stochastic measurement
+    progress: bool = False
+
+
+def run_paper(entry, claims: list[Claim], plan: RunPlan) -> list[ClaimResult]:
+    """Run one paper's claims in order, sharing one memo; a module that failed to import yields one `error` row."""
+    if entry.import_error:
+        return [ClaimResult(f"{entry.post.module}.*", entry.post.paper, "(module failed to import)", "", "",
+                            plan.preset, "error", {}, 0.0, [], entry.import_error, reason=entry.import_error)]
+    stream = entry.post.module
+    seeds = [stream_seed(plan.seed, stream, i) for i in range(plan.seeds)]
+    memo: dict = {}
+    results = []
+    for claim in claims:
+        ctx = RunContext(preset=plan.preset, out_dir=plan.out_dir / "figures" / claim.id, seed=plan.seed, memo=memo,
+                         progress=plan.progress, seeds=seeds, stream=stream)
+        results.append(run_claim(claim, ctx))
+    return results
+
+
+def _paper_in_worker(module: str, claim_ids: list[str], plan: RunPlan) -> list[ClaimResult]:
+    """A worker process's job: load the paper from the catalog (claims are not picklable) and run its claims."""
+    from paperzoo.catalog import ENGINE, POSTS, load_entry
+
+    entry = load_entry(next(p for p in [ENGINE, *POSTS] if p.module == module))
+    by_id = {c.id: c for c in entry.claims}
+    return run_paper(entry, [by_id[i] for i in claim_ids], plan)
+
+
 def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Path, seed: int,
-                 progress: bool = True) -> list[ClaimResult]:
-    """Run every chosen claim in order; a paper whose module fails to import yields one `error` row."""
+                 progress: bool = True, seeds: int | None = None, jobs: int = 1,
+                 threads: int | None = None) -> list[ClaimResult]:
+    """Run every chosen claim; papers run in `jobs` worker processes (each with `threads` torch threads, by default
+    its share of the cores) and the results come back in the order chosen, identical to `jobs=1`."""
     from tqdm.auto import tqdm
 
-    results = []
+    plan = RunPlan(preset, Path(out_dir), seed, seeds or SEEDS_PER_PRESET[preset], progress and jobs == 1)
+    threads = threads or default_threads(jobs)
     total = sum(len(claims) or 1 for _, claims in chosen)
-    with tqdm(total=total, desc="claims", disable=not progress, dynamic_ncols=True) as bar:
-        for entry, claims in chosen:
-            if entry.import_error:
-                results.append(ClaimResult(f"{entry.post.module}.*", entry.post.paper, "(module failed to import)",
-                                           "", "", preset, "error", {}, 0.0, [], entry.import_error))
-                bar.update(1)
-                continue
-            memo: dict = {}
-            for claim in claims:
-                bar.set_postfix_str(claim.id)
-                ctx = RunContext(preset=preset, out_dir=out_dir / "figures" / claim.id, seed=seed, memo=memo,
-                                 progress=progress)
-                results.append(run_claim(claim, ctx))
-                bar.write(f"{results[-1].verdict:>15}  {claim.id}  ({results[-1].seconds:.0f} s)")
-                bar.update(1)
-    return results
+    bar = tqdm(total=total, desc="claims", disable=not progress, dynamic_ncols=True)
+
+    def report(results: list[ClaimResult]) -> None:
+        for r in results:
+            bar.write(f"{r.verdict:>15}  {r.id}  ({r.seconds:.0f} s)")
+        bar.update(len(results))
+
+    with bar:
+        if jobs == 1:
+            configure_threads(threads)
+            by_paper = []
+            for entry, claims in chosen:
+                bar.set_postfix_str(entry.post.module)
+                by_paper.append(run_paper(entry, claims, plan))
+                report(by_paper[-1])
+            return [r for results in by_paper for r in results]
+        spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in its thread pools
+        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=configure_threads, initargs=(threads,)) as pool:
+            futures = [pool.submit(_paper_in_worker, entry.post.module, [c.id for c in claims], plan)
+                       for entry, claims in chosen]
+            for future in as_completed(futures):
+                report(future.result())
+            return [r for future in futures for r in future.result()]

@@ -1,4 +1,4 @@
-"""The `paperzoo` command: list | reproduce | train | bench | <method-specific verbs>.
+"""The `paperzoo` command: list | reproduce | compare | train | bench | <method-specific verbs>.
 
 User mistakes (`UserError`) print one line and exit with status 2; anything else is a bug and keeps its traceback.
 """
@@ -31,15 +31,24 @@ def _cmd_list(args, entries) -> int:
 
 
 def _cmd_reproduce(args, entries) -> int:
-    from paperzoo.claims import run_selected, select
+    from paperzoo.claims import default_threads, run_selected, select
     from paperzoo.report import write_report
 
     chosen = select(entries, args.papers)
     if not any(claims or entry.import_error for entry, claims in chosen):
         raise UserError("no claims to run yet; see `paperzoo list`")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        raise UserError(f"--jobs and --threads must be >= 1, got --jobs {args.jobs} --threads {args.threads}")
     out = Path(args.out or f"runs/reproduce-{time.strftime('%Y%m%d-%H%M%S')}")
-    results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress)
-    paths = write_report(results, out, args.preset, args.seed)
+    threads = args.threads or default_threads(args.jobs)
+    started = time.perf_counter()
+    results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress, seeds=args.seeds,
+                           jobs=args.jobs, threads=threads)
+    run = {"papers": args.papers, "seeds_per_claim": args.seeds, "jobs": args.jobs, "threads": threads,
+           "wall_seconds": round(time.perf_counter() - started, 1)}
+    paths = write_report(results, out, args.preset, args.seed, run)
     for r in results:
         print(f"{r.verdict:>15}  {r.id}")
     print(f"report: {paths['html']}  (also {paths['md'].name}, {paths['json'].name})")
@@ -67,6 +76,13 @@ def _cmd_train(args, entries) -> int:
     return 0
 
 
+def _cmd_compare(args, entries) -> int:
+    from paperzoo.compare import compare, format_comparison, load_results
+
+    print(format_comparison(compare(load_results(args.a), load_results(args.b)), args.a, args.b))
+    return 0
+
+
 def _cmd_bench(args, entries) -> int:
     folder = Path(args.dir)
     scripts = sorted(folder.glob("*.py")) if folder.is_dir() else []
@@ -91,8 +107,14 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("papers", nargs="*", help="modules (capsnet) or claim ids; default: all")
     p.add_argument("--preset", choices=PRESETS, default="quick")
     p.add_argument("--out", help="output folder (default runs/reproduce-<timestamp>)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="base seed; every claim's seeds derive from it")
+    p.add_argument("--seeds", type=int, help="seeds per measurement (default: smoke 1, quick 3, full 5)")
+    p.add_argument("--jobs", type=int, default=1, help="papers run in this many worker processes")
+    p.add_argument("--threads", type=int, help="torch threads per process (default: cores / jobs)")
     p.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser("compare", help="what changed between two reproduce runs (verdicts, values beyond intervals)")
+    p.add_argument("a", help="results.json of the first run (or its folder)")
+    p.add_argument("b", help="results.json of the second run (or its folder)")
     p = sub.add_parser("train", help="train a method with the engine (works under torchrun too)")
     p.add_argument("method")
     p.add_argument("overrides", nargs="*", help="dotted key=value config overrides, e.g. train.lr=0.01")
@@ -112,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     entries = load_catalog()
     args = build_parser(entries).parse_args(argv)
-    commands = {"list": _cmd_list, "reproduce": _cmd_reproduce, "train": _cmd_train, "bench": _cmd_bench}
+    commands = {"list": _cmd_list, "reproduce": _cmd_reproduce, "compare": _cmd_compare, "train": _cmd_train,
+                "bench": _cmd_bench}
     verbs = {name: verb for entry in entries for name, verb in entry.cli_verbs.items()}
     try:
         if args.command in commands:

@@ -11,11 +11,16 @@ import platform
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import scipy
 import torch
 
-from paperzoo.claims import ClaimResult
+from paperzoo.claims import VERDICTS, ClaimResult
+from paperzoo.report_figures import forest_plot, seed_figure
 
-VERDICT_COLOURS = {"reproduced": "#d6f5d6", "not_reproduced": "#fde2c8", "error": "#f8c9c9", "skipped": "#e6e6e6"}
+VERDICT_COLOURS = {"reproduced": "#d6f5d6", "not_reproduced": "#fde2c8", "inconclusive": "#e3dcf7",
+                   "skipped": "#e6e6e6", "error": "#f8c9c9"}
+SCHEMA_VERSION = 2
 
 
 def _fmt(value) -> str:
@@ -28,40 +33,97 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def measured_text(measured: dict) -> str:
-    return "; ".join(f"{k} = {_fmt(v)}" for k, v in measured.items())
+def _interval_text(s: dict) -> str:
+    if s["low"] is None:
+        return f"{s['mean']:.4g} ({s['n']} seed{'s' * (s['n'] > 1)})"
+    return f"{s['mean']:.4g} [{s['low']:.4g}, {s['high']:.4g}] ({s['n']} seeds)"
+
+
+def measured_text(measured: dict, summary: dict | None = None) -> str:
+    """The measured values, per-seed quantities as mean [95% interval] (n seeds)."""
+    parts = [f"{k} = {_interval_text(s)}" for k, s in (summary or {}).items()]
+    return "; ".join(parts + [f"{k} = {_fmt(v)}" for k, v in measured.items()])
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas() -> str:
+    """The BLAS torch was built with, from its build configuration (e.g. "Intel(R) oneAPI Math Kernel Library
+    Version 2024.2")."""
+    config = torch.__config__.show()
+    for line in config.splitlines():
+        if "Math Kernel Library" in line or "OpenBLAS" in line:
+            return line.strip(" -").split(" for ")[0]
+    return next((part.split("=")[1] for part in config.split(", ") if part.startswith("BLAS_INFO=")), "unknown")
 
 
 def environment() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-            "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads()}
+    """What two reports must share for their numbers to be comparable bit for bit."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "blas": _blas(), "machine": platform.machine(), "cpu": _cpu_model(),
+            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
 
 
-def write_report(results: list[ClaimResult], out_dir: Path, preset: str, seed: int) -> dict[str, Path]:
+def verdict_counts(results) -> dict[str, int]:
+    counts = Counter(r["verdict"] if isinstance(r, dict) else r.verdict for r in results)
+    return {v: counts.get(v, 0) for v in VERDICTS}
+
+
+def _evidence_figures(results: list[ClaimResult], out_dir: Path) -> Path | None:
+    """A per-seed figure for each claim decided on tests, put first among its figures; the forest plot."""
+    for r in results:
+        if any(len(t["per_seed"]) for t in r.tests):
+            path = seed_figure(r.to_json(), out_dir / "figures" / r.id / "seeds.png")
+            r.figures = [str(path), *[f for f in r.figures if f != str(path)]]
+    return forest_plot([r.to_json() for r in results], out_dir / "figures" / "overview.png")
+
+
+def write_report(results: list[ClaimResult], out_dir: Path, preset: str, seed: int,
+                 run: dict | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts = Counter(r.verdict for r in results)
-    payload = {"preset": preset, "seed": seed, "environment": environment(), "summary": dict(counts),
-               "claims": [r.to_json() for r in results]}
+    overview = _evidence_figures(results, out_dir)
+    counts = verdict_counts(results)
+    payload = {"schema": SCHEMA_VERSION, "preset": preset, "seed": seed, "run": run or {},
+               "environment": environment(), "summary": counts, "claims": [r.to_json() for r in results]}
     paths = {"json": out_dir / "results.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
     paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    paths["md"].write_text(_markdown(results, out_dir, preset, counts))
-    paths["html"].write_text(_html(results, out_dir, preset, seed, counts))
+    paths["md"].write_text(_markdown(results, out_dir, preset, counts, overview))
+    paths["html"].write_text(_html(results, preset, seed, counts, overview, payload))
     return paths
 
 
-def _summary_line(counts: Counter) -> str:
+def _summary_line(counts: dict) -> str:
     return ", ".join(f"{counts.get(v, 0)} {v.replace('_', ' ')}" for v in VERDICT_COLOURS)
 
 
-def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: Counter) -> str:
-    lines = [f"# paperzoo report (preset `{preset}`)", "", _summary_line(counts), "",
-             "| claim | verdict | paper reports | measured | criterion | s |", "|---|---|---|---|---|---|"]
+def _precondition_lines(r: ClaimResult) -> list[str]:
+    return [f"{'held' if p['held'] else 'NOT MET'}: {p['text']} ({p['detail']})" for p in r.preconditions]
+
+
+def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: dict, overview: Path | None) -> str:
+    lines = [f"# paperzoo report (preset `{preset}`)", "", _summary_line(counts), ""]
+    if overview:
+        lines += [f"![every decided test against its threshold]({os.path.relpath(overview, out_dir)})", ""]
+    lines += ["| claim | verdict | paper reports | measured | criterion | s |", "|---|---|---|---|---|---|"]
     for r in results:
         cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-        lines.append(f"| `{r.id}` | **{r.verdict}** | {cell(r.paper_reports)} | {cell(measured_text(r.measured))} "
-                     f"| {cell(r.criterion)} | {r.seconds:.0f} |")
+        lines.append(f"| `{r.id}` | **{r.verdict}** | {cell(r.paper_reports)} | "
+                     f"{cell(measured_text(r.measured, r.summary))} | {cell(r.criterion)} | {r.seconds:.0f} |")
     for r in results:
-        lines += ["", f"## {r.id}: {r.verdict}", "", f"> {r.statement}", "", f"*Paper:* {r.paper}", ""]
+        lines += ["", f"## {r.id}: {r.verdict}", "", f"> {r.statement}", "", f"*Paper:* {r.paper}", "",
+                  f"*Why:* {r.reason}", ""]
+        lines += [f"- {line}" for line in _precondition_lines(r)]
+        if r.seeds:
+            lines += ["", f"*Seeds:* {r.seeds}"]
         if r.message:
             lines += ["```", r.message.strip(), "```", ""]
         for fig in r.figures:
@@ -79,6 +141,8 @@ td.verdict{font-weight:bold;white-space:nowrap} .claim{border:1px solid #ddd;bor
 margin:1.2em 0} .claim h3{margin:.2em 0} .figs img{max-width:48%;margin:.3em;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px} .meta{color:#666;font-size:13px}
 code{font-size:13px} tr.post td{background:#eef3fb;font-weight:bold} h2{margin-top:1.6em}
+.why{background:#f6f4fd;padding:.4em .6em;border-radius:4px;font-size:13px} li.unmet{color:#b03a2e;font-weight:bold}
+li.held{color:#2e6b3d} .forest img{max-width:100%}
 """
 
 
@@ -100,11 +164,47 @@ def _post_title(claim_id: str) -> str:
     return module
 
 
-def _html(results: list[ClaimResult], out_dir: Path, preset: str, seed: int, counts: Counter) -> str:
+def _claim_section(r: ClaimResult, colour: str) -> str:
     e = html.escape
-    env = environment()
+    why = f"<p class=why><b>why {e(r.verdict.replace('_', ' '))}:</b> {e(r.reason)}</p>" if r.reason else ""
+    pre = "".join(f"<li class={'held' if p['held'] else 'unmet'}>{e(line)}</li>"
+                  for p, line in zip(r.preconditions, _precondition_lines(r)))
+    seeds = f"; seeds {e(str(r.seeds))}" if r.seeds else ""
+    timings = f"<p class=meta><b>timings</b> (not compared between runs): {e(measured_text(r.timings))}</p>" \
+        if r.timings else ""
+    return (f'<div class=claim id="{e(r.id)}" style="border-left:8px solid {colour}">'
+            f"<h3><code>{e(r.id)}</code>: {e(r.verdict.replace('_', ' '))}</h3><p>{e(r.statement)}</p>"
+            f"<p class=meta>{e(r.paper)}; paper reports: {e(r.paper_reports)}; criterion: {e(r.criterion)}; "
+            f"{r.seconds:.1f} s{seeds}</p>{why}"
+            + (f"<p><b>preconditions</b></p><ul>{pre}</ul>" if pre else "")
+            + f"<p><b>measured:</b> {e(measured_text(r.measured, r.summary))}</p>{timings}"
+            + (f"<pre>{e(r.message.strip())}</pre>" if r.message else "")
+            + f'<div class=figs>{"".join(_img(f) for f in r.figures)}</div></div>')
+
+
+def _environment_line(payload: dict) -> str:
+    env, run = payload["environment"], payload["run"]
+    parts = [f"preset <b>{html.escape(payload['preset'])}</b>", f"base seed {payload['seed']}"]
+    if run:
+        parts.append(f"--jobs {run.get('jobs')}, {run.get('threads')} torch threads per process, "
+                     f"{run.get('wall_seconds')} s wall time")
+    parts.append(html.escape(f"{env['cpu']} ({env['cpu_count']} cores); torch {env['torch']}, numpy {env['numpy']}, "
+                             f"scipy {env['scipy']}, {env['blas']}; python {env['python']}; "
+                             f"CUDA {'yes' if env['cuda'] else 'no'}"))
+    return "; ".join(parts)
+
+
+def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, overview: Path | None,
+          payload: dict) -> str:
+    e = html.escape
     badges = "".join(f'<span style="background:{c}">{counts.get(v, 0)} {v.replace("_", " ")}</span>'
                      for v, c in VERDICT_COLOURS.items())
+    undecided = sum(1 for r in results if not r.tests and r.verdict in ("reproduced", "not_reproduced"))
+    forest = (f"<h2>Overview: every decided test against its threshold</h2><p class=meta>One row per test of a "
+              f"criterion: the dot is the measured effect, the bar its 95% interval over seeds, the red dashed line "
+              f"the threshold fixed before the run; each row has its own scale. {undecided} claims are still decided "
+              f"on one run's values (no interval) and are not shown.</p><div class=forest>{_img(str(overview))}</div>"
+              if overview else "")
     rows, sections, current = [], [], None
     for r in results:
         title = _post_title(r.id)
@@ -116,20 +216,13 @@ def _html(results: list[ClaimResult], out_dir: Path, preset: str, seed: int, cou
         rows.append(
             f'<tr style="background:{colour}"><td><a href="#{e(r.id)}"><code>{e(r.id)}</code></a>'
             f"<br>{e(r.statement)}</td><td class=verdict>{e(r.verdict.replace('_', ' '))}</td>"
-            f"<td>{e(r.paper_reports)}</td><td>{e(measured_text(r.measured))}</td><td>{e(r.criterion)}</td>"
-            f"<td>{r.seconds:.0f}</td></tr>")
-        sections.append(
-            f'<div class=claim id="{e(r.id)}" style="border-left:8px solid {colour}">'
-            f"<h3><code>{e(r.id)}</code>: {e(r.verdict.replace('_', ' '))}</h3><p>{e(r.statement)}</p>"
-            f"<p class=meta>{e(r.paper)}; paper reports: {e(r.paper_reports)}; criterion: {e(r.criterion)}; "
-            f"{r.seconds:.1f} s</p><p><b>measured:</b> {e(measured_text(r.measured))}</p>"
-            + (f"<pre>{e(r.message.strip())}</pre>" if r.message else "")
-            + f'<div class=figs>{"".join(_img(f) for f in r.figures)}</div></div>')
+            f"<td>{e(r.paper_reports)}</td><td>{e(measured_text(r.measured, r.summary))}</td>"
+            f"<td>{e(r.criterion)}</td><td>{r.seconds:.0f}</td></tr>")
+        sections.append(_claim_section(r, colour))
     return (f"<!doctype html><html><head><meta charset=utf-8><title>paperzoo report ({e(preset)})</title>"
             f"<style>{_CSS}</style></head><body><h1>paperzoo report</h1>"
-            f"<p class=meta>preset <b>{e(preset)}</b>, seed {seed}; torch {e(env['torch'])}, python {e(env['python'])}"
-            f", CUDA {'yes' if env['cuda'] else 'no'}; {sum(r.seconds for r in results):.0f} s in all</p>"
-            f"<p class=summary>{badges}</p>"
+            f"<p class=meta>{_environment_line(payload)}; {sum(r.seconds for r in results):.0f} s of claims</p>"
+            f"<p class=summary>{badges}</p>{forest}"
             f"<table><colgroup><col style='width:27%'><col style='width:9%'><col style='width:17%'>"
             f"<col style='width:25%'><col style='width:18%'><col style='width:4%'></colgroup>"
             f"<tr><th>claim</th><th>verdict</th><th>paper reports</th><th>measured</th><th>criterion</th>"

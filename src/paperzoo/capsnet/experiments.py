@@ -103,8 +103,8 @@ def _run_accuracy(ctx: RunContext) -> Measurement:
         "capsnet_r3_error_pct": round(100 * (1 - r3["final"]["test_acc"]), 2),
         "capsnet_r1_error_pct": round(100 * (1 - r1["final"]["test_acc"]), 2),
         "capsnet_params": r3["params"], "cnn_params": cnn["params"],
-        "test_examples": len(r3["method"].test_y), "train_seconds_r3": round(r3["seconds"], 1),
-    }, [path])
+        "test_examples": len(r3["method"].test_y),
+    }, [path], timings={"train_seconds_r3": round(r3["seconds"], 1)})
 
 
 # -- claim 2: overlapping digits -----------------------------------------------------------------------------------

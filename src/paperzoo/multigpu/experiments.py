@@ -21,6 +21,7 @@ import torch
 from paperzoo import plotting
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
+from paperzoo.criteria import Precondition, at_least, beats, decide, every_seed, no_worse
 from paperzoo.engine.distributed import derive_seed
 from paperzoo.engine.trainer import Trainer
 from paperzoo.multigpu.augment import augment
@@ -38,23 +39,23 @@ TRAIN_METHODS = {"rank_augment_mnist": TrainSpec(
     "post; run it under torchrun)", RankAugmentConfig, RankAugmentMNIST)}
 
 
-def _spec(ctx: RunContext) -> dict:
+def _spec(ctx: RunContext, seed: int) -> dict:
     return {"steps": ctx.pick(3, 20, 100), "batch": 32, "micro_batch": 8, "accumulation": 4, "lr": 0.05,
-            "hidden": ctx.pick(32, 128, 256), "seed": ctx.seed, "timeout_s": 120.0, "probe": 32,
+            "hidden": ctx.pick(32, 128, 256), "seed": seed, "timeout_s": 120.0, "probe": 32,
             "view_policies": VIEW_POLICIES, "robust_runs": ROBUST_RUNS, "robust_steps": ctx.pick(20, 400, 2000),
             "robust_hidden": ctx.pick(32, 128, 256)}
 
 
-def _group(ctx: RunContext) -> tuple[dict, list[dict], float]:
-    """Run the 2-rank gloo group once for claims 1-3 of this `reproduce` run."""
+def _group(ctx: RunContext, seed: int) -> tuple[dict, list[dict], float]:
+    """Run the 2-rank gloo group once per seed for claims 1-4 of this `reproduce` run."""
 
     def run():
-        spec = _spec(ctx)
+        spec = _spec(ctx, seed)
         started = time.perf_counter()
         ranks = spawn_group(claims_worker, world_size=2, args=(spec,), timeout_s=600)
         return spec, ranks, time.perf_counter() - started
 
-    return ctx.shared("multigpu.group", run)
+    return ctx.shared(f"multigpu.group/{seed}", run)
 
 
 def _one_process(spec: dict, batch_size: int) -> np.ndarray:
@@ -77,53 +78,71 @@ def _bars(path, names: list[str], values: list[float], ylabel: str, title: str, 
 
 
 def _run_ddp_equivalence(ctx: RunContext) -> Measurement:
-    spec, ranks, seconds = _group(ctx)
-    union = _one_process(spec, 2 * spec["batch"])
-    control = _one_process(spec, spec["batch"])  # one rank's batch alone: what DDP would do without the all-reduce
-    values = {
-        "ddp_vs_union_max_abs_diff": _max_diff(ranks[0]["ddp"], union),
-        "rank0_vs_rank1_max_abs_diff": _max_diff(ranks[0]["ddp"], ranks[1]["ddp"]),
-        "control_batch_B_max_abs_diff": _max_diff(control, union),
-        "steps": spec["steps"], "per_rank_batch": spec["batch"], "parameters": int(union.size),
-        "group_seconds": round(seconds, 1),
-    }
+    seconds = []
+
+    def measure(seed: int) -> dict:
+        spec, ranks, group_seconds = _group(ctx, seed)
+        seconds.append(round(group_seconds, 1))
+        union = _one_process(spec, 2 * spec["batch"])
+        control = _one_process(spec, spec["batch"])  # one rank's batch alone: DDP without the all-reduce
+        return {"ddp_vs_union_max_abs_diff": _max_diff(ranks[0]["ddp"], union),
+                "rank0_vs_rank1_max_abs_diff": _max_diff(ranks[0]["ddp"], ranks[1]["ddp"]),
+                "control_batch_B_max_abs_diff": _max_diff(control, union), "parameters": int(union.size)}
+
+    per_seed = ctx.over_seeds(measure, "DDP vs one process")
+    spec = _spec(ctx, ctx.seeds[0])
     path = _bars(ctx.figure_path("ddp_vs_one_process.png"),
                  ["DDP 2x32 vs 1x64", "rank 0 vs rank 1", "1x32 vs 1x64 (control)"],
-                 [max(values["ddp_vs_union_max_abs_diff"], 1e-12), max(values["rank0_vs_rank1_max_abs_diff"], 1e-12),
-                  values["control_batch_B_max_abs_diff"]],
-                 "max |parameter difference|", f"parameters after {spec['steps']} SGD steps", logy=True)
-    return Measurement(values, [path])
+                 [max(max(per_seed["ddp_vs_union_max_abs_diff"]), 1e-12),
+                  max(max(per_seed["rank0_vs_rank1_max_abs_diff"]), 1e-12),
+                  min(per_seed["control_batch_B_max_abs_diff"])],
+                 "max |parameter difference|", f"parameters after {spec['steps']} SGD steps (worst seed)", logy=True)
+    values = {"steps": spec["steps"], "per_rank_batch": spec["batch"], "parameters": per_seed.pop("parameters")[0]}
+    return Measurement(values, [path], per_seed=per_seed, timings={"group_seconds": seconds})
 
 
 def _run_no_sync(ctx: RunContext) -> Measurement:
-    spec, ranks, _ = _group(ctx)
+    spec = _spec(ctx, ctx.seeds[0])
     a, b = spec["accumulation"], spec["micro_batch"]
-    big = _one_process(spec, 2 * a * b)
-    values = {
-        "no_sync_vs_big_batch_max_abs_diff": _max_diff(ranks[0]["accumulated"], big),
-        "sync_every_micro_vs_big_batch_max_abs_diff": _max_diff(ranks[0]["synced_every_micro"], big),
-        "allreduces_with_no_sync": ranks[0]["allreduces_no_sync"],
-        "allreduces_without_no_sync": ranks[0]["allreduces_every_micro"],
-        "accumulation": a, "micro_batch": b, "steps": spec["steps"],
-    }
+
+    def measure(seed: int) -> dict:
+        spec, ranks, _ = _group(ctx, seed)
+        big = _one_process(spec, 2 * a * b)
+        return {"no_sync_vs_big_batch_max_abs_diff": _max_diff(ranks[0]["accumulated"], big),
+                "sync_every_micro_vs_big_batch_max_abs_diff": _max_diff(ranks[0]["synced_every_micro"], big),
+                "allreduces_with_no_sync": ranks[0]["allreduces_no_sync"],
+                "allreduces_without_no_sync": ranks[0]["allreduces_every_micro"]}
+
+    per_seed = ctx.over_seeds(measure, "no_sync")
     path = _bars(ctx.figure_path("allreduce_counts.png"), ["with no_sync", "without no_sync"],
-                 [values["allreduces_with_no_sync"], values["allreduces_without_no_sync"]],
+                 [per_seed["allreduces_with_no_sync"][0], per_seed["allreduces_without_no_sync"][0]],
                  "bucket all-reduces sent", f"{spec['steps']} steps x {a} micro-steps, 2 ranks")
-    return Measurement(values, [path])
+    return Measurement({"accumulation": a, "micro_batch": b, "steps": spec["steps"]}, [path], per_seed=per_seed)
+
+
+def _check_no_sync(m: dict):
+    gap = [abs(w - m["accumulation"] * n) for w, n in zip(m["allreduces_without_no_sync"], m["allreduces_with_no_sync"])]
+    return decide(every_seed("no_sync vs big batch, max |diff|", m["no_sync_vs_big_batch_max_abs_diff"], "<=", 1e-5),
+                  every_seed("|all-reduces without - accumulation x with|", gap, "<=", 0))
 
 
 def _run_rank_augment(ctx: RunContext) -> Measurement:
-    spec, ranks, _ = _group(ctx)
-    probe = mnist_digits().test_x[: spec["probe"]]
-    values: dict = {"probe_samples": spec["probe"]}
-    rerun_diff = 0.0
-    for name, policies in VIEW_POLICIES.items():
-        v0, v1 = ranks[0]["views"][name], ranks[1]["views"][name]
-        differ = np.abs(v0 - v1).reshape(len(v0), -1).max(1) > 0
-        values[f"{name}_fraction_differing"] = float(differ.mean())
-        for rank, views in enumerate((v0, v1)):  # recomputed here, in another process, from the seed alone
-            rerun_diff = max(rerun_diff, _max_diff(views, rank_views(probe, policies, spec["seed"], rank)))
-    values["rerun_max_abs_diff"] = rerun_diff
+    probe_size = _spec(ctx, ctx.seeds[0])["probe"]
+    probe = mnist_digits().test_x[:probe_size]
+
+    def measure(seed: int) -> dict:
+        spec, ranks, _ = _group(ctx, seed)
+        values, rerun_diff = {}, 0.0
+        for name, policies in VIEW_POLICIES.items():
+            v0, v1 = ranks[0]["views"][name], ranks[1]["views"][name]
+            differ = np.abs(v0 - v1).reshape(len(v0), -1).max(1) > 0
+            values[f"{name}_fraction_differing"] = float(differ.mean())
+            for rank, views in enumerate((v0, v1)):  # recomputed here, in another process, from the seed alone
+                rerun_diff = max(rerun_diff, _max_diff(views, rank_views(probe, policies, spec["seed"], rank)))
+        return {**values, "rerun_max_abs_diff": rerun_diff}
+
+    per_seed = ctx.over_seeds(measure, "per-rank views")
+    _, ranks, _ = _group(ctx, ctx.seeds[0])
     fig, axes = plotting.figure(8, 3.2, ncols=8, nrows=3)
     views = ranks[0]["views"]["different_policies"], ranks[1]["views"]["different_policies"]
     for col in range(8):
@@ -135,7 +154,7 @@ def _run_rank_augment(ctx: RunContext) -> Measurement:
             if col == 0:
                 ax.set_ylabel(label, fontsize=7)
     path = plotting.save(fig, ctx.figure_path("per_rank_views.png"))
-    return Measurement(values, [path])
+    return Measurement({"probe_samples": probe_size}, [path], per_seed=per_seed)
 
 
 def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -144,26 +163,34 @@ def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float
 
 
 def _run_robustness(ctx: RunContext) -> Measurement:
-    spec, ranks, _ = _group(ctx)
     data = mnist_digits()
     torch.manual_seed(derive_seed(ctx.seed, 1234))  # one fixed draw of shifted and rotated test digits
     moved = augment(data.test_x, "shift+rotate")
-    values: dict = {"steps": spec["robust_steps"], "test_digits": len(data.test_y)}
-    for name in ROBUST_RUNS:
-        model = MnistMLP(spec["robust_hidden"])
-        torch.nn.utils.vector_to_parameters(torch.from_numpy(ranks[0]["robust"][name]), model.parameters())
-        values[f"{name}_clean_acc"] = round(_accuracy(model, data.test_x, data.test_y), 4)
-        values[f"{name}_moved_acc"] = round(_accuracy(model, moved, data.test_y), 4)
+
+    def measure(seed: int) -> dict:
+        spec, ranks, _ = _group(ctx, seed)
+        values = {}
+        for name in ROBUST_RUNS:
+            model = MnistMLP(spec["robust_hidden"])
+            torch.nn.utils.vector_to_parameters(torch.from_numpy(ranks[0]["robust"][name]), model.parameters())
+            values[f"{name}_clean_acc"] = round(_accuracy(model, data.test_x, data.test_y), 4)
+            values[f"{name}_moved_acc"] = round(_accuracy(model, moved, data.test_y), 4)
+        return values
+
+    per_seed = ctx.over_seeds(measure, "robustness")
+    steps = _spec(ctx, ctx.seeds[0])["robust_steps"]
     fig, ax = plotting.figure(6, 3.2)
     x = np.arange(len(ROBUST_RUNS))
     for i, split in enumerate(("clean", "moved")):
-        ax.bar(x + 0.4 * i - 0.2, [values[f"{n}_{split}_acc"] for n in ROBUST_RUNS], 0.4,
-               label={"clean": "clean test digits", "moved": "shifted + rotated test digits"}[split])
+        accs = np.array([per_seed[f"{n}_{split}_acc"] for n in ROBUST_RUNS])  # (runs, seeds)
+        ax.bar(x + 0.4 * i - 0.2, accs.mean(1), 0.4, yerr=accs.std(1, ddof=1) if accs.shape[1] > 1 else None,
+               capsize=3, label={"clean": "clean test digits", "moved": "shifted + rotated test digits"}[split])
     ax.set_xticks(x, ["no augmentation", "rank 0 shift / rank 1 rotate", "shift+rotate on both"])
-    ax.set(ylabel="test accuracy", title=f"2-rank DDP, {spec['robust_steps']} steps", ylim=(0, 1))
+    ax.set(ylabel=f"test accuracy (mean ± sd, {len(ctx.seeds)} seeds)", title=f"2-rank DDP, {steps} steps",
+           ylim=(0, 1))
     ax.legend(loc="lower right")
     path = plotting.save(fig, ctx.figure_path("robustness.png"))
-    return Measurement(values, [path])
+    return Measurement({"steps": steps, "test_digits": len(data.test_y)}, [path], per_seed=per_seed)
 
 
 def _run_dp_memory(ctx: RunContext) -> Measurement:
@@ -190,10 +217,14 @@ CLAIMS = [
         statement="DDP over 2 processes with per-rank batch B gives the same parameters after k steps as one process "
                   "with batch 2B (gradient averaging makes DDP equivalent to training on the union batch).",
         paper_reports="mathematical equivalence (Li et al. Sec. 3.1); no number",
-        criterion="ddp_vs_union_max_abs_diff <= 1e-5 (float32 tolerance) and control_batch_B_max_abs_diff >= 1e-3 "
-                  "(the comparison can tell batches apart)",
+        criterion="on every seed: ddp_vs_union_max_abs_diff <= 1e-5 (float32 tolerance)",
         run=_run_ddp_equivalence,
-        check=lambda m: m["ddp_vs_union_max_abs_diff"] <= 1e-5 and m["control_batch_B_max_abs_diff"] >= 1e-3,
+        check=lambda m: every_seed("DDP 2xB vs one process 2B, max |diff|", m["ddp_vs_union_max_abs_diff"], "<=",
+                                   1e-5),
+        preconditions=(Precondition(
+            "the comparison can tell batches apart: one process with batch B (no all-reduce) differs from batch 2B "
+            "by >= 1e-3 on every seed",
+            lambda m: every_seed("control 1xB vs 1x2B, max |diff|", m["control_batch_B_max_abs_diff"], ">=", 1e-3)),),
     ),
     Claim(
         id="multigpu.no_sync_accumulation",
@@ -201,11 +232,12 @@ CLAIMS = [
         statement="Gradient accumulation that skips the all-reduce on non-final micro-steps (no_sync) gives the "
                   "large-batch step and sends `accumulation` times fewer all-reduces.",
         paper_reports="no_sync skips communication on non-final iterations (Li et al. Sec. 3.2.4); no number",
-        criterion="no_sync_vs_big_batch_max_abs_diff <= 1e-5 and allreduces_without_no_sync == accumulation * "
-                  "allreduces_with_no_sync > 0",
+        criterion="on every seed: no_sync_vs_big_batch_max_abs_diff <= 1e-5 and allreduces_without_no_sync == "
+                  "accumulation * allreduces_with_no_sync",
         run=_run_no_sync,
-        check=lambda m: m["no_sync_vs_big_batch_max_abs_diff"] <= 1e-5 and m["allreduces_with_no_sync"] > 0
-        and m["allreduces_without_no_sync"] == m["accumulation"] * m["allreduces_with_no_sync"],
+        check=_check_no_sync,
+        preconditions=(Precondition("all-reduces were counted: allreduces_with_no_sync > 0 on every seed",
+                                    lambda m: min(m["allreduces_with_no_sync"]) > 0, ("allreduces_with_no_sync",)),),
     ),
     Claim(
         id="multigpu.per_rank_augmentation",
@@ -213,11 +245,14 @@ CLAIMS = [
         statement="With one base seed, each rank applies its own augmentation: ranks see different views of the "
                   "same samples, and the views are reproduced exactly from the seed.",
         paper_reports="the post's application: a different augmentation on each GPU; no number",
-        criterion="different_policies_fraction_differing == 1 and same_policy_fraction_differing == 1 and "
-                  "rerun_max_abs_diff == 0",
+        criterion="on every seed: different_policies_fraction_differing == 1, same_policy_fraction_differing == 1 "
+                  "and rerun_max_abs_diff == 0",
         run=_run_rank_augment,
-        check=lambda m: m["different_policies_fraction_differing"] == 1.0
-        and m["same_policy_fraction_differing"] == 1.0 and m["rerun_max_abs_diff"] == 0.0,
+        check=lambda m: decide(
+            every_seed("fraction of probe digits differing, different policies",
+                       m["different_policies_fraction_differing"], ">=", 1.0),
+            every_seed("fraction differing, same policy", m["same_policy_fraction_differing"], ">=", 1.0),
+            every_seed("rerun from the seed, max |diff|", m["rerun_max_abs_diff"], "<=", 0.0)),
     ),
     Claim(
         id="multigpu.per_rank_augmentation_robustness",
@@ -226,10 +261,15 @@ CLAIMS = [
                   "and rank 1 rotating classifies shifted and rotated digits better than DDP without augmentation, "
                   "at little cost on clean digits.",
         paper_reports="the post's motivation for per-rank augmentation; no number",
-        criterion="per_rank_moved_acc >= none_moved_acc + 0.05 and per_rank_clean_acc >= none_clean_acc - 0.02",
+        criterion="paired over seeds (95% t-intervals): per_rank_moved_acc - none_moved_acc > 0.05, and "
+                  "per_rank_clean_acc - none_clean_acc >= -0.02 (non-inferiority)",
         run=_run_robustness,
-        check=lambda m: m["per_rank_moved_acc"] >= m["none_moved_acc"] + 0.05
-        and m["per_rank_clean_acc"] >= m["none_clean_acc"] - 0.02,
+        check=lambda m: decide(
+            beats("per-rank - none, moved digits", m["per_rank_moved_acc"], m["none_moved_acc"], 0.05),
+            no_worse("per-rank - none, clean digits", m["per_rank_clean_acc"], m["none_clean_acc"], 0.02)),
+        preconditions=(Precondition(
+            "the baseline trained: DDP without augmentation is >= 50 points above chance (10%) on clean digits",
+            lambda m: at_least("no-augmentation clean accuracy", m["none_clean_acc"], 0.6)),),
     ),
     Claim(
         id="multigpu.dp_memory_imbalance",

@@ -1,0 +1,81 @@
+"""`paperzoo compare A/results.json B/results.json`: what changed between two `reproduce` runs (a rerun, another
+machine, another commit): the claims whose verdict changed, the per-seed quantities whose mean in one run lies
+outside the other run's 95% interval, the single-run values that differ, and the environment that differs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paperzoo.errors import UserError
+
+COMPARED_ENVIRONMENT = ("cpu", "cpu_count", "threads", "torch", "numpy", "scipy", "blas", "python", "cuda")
+
+
+def load_results(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist; pass a results.json (or its folder) written by `paperzoo reproduce`")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); pass a results.json written by `paperzoo reproduce`")
+    if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
+        raise UserError(f"{path} has no list of claims; is it a results.json written by `paperzoo reproduce`?")
+    return data
+
+
+@dataclass
+class Comparison:
+    verdicts: list[tuple[str, str, str]] = field(default_factory=list)  # (claim, verdict in A, verdict in B)
+    moved: list[tuple[str, str, dict, dict]] = field(default_factory=list)  # (claim, quantity, summary A, summary B)
+    changed: list[tuple[str, str, object, object]] = field(default_factory=list)  # single-run values that differ
+    only_in: list[tuple[str, str]] = field(default_factory=list)  # (claim, "A" or "B")
+    environment: list[tuple[str, object, object]] = field(default_factory=list)
+
+
+def _outside(value: float, summary: dict) -> bool:
+    return summary["low"] is not None and not summary["low"] <= value <= summary["high"]
+
+
+def compare(a: dict, b: dict) -> Comparison:
+    out = Comparison()
+    env_a, env_b = a.get("environment", {}), b.get("environment", {})
+    out.environment = [(k, env_a.get(k), env_b.get(k)) for k in COMPARED_ENVIRONMENT if env_a.get(k) != env_b.get(k)]
+    claims_a, claims_b = ({c["id"]: c for c in data["claims"]} for data in (a, b))
+    out.only_in = [(i, "A") for i in claims_a if i not in claims_b] + [(i, "B") for i in claims_b if i not in claims_a]
+    for claim_id in (i for i in claims_a if i in claims_b):
+        ca, cb = claims_a[claim_id], claims_b[claim_id]
+        if ca["verdict"] != cb["verdict"]:
+            out.verdicts.append((claim_id, ca["verdict"], cb["verdict"]))
+        sa, sb = ca.get("summary", {}), cb.get("summary", {})
+        for quantity in (q for q in sa if q in sb):
+            if _outside(sb[quantity]["mean"], sa[quantity]) or _outside(sa[quantity]["mean"], sb[quantity]):
+                out.moved.append((claim_id, quantity, sa[quantity], sb[quantity]))
+        ma, mb = ca.get("measured", {}), cb.get("measured", {})
+        out.changed += [(claim_id, k, ma[k], mb[k]) for k in ma if k in mb and ma[k] != mb[k]]
+    return out
+
+
+def _summary_text(s: dict) -> str:
+    interval = f" [{s['low']:.4g}, {s['high']:.4g}]" if s["low"] is not None else " (no interval)"
+    return f"{s['mean']:.4g}{interval}"
+
+
+def format_comparison(c: Comparison, name_a: str, name_b: str) -> str:
+    lines = [f"A = {name_a}", f"B = {name_b}"]
+    if c.environment:
+        lines += ["", "environment differs (numbers are comparable bit for bit only on the same one):"]
+        lines += [f"  {k}: {va} -> {vb}" for k, va, vb in c.environment]
+    lines += ["", f"verdicts changed: {len(c.verdicts)}"]
+    lines += [f"  {claim}: {va} -> {vb}" for claim, va, vb in c.verdicts]
+    lines += ["", f"per-seed means outside the other run's 95% interval: {len(c.moved)}"]
+    lines += [f"  {claim}  {q}: {_summary_text(sa)} -> {_summary_text(sb)}" for claim, q, sa, sb in c.moved]
+    lines += ["", f"single-run values that differ (no interval to judge them by): {len(c.changed)}"]
+    lines += [f"  {claim}  {k}: {str(va)[:60]} -> {str(vb)[:60]}" for claim, k, va, vb in c.changed]
+    if c.only_in:
+        lines += ["", "claims in one run only:"] + [f"  {claim} (only in {side})" for claim, side in c.only_in]
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""Criteria and preconditions of claims, decided on intervals over seeds (see `paperzoo.stats`).
+
+A `Test` compares one interval with a threshold fixed before the run. Its outcome is True when the whole interval
+lies on the claim's side, False when the whole interval lies on the other side, and None (undecided) when the
+interval straddles the threshold: then the claim is `inconclusive`, not refuted. `decide` joins the tests of a
+criterion ("A and B"): any False refutes, else any None leaves it undecided.
+
+An `every_seed` test is for exact properties (an equivalence to float tolerance, a count): it holds only when every
+seed satisfies it, and fails otherwise; it is never undecided.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from paperzoo.stats import Interval, bootstrap_ratio, mean_interval, paired_difference
+
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+_OPPOSITE = {">": operator.le, ">=": operator.lt, "<": operator.ge, "<=": operator.gt}
+
+
+@dataclass(frozen=True)
+class Test:
+    label: str  # what is compared, in words: "test accuracy", "per-rank - none (moved digits)"
+    interval: Interval
+    direction: str  # the claim's side of the threshold: ">", ">=", "<" or "<="
+    threshold: float
+    per_seed: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        if self.direction not in _COMPARE:
+            raise ValueError(f"direction must be one of {sorted(_COMPARE)}, got {self.direction!r}")
+
+    @property
+    def outcome(self) -> bool | None:
+        holds, fails = _COMPARE[self.direction], _OPPOSITE[self.direction]
+        if self.interval.method == "every seed":
+            return all(holds(v, self.threshold) for v in self.per_seed)
+        # the bound nearest the threshold must hold for True; the farthest must fail for False
+        near, far = ((self.interval.low, self.interval.high) if self.direction in (">", ">=")
+                     else (self.interval.high, self.interval.low))
+        if holds(near, self.threshold):
+            return True
+        if fails(far, self.threshold):
+            return False
+        return None
+
+    def describe(self) -> str:
+        word = {True: "holds", False: "fails", None: "undecided"}[self.outcome]
+        return f"{self.label} = {self.interval} {self.direction} {self.threshold:.4g}: {word}"
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "interval": self.interval.to_json(), "direction": self.direction,
+                "threshold": self.threshold, "per_seed": list(self.per_seed), "outcome": self.outcome}
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: bool | None  # True: reproduced, False: not reproduced, None: undecided (inconclusive)
+    reason: str
+    tests: tuple[Test, ...] = ()
+
+
+def decide(*tests: Test) -> Decision:
+    outcomes = [t.outcome for t in tests]
+    outcome = False if False in outcomes else None if None in outcomes else True
+    return Decision(outcome, "; ".join(t.describe() for t in tests), tests)
+
+
+def at_least(label: str, values: Sequence[float], threshold: float, strict: bool = False) -> Test:
+    """The mean over seeds is >= (or >) `threshold`, on its t-interval."""
+    return Test(label, mean_interval(values), ">" if strict else ">=", threshold, tuple(values))
+
+
+def at_most(label: str, values: Sequence[float], threshold: float, strict: bool = False) -> Test:
+    """The mean over seeds is <= (or <) `threshold`, on its t-interval."""
+    return Test(label, mean_interval(values), "<" if strict else "<=", threshold, tuple(values))
+
+
+def beats(label: str, a: Sequence[float], b: Sequence[float], margin: float = 0.0) -> Test:
+    """A beats B by more than `margin`: the paired per-seed difference a - b is > margin on its t-interval."""
+    differences = tuple(x - y for x, y in zip(a, b))
+    return Test(label, paired_difference(a, b, margin).difference, ">", margin, differences)
+
+
+def no_worse(label: str, a: Sequence[float], b: Sequence[float], margin: float) -> Test:
+    """Non-inferiority: A is no worse than B by more than `margin` (a - b >= -margin on the paired interval)."""
+    differences = tuple(x - y for x, y in zip(a, b))
+    return Test(label, paired_difference(a, b).difference, ">=", -margin, differences)
+
+
+def ratio_at_least(label: str, a: Sequence[float], b: Sequence[float], k: float) -> Test:
+    """mean(a) / mean(b) >= k on its paired bootstrap interval."""
+    ratios = tuple(x / y for x, y in zip(a, b))
+    return Test(label, bootstrap_ratio(a, b), ">=", k, ratios)
+
+
+def every_seed(label: str, values: Sequence[float], direction: str, threshold: float) -> Test:
+    """An exact property that must hold on every seed (shown as the range of the per-seed values)."""
+    values = tuple(float(v) for v in values)
+    interval = Interval(max(values) if direction in ("<", "<=") else min(values), min(values), max(values),
+                        len(values), "every seed")
+    return Test(label, interval, direction, threshold, values)
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """The regime the claim is about, shown to hold before the claim is judged ("the baseline is above chance by
+    >= 10 points"). `check` gets the measured values and returns a bool or a `Test` (whose outcome must be True);
+    `shows` names the measured values the report prints beside it."""
+
+    text: str
+    check: Callable[[dict], bool | Test]
+    shows: tuple[str, ...] = ()
+
+    def evaluate(self, measured: dict) -> dict:
+        result = self.check(measured)
+        if isinstance(result, Test):
+            return {"text": self.text, "held": result.outcome is True, "values": {result.label: result.to_json()},
+                    "detail": result.describe()}
+        values = {k: measured[k] for k in self.shows}
+        return {"text": self.text, "held": bool(result), "values": values,
+                "detail": ", ".join(f"{k} = {v}" for k, v in values.items())}

@@ -1,0 +1,90 @@
+import math
+
+import pytest
+
+from paperzoo.criteria import Precondition, at_least, at_most, beats, decide, every_seed, no_worse, ratio_at_least
+from paperzoo.stats import bootstrap_ratio, mean_interval, paired_difference, std, wilson
+
+# Student t with 2 degrees of freedom has a closed form: P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2, so its 97.5%
+# quantile q solves q / sqrt(q^2 + 2) = 0.95: q^2 = 2 * 0.9025 / 0.0975.
+T_975_DF2 = math.sqrt(2 * 0.9025 / 0.0975)
+
+
+def test_mean_interval_is_the_student_t_interval_worked_by_hand():
+    interval = mean_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, standard error 1 / sqrt(3)
+    half = T_975_DF2 / math.sqrt(3)
+    assert interval.estimate == 2.0 and interval.n == 3
+    assert interval.low == pytest.approx(2 - half, rel=1e-9) and interval.high == pytest.approx(2 + half, rel=1e-9)
+    assert std([1.0, 2.0, 3.0]) == 1.0 and std([5.0]) == 0.0
+
+
+def test_one_value_has_no_interval_and_a_constant_has_a_point_interval():
+    one = mean_interval([0.7])
+    assert one.estimate == 0.7 and math.isinf(one.low) and math.isinf(one.high)
+    assert one.to_json()["low"] is None and "no interval" in str(one)
+    constant = mean_interval([0.5, 0.5, 0.5])
+    assert (constant.low, constant.high) == (0.5, 0.5)
+
+
+def test_paired_difference_and_one_sided_test_worked_by_hand():
+    test = paired_difference([3.0, 5.0, 7.0], [1.0, 2.0, 3.0])  # differences 2, 3, 4: mean 3, sd 1
+    t = 3 / (1 / math.sqrt(3))
+    assert test.difference.estimate == 3.0
+    assert test.difference.low == pytest.approx(3 - T_975_DF2 / math.sqrt(3), rel=1e-9)
+    assert test.p_value == pytest.approx((1 - t / math.sqrt(t * t + 2)) / 2, rel=1e-9)
+    shifted = paired_difference([3.0, 5.0, 7.0], [1.0, 2.0, 3.0], margin=3.0)  # H1: mean > 3, t = 0
+    assert shifted.p_value == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="one value per seed"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_wilson_interval_matches_the_formula():
+    z = 1.959963984540054
+    n, p = 10, 0.8
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    interval = wilson(8, 10)
+    assert interval.estimate == 0.8
+    assert interval.low == pytest.approx(centre - half, rel=1e-9) and interval.high == pytest.approx(centre + half)
+    assert wilson(0, 20).low == 0.0  # unlike the normal approximation, never below 0
+    with pytest.raises(ValueError, match="correct <= total"):
+        wilson(11, 10)
+
+
+def test_bootstrap_ratio_is_seeded_and_exact_for_a_constant_ratio():
+    constant = bootstrap_ratio([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    assert (constant.estimate, constant.low, constant.high) == (2.0, 2.0, 2.0)
+    a, b = [1.0, 1.4, 1.1, 1.9, 1.5], [1.0, 1.1, 0.9, 1.2, 1.0]
+    first, again = bootstrap_ratio(a, b), bootstrap_ratio(a, b)
+    assert first == again and first.estimate == pytest.approx(sum(a) / sum(b))
+    assert first.low < first.estimate < first.high
+
+
+def test_a_test_holds_fails_or_is_undecided_by_where_its_interval_lies():
+    assert at_least("acc", [0.98, 0.985, 0.99], 0.97).outcome is True
+    assert at_least("acc", [0.90, 0.91, 0.92], 0.97).outcome is False
+    assert at_least("acc", [0.96, 0.975, 0.99], 0.97).outcome is None  # the interval straddles 0.97
+    assert at_least("acc", [0.99], 0.97).outcome is None  # one seed decides nothing
+    assert at_most("error", [0.01, 0.011, 0.012], 0.02).outcome is True
+    # equal on every seed: "beats" (strictly greater) fails, "no worse" holds
+    assert beats("a - b", [0.5, 0.6, 0.7], [0.5, 0.6, 0.7]).outcome is False
+    assert no_worse("a - b", [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], margin=0.02).outcome is True
+    assert ratio_at_least("a / b", [2.0, 4.0, 6.0], [1.0, 2.0, 3.0], 2.0).outcome is True
+    assert every_seed("diff", [0.0, 1e-7, 2e-6], "<=", 1e-5).outcome is True
+    assert every_seed("diff", [0.0, 1e-7, 2e-5], "<=", 1e-5).outcome is False  # one bad seed is enough
+
+
+def test_decide_joins_tests_and_says_why():
+    holds, fails, undecided = (at_least("x", [1.0, 1.0, 1.0], 0.5), at_least("y", [0.0, 0.0, 0.0], 0.5),
+                               at_least("z", [0.4, 0.5, 0.6], 0.5))
+    assert decide(holds, holds).outcome is True
+    assert decide(holds, undecided).outcome is None
+    assert decide(undecided, fails).outcome is False
+    assert "z = 0.5 [" in decide(undecided).reason and "undecided" in decide(undecided).reason
+
+
+def test_precondition_reports_its_numbers():
+    by_value = Precondition("baseline above chance", lambda m: m["acc"] >= 0.2, ("acc",)).evaluate({"acc": 0.1})
+    assert by_value == {"text": "baseline above chance", "held": False, "values": {"acc": 0.1}, "detail": "acc = 0.1"}
+    by_test = Precondition("trained", lambda m: at_least("acc", m["acc"], 0.6)).evaluate({"acc": [0.9, 0.91, 0.92]})
+    assert by_test["held"] is True and by_test["values"]["acc"]["interval"]["estimate"] == pytest.approx(0.91)
