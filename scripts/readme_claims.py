@@ -47,7 +47,7 @@ def posts_table(data: dict) -> str:
         by_module.setdefault(c["id"].split(".")[0], []).append(c)
     env = data["environment"]
     lines = [f"Latest verdicts, from `docs/results/quick.json` (`paperzoo reproduce --preset quick`, base seed "
-             f"{data['seed']}, {data['run'].get('seeds_per_claim') or 3} seeds per stochastic measurement, torch "
+             f"{data['seed']}, {max(len(c['seeds']) for c in data['claims'])} seeds per stochastic measurement, torch "
              f"{env['torch']}, {env['cpu_count']}-core CPU): {_counts(data['claims'])}.", "",
              "| # | seed post | module | claims | latest verdicts (quick) |", "|---|---|---|---|---|"]
     for post in [ENGINE, *POSTS]:

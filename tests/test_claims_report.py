@@ -38,6 +38,9 @@ def test_verdicts_come_from_the_check_of_the_measurement(tmp_path):
     skipped = run_claim(_claim("d", skip), ctx)
     assert skipped.verdict == "skipped" and skipped.message == "needs a GPU"
 
+    forgot_return = run_claim(_claim("e", lambda c: Measurement({"x": 2}), check=lambda m: None), ctx)
+    assert forgot_return.verdict == "error" and "must return a bool, a Test or a Decision" in forgot_return.reason
+
 
 def test_shared_memo_builds_once_per_paper(tmp_path):
     from paperzoo.catalog import Entry, Post
@@ -135,19 +138,23 @@ def test_compare_lists_changed_verdicts_and_values_beyond_their_intervals(tmp_pa
     from paperzoo.cli import main
     from paperzoo.compare import compare
 
-    def claim(verdict, mean, low, high, value):
-        return {"id": "toy.a", "verdict": verdict, "measured": {"n": value},
+    def claim(verdict, mean, low, high, value, seeds=(1, 2, 3)):
+        return {"id": "toy.a", "verdict": verdict, "measured": {"n": value}, "seeds": list(seeds),
+                "per_seed": {"acc": [low, mean, high]},
                 "summary": {"acc": {"mean": mean, "sd": 0.0, "low": low, "high": high, "n": 3}}}
 
     a = {"environment": {"threads": 2}, "claims": [claim("reproduced", 0.90, 0.88, 0.92, 1)]}
     inside = {"environment": {"threads": 2}, "claims": [claim("reproduced", 0.91, 0.90, 0.93, 1)]}
-    moved = {"environment": {"threads": 1}, "claims": [claim("inconclusive", 0.95, 0.85, 1.0, 2)]}
+    moved = {"environment": {"threads": 1}, "claims": [claim("inconclusive", 0.95, 0.85, 1.0, 2, seeds=(4, 5, 6))]}
     same = compare(a, inside)
     assert same.verdicts == [] and same.moved == [] and same.changed == [] and same.environment == []
+    assert same.not_repeated == [("toy.a", "acc")]  # same seeds: per-seed values must repeat exactly
+    assert compare(a, a).not_repeated == []
     diff = compare(a, moved)  # 0.95 lies outside A's [0.88, 0.92]
     assert diff.verdicts == [("toy.a", "reproduced", "inconclusive")]
     assert [(c, q) for c, q, _, _ in diff.moved] == [("toy.a", "acc")]
     assert diff.changed == [("toy.a", "n", 1, 2)] and diff.environment == [("threads", 2, 1)]
+    assert diff.other_seeds == ["toy.a"] and diff.not_repeated == []
 
     (tmp_path / "a.json").write_text(json.dumps(a))
     (tmp_path / "b.json").write_text(json.dumps(moved))

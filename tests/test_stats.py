@@ -3,7 +3,7 @@ import math
 import pytest
 
 from paperzoo.criteria import Precondition, at_least, at_most, beats, decide, every_seed, no_worse, ratio_at_least
-from paperzoo.stats import bootstrap_ratio, mean_interval, paired_difference, std, wilson
+from paperzoo.stats import bootstrap_ratio, log_ratio_interval, mean_interval, paired_difference, std, wilson
 
 # Student t with 2 degrees of freedom has a closed form: P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2, so its 97.5%
 # quantile q solves q / sqrt(q^2 + 2) = 0.95: q^2 = 2 * 0.9025 / 0.0975.
@@ -51,13 +51,27 @@ def test_wilson_interval_matches_the_formula():
         wilson(11, 10)
 
 
-def test_bootstrap_ratio_is_seeded_and_exact_for_a_constant_ratio():
-    constant = bootstrap_ratio([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+def test_bootstrap_ratio_is_seeded_exact_for_a_constant_ratio_and_refuses_few_values():
+    constant = bootstrap_ratio([2.0 * i for i in range(1, 11)], [float(i) for i in range(1, 11)])
     assert (constant.estimate, constant.low, constant.high) == (2.0, 2.0, 2.0)
-    a, b = [1.0, 1.4, 1.1, 1.9, 1.5], [1.0, 1.1, 0.9, 1.2, 1.0]
+    a = [1.0, 1.4, 1.1, 1.9, 1.5, 1.2, 1.3, 1.6, 1.0, 1.7]
+    b = [1.0, 1.1, 0.9, 1.2, 1.0, 1.1, 1.0, 1.2, 0.9, 1.1]
     first, again = bootstrap_ratio(a, b), bootstrap_ratio(a, b)
     assert first == again and first.estimate == pytest.approx(sum(a) / sum(b))
     assert first.low < first.estimate < first.high
+    # with 3 seeds the percentiles would just be the extreme per-seed ratios: refused
+    with pytest.raises(ValueError, match=">= 10 values"):
+        bootstrap_ratio([2.1, 2.6, 3.9], [1.0, 1.0, 1.0])
+
+
+def test_log_ratio_interval_worked_by_hand():
+    interval = log_ratio_interval([2.0, 8.0], [1.0, 2.0])  # log-ratios ln 2, ln 4: mean 1.5 ln 2, sd ln 2 / sqrt 2
+    half = 12.706204736174698 * (math.log(2) / math.sqrt(2)) / math.sqrt(2)  # t(0.975, 1 df) = tan(0.475 pi)
+    assert interval.estimate == pytest.approx(2 ** 1.5)
+    assert interval.low == pytest.approx(math.exp(1.5 * math.log(2) - half))
+    assert interval.high == pytest.approx(math.exp(1.5 * math.log(2) + half))
+    with pytest.raises(ValueError, match="positive"):
+        log_ratio_interval([1.0, -1.0], [1.0, 1.0])
 
 
 def test_a_test_holds_fails_or_is_undecided_by_where_its_interval_lies():
@@ -72,6 +86,14 @@ def test_a_test_holds_fails_or_is_undecided_by_where_its_interval_lies():
     assert ratio_at_least("a / b", [2.0, 4.0, 6.0], [1.0, 2.0, 3.0], 2.0).outcome is True
     assert every_seed("diff", [0.0, 1e-7, 2e-6], "<=", 1e-5).outcome is True
     assert every_seed("diff", [0.0, 1e-7, 2e-5], "<=", 1e-5).outcome is False  # one bad seed is enough
+    assert every_seed("diff", [0.0, float("nan")], "<=", 1e-5).outcome is False  # a NaN seed fails
+    # the "<" side: True below the whole interval, False above it, None across it
+    assert at_most("error", [0.01, 0.011, 0.012], 0.011, strict=True).outcome is None
+    assert at_most("error", [0.03, 0.031, 0.032], 0.02).outcome is False
+    assert at_most("error", [0.02, 0.02, 0.02], 0.02, strict=True).outcome is False  # equal is not below
+    assert at_least("acc", [0.97, 0.97, 0.97], 0.97).outcome is True and \
+        at_least("acc", [0.97, 0.97, 0.97], 0.97, strict=True).outcome is False
+    assert no_worse("a - b", [0.5, 0.6, 0.7], [0.6, 0.7, 0.8], margin=0.02).outcome is False  # 10 points worse
 
 
 def test_decide_joins_tests_and_says_why():
@@ -81,6 +103,8 @@ def test_decide_joins_tests_and_says_why():
     assert decide(holds, undecided).outcome is None
     assert decide(undecided, fails).outcome is False
     assert "z = 0.5 [" in decide(undecided).reason and "undecided" in decide(undecided).reason
+    with pytest.raises(ValueError, match="at least one test"):
+        decide()
 
 
 def test_precondition_reports_its_numbers():
@@ -88,3 +112,5 @@ def test_precondition_reports_its_numbers():
     assert by_value == {"text": "baseline above chance", "held": False, "values": {"acc": 0.1}, "detail": "acc = 0.1"}
     by_test = Precondition("trained", lambda m: at_least("acc", m["acc"], 0.6)).evaluate({"acc": [0.9, 0.91, 0.92]})
     assert by_test["held"] is True and by_test["values"]["acc"]["interval"]["estimate"] == pytest.approx(0.91)
+    one_seed = Precondition("trained", lambda m: at_least("acc", m["acc"], 0.6)).evaluate({"acc": [0.9]})
+    assert one_seed["held"] is None  # undecided, not refuted

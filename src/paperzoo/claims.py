@@ -153,8 +153,10 @@ def _as_decision(result: bool | Test | Decision) -> Decision:
         return result
     if isinstance(result, Test):
         return decide(result)
-    return Decision(bool(result), "the criterion holds on this run's values" if result
-                    else "the criterion fails on this run's values")
+    if not isinstance(result, (bool, np.bool_)):
+        raise TypeError(f"a claim's check must return a bool, a Test or a Decision, got {type(result).__name__}")
+    return Decision(bool(result), "the criterion holds on this run's values (one run, no interval)" if result
+                    else "the criterion fails on this run's values (one run, no interval)")
 
 
 def run_claim(claim: Claim, ctx: RunContext) -> ClaimResult:
@@ -169,10 +171,11 @@ def run_claim(claim: Claim, ctx: RunContext) -> ClaimResult:
         result.summary = summarize(measurement.per_seed)
         everything = {**measurement.values, **measurement.per_seed, **measurement.timings}
         result.preconditions = [p.evaluate(everything) for p in claim.preconditions]
-        failed = [p for p in result.preconditions if not p["held"]]
-        if failed:
+        unmet = [p for p in result.preconditions if p["held"] is not True]
+        if unmet:
             result.verdict = "inconclusive"
-            result.reason = "precondition not met: " + "; ".join(f"{p['text']} ({p['detail']})" for p in failed)
+            result.reason = "; ".join(f"precondition {'not met' if p['held'] is False else 'undecided'}: {p['text']} "
+                                      f"({p['detail']})" for p in unmet)
         else:
             decision = _as_decision(claim.check(everything))
             result.tests = [t.to_json() for t in decision.tests]
@@ -274,9 +277,9 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
             bar.write(f"{r.verdict:>15}  {r.id}  ({r.seconds:.0f} s)")
         bar.update(len(results))
 
+    configure_threads(threads)  # also in this process, whose environment the report records
     with bar:
         if jobs == 1:
-            configure_threads(threads)
             by_paper = []
             for entry, claims in chosen:
                 bar.set_postfix_str(entry.post.module)
@@ -287,6 +290,15 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
         with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=configure_threads, initargs=(threads,)) as pool:
             futures = [pool.submit(_paper_in_worker, entry.post.module, [c.id for c in claims], plan)
                        for entry, claims in chosen]
+            by_future = {}
             for future in as_completed(futures):
-                report(future.result())
-            return [r for future in futures for r in future.result()]
+                entry, claims = chosen[futures.index(future)]
+                try:
+                    by_future[future] = future.result()
+                except Exception as e:  # a crashed worker (killed, out of memory) costs its paper, not the run
+                    message = f"the worker process running {entry.post.module} failed: {type(e).__name__}: {e}"
+                    by_future[future] = [ClaimResult(c.id, c.paper, c.statement, c.paper_reports, c.criterion,
+                                                     preset, "error", {}, 0.0, [], message, reason=message)
+                                         for c in claims]
+                report(by_future[future])
+            return [r for future in futures for r in by_future[future]]

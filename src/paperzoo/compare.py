@@ -1,6 +1,7 @@
 """`paperzoo compare A/results.json B/results.json`: what changed between two `reproduce` runs (a rerun, another
 machine, another commit): the claims whose verdict changed, the per-seed quantities whose mean in one run lies
-outside the other run's 95% interval, the single-run values that differ, and the environment that differs."""
+outside the other run's 95% interval (or, for a claim measured on the same seeds, any per-seed value that differs:
+a rerun must repeat them exactly), the single-run values that differ, and the environment that differs."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class Comparison:
     verdicts: list[tuple[str, str, str]] = field(default_factory=list)  # (claim, verdict in A, verdict in B)
     moved: list[tuple[str, str, dict, dict]] = field(default_factory=list)  # (claim, quantity, summary A, summary B)
     changed: list[tuple[str, str, object, object]] = field(default_factory=list)  # single-run values that differ
+    not_repeated: list[tuple[str, str]] = field(default_factory=list)  # same seeds, different per-seed values
+    other_seeds: list[str] = field(default_factory=list)  # claims measured on other seeds in B than in A
     only_in: list[tuple[str, str]] = field(default_factory=list)  # (claim, "A" or "B")
     environment: list[tuple[str, object, object]] = field(default_factory=list)
 
@@ -51,6 +54,12 @@ def compare(a: dict, b: dict) -> Comparison:
         ca, cb = claims_a[claim_id], claims_b[claim_id]
         if ca["verdict"] != cb["verdict"]:
             out.verdicts.append((claim_id, ca["verdict"], cb["verdict"]))
+        same_seeds = ca.get("seeds") == cb.get("seeds")
+        if not same_seeds:
+            out.other_seeds.append(claim_id)
+        pa, pb = ca.get("per_seed", {}), cb.get("per_seed", {})
+        if same_seeds:
+            out.not_repeated += [(claim_id, q) for q in pa if q in pb and pa[q] != pb[q]]
         sa, sb = ca.get("summary", {}), cb.get("summary", {})
         for quantity in (q for q in sa if q in sb):
             if _outside(sb[quantity]["mean"], sa[quantity]) or _outside(sa[quantity]["mean"], sb[quantity]):
@@ -72,6 +81,10 @@ def format_comparison(c: Comparison, name_a: str, name_b: str) -> str:
         lines += [f"  {k}: {va} -> {vb}" for k, va, vb in c.environment]
     lines += ["", f"verdicts changed: {len(c.verdicts)}"]
     lines += [f"  {claim}: {va} -> {vb}" for claim, va, vb in c.verdicts]
+    if c.other_seeds:
+        lines += ["", f"measured on other seeds (compare them by their intervals only): {', '.join(c.other_seeds)}"]
+    lines += ["", f"same seeds, different per-seed values (a rerun should repeat them exactly): {len(c.not_repeated)}"]
+    lines += [f"  {claim}  {q}" for claim, q in c.not_repeated]
     lines += ["", f"per-seed means outside the other run's 95% interval: {len(c.moved)}"]
     lines += [f"  {claim}  {q}: {_summary_text(sa)} -> {_summary_text(sb)}" for claim, q, sa, sb in c.moved]
     lines += ["", f"single-run values that differ (no interval to judge them by): {len(c.changed)}"]

@@ -15,7 +15,7 @@ import operator
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from paperzoo.stats import Interval, bootstrap_ratio, mean_interval, paired_difference
+from paperzoo.stats import Interval, log_ratio_interval, mean_interval, paired_difference
 
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _OPPOSITE = {">": operator.le, ">=": operator.lt, "<": operator.ge, "<=": operator.gt}
@@ -36,7 +36,7 @@ class Test:
     @property
     def outcome(self) -> bool | None:
         holds, fails = _COMPARE[self.direction], _OPPOSITE[self.direction]
-        if self.interval.method == "every seed":
+        if self.interval.method == "every seed":  # NaN compares False: a NaN seed fails the property
             return all(holds(v, self.threshold) for v in self.per_seed)
         # the bound nearest the threshold must hold for True; the farthest must fail for False
         near, far = ((self.interval.low, self.interval.high) if self.direction in (">", ">=")
@@ -64,6 +64,8 @@ class Decision:
 
 
 def decide(*tests: Test) -> Decision:
+    if not tests:
+        raise ValueError("a criterion needs at least one test")
     outcomes = [t.outcome for t in tests]
     outcome = False if False in outcomes else None if None in outcomes else True
     return Decision(outcome, "; ".join(t.describe() for t in tests), tests)
@@ -92,9 +94,9 @@ def no_worse(label: str, a: Sequence[float], b: Sequence[float], margin: float) 
 
 
 def ratio_at_least(label: str, a: Sequence[float], b: Sequence[float], k: float) -> Test:
-    """mean(a) / mean(b) >= k on its paired bootstrap interval."""
+    """The geometric-mean ratio a / b over seeds >= k, on the t-interval of the per-seed log-ratios."""
     ratios = tuple(x / y for x, y in zip(a, b))
-    return Test(label, bootstrap_ratio(a, b), ">=", k, ratios)
+    return Test(label, log_ratio_interval(a, b), ">=", k, ratios)
 
 
 def every_seed(label: str, values: Sequence[float], direction: str, threshold: float) -> Test:
@@ -108,8 +110,9 @@ def every_seed(label: str, values: Sequence[float], direction: str, threshold: f
 @dataclass(frozen=True)
 class Precondition:
     """The regime the claim is about, shown to hold before the claim is judged ("the baseline is above chance by
-    >= 10 points"). `check` gets the measured values and returns a bool or a `Test` (whose outcome must be True);
-    `shows` names the measured values the report prints beside it."""
+    >= 10 points"). `check` gets the measured values and returns a bool or a `Test` (whose outcome must be True;
+    an undecided Test leaves the precondition undecided: `held` None); `shows` names the measured values the
+    report prints beside it."""
 
     text: str
     check: Callable[[dict], bool | Test]
@@ -118,7 +121,7 @@ class Precondition:
     def evaluate(self, measured: dict) -> dict:
         result = self.check(measured)
         if isinstance(result, Test):
-            return {"text": self.text, "held": result.outcome is True, "values": {result.label: result.to_json()},
+            return {"text": self.text, "held": result.outcome, "values": {result.label: result.to_json()},
                     "detail": result.describe()}
         values = {k: measured[k] for k in self.shows}
         return {"text": self.text, "held": bool(result), "values": values,

@@ -106,7 +106,8 @@ def _summary_line(counts: dict) -> str:
 
 
 def _precondition_lines(r: ClaimResult) -> list[str]:
-    return [f"{'held' if p['held'] else 'NOT MET'}: {p['text']} ({p['detail']})" for p in r.preconditions]
+    word = {True: "held", False: "NOT MET", None: "UNDECIDED"}
+    return [f"{word[p['held']]}: {p['text']} ({p['detail']})" for p in r.preconditions]
 
 
 def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: dict, overview: Path | None) -> str:

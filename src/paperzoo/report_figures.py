@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
 from paperzoo import plotting
 
 # darker shades of the report's verdict colours, for marks on a white background
@@ -39,6 +41,8 @@ def _draw_test(ax, test: dict, colour: str, show_seeds: bool) -> None:
     ax.axvline(test["threshold"], color="crimson", ls="--", lw=1)
     ax.set_ylim(-0.5, 0.6)
     ax.set_yticks([])
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))  # 1e-05, not 1.0 with a lost offset
     ax.tick_params(axis="x", labelsize=6, pad=1)
     ax.grid(False)
 

@@ -4,8 +4,11 @@ Every comparative criterion of a claim is decided on one of these intervals, nev
 - `mean_interval`: mean of per-seed values with its 95% Student-t interval;
 - `paired_difference`: the mean of per-seed differences a - b with its t-interval and a one-sided paired t-test;
 - `wilson`: Wilson score interval for an accuracy of k correct out of n test items;
-- `bootstrap_ratio`: percentile-bootstrap interval for mean(a) / mean(b).
-An interval from one value is unbounded (-inf, inf): one seed cannot decide a comparison.
+- `log_ratio_interval`: the geometric-mean ratio a / b with a t-interval on the per-seed log-ratios (few seeds);
+- `bootstrap_ratio`: percentile-bootstrap interval for mean(a) / mean(b) (at least 10 paired values: with 3 seeds the
+  percentiles are just the smallest and largest per-seed ratios).
+An interval from one value is unbounded (-inf, inf): one seed cannot decide a comparison. When every value is the
+same, the interval is that value: report unrounded per-seed values so that this means what it says.
 """
 
 from __future__ import annotations
@@ -63,9 +66,9 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> In
     mean = float(array.mean())
     if len(array) == 1:
         return Interval(mean, -math.inf, math.inf, 1, "t")
+    if np.ptp(array) == 0:  # every seed gave the same value: the interval is that value (no rounding noise)
+        return Interval(float(array[0]), float(array[0]), float(array[0]), len(array), "t")
     sem = float(sps.sem(array))
-    if sem == 0.0:  # every seed gave the same value: the interval is that value
-        return Interval(mean, mean, mean, len(array), "t")
     low, high = sps.t.interval(confidence, len(array) - 1, loc=mean, scale=sem)
     return Interval(mean, float(low), float(high), len(array), "t", confidence)
 
@@ -92,7 +95,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], margin: float = 0.
     interval = mean_interval(differences, confidence)
     if len(differences) == 1:
         p_value = math.nan
-    elif float(differences.std()) == 0.0:  # a constant difference: the test is decided by its sign
+    elif np.ptp(differences) == 0:  # a constant difference: the test is decided by its sign
         p_value = 0.0 if differences[0] > margin else 1.0
     else:
         p_value = float(sps.ttest_1samp(differences, margin, alternative="greater").pvalue)
@@ -107,14 +110,31 @@ def wilson(correct: int, total: int, confidence: float = CONFIDENCE) -> Interval
     return Interval(correct / total, float(ci.low), float(ci.high), int(total), "wilson", confidence)
 
 
+def log_ratio_interval(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """exp(mean(log(a_i / b_i))), the geometric-mean ratio of paired positive values, with the t-interval of the
+    log-ratios mapped back by exp."""
+    first, second = _values(a), _values(b)
+    if first.shape != second.shape or (first <= 0).any() or (second <= 0).any():
+        raise ValueError(f"a log-ratio needs paired positive values, got {first.tolist()} and {second.tolist()}")
+    logs = mean_interval(np.log(first / second), confidence)
+    return Interval(math.exp(logs.estimate), math.exp(logs.low), math.exp(logs.high), logs.n, "t on log-ratios",
+                    confidence)
+
+
+MIN_BOOTSTRAP = 10
+
+
 def bootstrap_ratio(a: Sequence[float], b: Sequence[float], paired: bool = True, resamples: int = 2000,
                     seed: int = 0, confidence: float = CONFIDENCE) -> Interval:
     """mean(a) / mean(b) with a percentile-bootstrap interval (seeded: the same inputs give the same interval).
     `paired` resamples seeds jointly (a[i] and b[i] were measured together)."""
     first, second = _values(a), _values(b)
+    if min(len(first), len(second)) < MIN_BOOTSTRAP:
+        raise ValueError(f"a bootstrap interval needs >= {MIN_BOOTSTRAP} values per side, got {len(first)} and "
+                         f"{len(second)}; use log_ratio_interval for a few seeds")
+    if (second <= 0).any():
+        raise ValueError("the denominator must be positive for a ratio interval")
     ratio = float(first.mean() / second.mean())
-    if len(first) == 1 or len(second) == 1:
-        return Interval(ratio, -math.inf, math.inf, min(len(first), len(second)), "bootstrap")
     result = sps.bootstrap((first, second), lambda x, y, axis=-1: x.mean(axis) / y.mean(axis), paired=paired,
                            vectorized=True, n_resamples=resamples, confidence_level=confidence,
                            method="percentile", rng=np.random.default_rng(seed))

@@ -127,5 +127,6 @@ def test_claims_run_at_smoke_over_three_seeds(claim, tmp_path):
     result = run_claim(claim, RunContext("smoke", tmp_path, seed=0, seeds=[0, 1, 2]))
     # the smoke sizes are small: an interval may still straddle a threshold, but no claim is refuted
     assert result.verdict in ("reproduced", "inconclusive"), result.reason
+    assert all(p["held"] for p in result.preconditions), result.preconditions
     assert result.tests and all(len(values) == 3 for values in result.per_seed.values())
     assert all(t["interval"]["low"] is not None for t in result.tests)
