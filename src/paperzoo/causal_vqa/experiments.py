@@ -13,8 +13,10 @@ from paperzoo import plotting
 from paperzoo.catalog import CliVerb, TrainSpec
 from paperzoo.causal_vqa.files import match_pairs, read_results
 from paperzoo.causal_vqa.metrics import flip_metrics
-from paperzoo.causal_vqa.train import CausalVQAConfig, CausalVQAMethod, edit_metrics
+from paperzoo.causal_vqa.train import CausalVQAConfig, CausalVQAMethod, cue_reliance, edit_metrics
 from paperzoo.claims import Claim, Measurement, RunContext
+from paperzoo.criteria import Precondition, at_least, at_most, beats, decide, no_worse
+from paperzoo.engine.distributed import derive_seed
 from paperzoo.engine.trainer import TrainConfig, Trainer
 from paperzoo.errors import UserError
 
@@ -23,16 +25,17 @@ TRAIN_METHODS = {"causal_vqa": TrainSpec("causal_vqa", "SAAA-style VQA on genera
                                          "the IV/CV-edited images)", CausalVQAConfig, CausalVQAMethod)}
 
 
-def _config(ctx: RunContext, seed: int, augment: bool) -> CausalVQAConfig:
+def _config(ctx: RunContext, seed: int, augment: bool, blind: bool = False) -> CausalVQAConfig:
     steps = ctx.pick(20, 500, 6000)
     return CausalVQAConfig(
         train_examples=ctx.pick(200, 2500, 30_000), test_examples=ctx.pick(100, 600, 5000), augment=augment,
+        blind=blind, data_seed=derive_seed(seed, 0) % 2**31,
         train=TrainConfig(steps=steps, batch_size=64, lr=3e-3, schedule="cosine", log_every=50, seed=seed,
                           progress=False))
 
 
 def _measure(ctx: RunContext, seed: int, augment: bool) -> dict:
-    """Train one model and score it on the test scenes and all their IV and CV edits."""
+    """Train one model and score it on the test scenes, all their IV and CV edits, and the cue."""
     def build():
         cfg = _config(ctx, seed, augment)
         method = CausalVQAMethod(cfg)
@@ -45,63 +48,115 @@ def _measure(ctx: RunContext, seed: int, augment: bool) -> dict:
         share = lambda ps: sum(p.pred_original != p.pred_edited for p in ps) / max(1, len(ps))  # noqa: E731
         return {"test_acc": result.final["test_acc"], "iv": iv, "cv": cv, "flips_cue_removed": share(cue),
                 "flips_other_removed": share(other), "pairs_cue_removed": len(cue), "pairs_other_removed": len(other),
-                "majority_acc": _majority(method)}
+                **cue_reliance(result.model, method.test_examples)}
     return ctx.shared(f"causal_vqa/{seed}/{augment}", build)
 
 
-def _majority(method: CausalVQAMethod) -> float:
-    answers = [e.answer for e in method.train_examples]
-    top = max(set(answers), key=answers.count)
-    return sum(e.answer == top for e in method.test_examples) / len(method.test_examples)
+def _blind_acc(ctx: RunContext, seed: int) -> float:
+    """Test accuracy of the question-only baseline: the same model and data, every image replaced by zeros."""
+    def build():
+        cfg = _config(ctx, seed, augment=False, blind=True)
+        return Trainer(CausalVQAMethod(cfg), cfg.train).fit().final["test_acc"]
+    return ctx.shared(f"causal_vqa/{seed}/blind", build)
+
+
+USES_IMAGE_MARGIN = 0.05
+
+
+def _uses_image(key: str = "test_acc", who: str = "the model") -> Precondition:
+    return Precondition(
+        f"{who} uses the image: its test accuracy beats the question-only (blind) baseline's by > "
+        f"{USES_IMAGE_MARGIN * 100:.0f} points, paired over seeds",
+        lambda m: beats(f"{who}: accuracy - blind accuracy", m[key], m["blind_acc"], USES_IMAGE_MARGIN))
+
+
+def _run_flips(ctx: RunContext) -> Measurement:
+    def measure(seed: int) -> dict:
+        m = _measure(ctx, seed, augment=False)
+        return {"test_acc": m["test_acc"], "blind_acc": _blind_acc(ctx, seed), "iv_flipped": m["iv"]["flipped"],
+                "cv_consistency": m["cv"]["consistency"], "cv_accuracy_original": m["cv"]["accuracy_original"]}
+
+    per_seed = ctx.over_seeds(measure, "VQA models")
+    first = _measure(ctx, ctx.seeds[0], augment=False)
+    iv, cv = first["iv"], first["cv"]
+    values = {f"iv_{k}_first_seed": v for k, v in _round(iv).items() if not k.endswith("_count")}
+    values.update({f"cv_{k}_first_seed": v for k, v in _round(cv).items() if not k.endswith("_count")})
+    fig, ax = plotting.figure(6, 3)
+    names = ["neg_to_pos", "pos_to_neg", "pos_to_pos", "neg_to_neg"]
+    ax.bar([i - 0.2 for i in range(4)], [iv[n] for n in names], 0.4, label=f"IV ({iv['pairs']} pairs)")
+    ax.bar([i + 0.2 for i in range(4)], [cv[n] for n in names], 0.4, label=f"CV ({cv['pairs']} pairs)")
+    ax.set_xticks(range(4), ["neg->pos", "pos->neg", "pos->pos", "neg->neg"])
+    ax.set(ylabel="share of edited pairs", title=f"flips of a VQA model (first seed, test acc "
+                                                 f"{first['test_acc']:.2f})")
+    ax.legend()
+    return Measurement(values, [plotting.save(fig, ctx.figure_path("flips.png"))], per_seed=per_seed)
 
 
 def _round(d: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
 
 
-def _run_flips(ctx: RunContext) -> Measurement:
-    m = _measure(ctx, ctx.seed, augment=False)
-    iv, cv = m["iv"], m["cv"]
-    values = {"test_acc": round(m["test_acc"], 4), "majority_acc": round(m["majority_acc"], 4)}
-    values.update({f"iv_{k}": v for k, v in _round(iv).items() if not k.endswith("_count")})
-    values.update({f"cv_{k}": v for k, v in _round(cv).items() if not k.endswith("_count")})
-    fig, ax = plotting.figure(6, 3)
-    names = ["neg_to_pos", "pos_to_neg", "pos_to_pos", "neg_to_neg"]
-    ax.bar([i - 0.2 for i in range(4)], [iv[n] for n in names], 0.4, label=f"IV ({iv['pairs']} pairs)")
-    ax.bar([i + 0.2 for i in range(4)], [cv[n] for n in names], 0.4, label=f"CV ({cv['pairs']} pairs)")
-    ax.set_xticks(range(4), ["neg->pos", "pos->neg", "pos->pos", "neg->neg"])
-    ax.set(ylabel="share of edited pairs", title=f"flips of a VQA model (test acc {m['test_acc']:.2f})")
-    ax.legend()
-    return Measurement(values, [plotting.save(fig, ctx.figure_path("flips.png"))])
-
-
 def _run_bias(ctx: RunContext) -> Measurement:
-    m = _measure(ctx, ctx.seed, augment=False)
-    values = _round({k: m[k] for k in ("flips_cue_removed", "flips_other_removed", "pairs_cue_removed",
-                                       "pairs_other_removed")})
-    fig, ax = plotting.figure(4.5, 3)
-    ax.bar(["cue removed", "other object removed"], [m["flips_cue_removed"], m["flips_other_removed"]])
-    ax.set(ylabel="flip share (yes/no questions, IV)", title="flips where the spurious cue goes")
-    return Measurement(values, [plotting.save(fig, ctx.figure_path("bias.png"))])
+    def measure(seed: int) -> dict:
+        m = _measure(ctx, seed, augment=False)
+        return {"test_acc": m["test_acc"], "blind_acc": _blind_acc(ctx, seed), "cue_reliance": m["cue_reliance"],
+                **{k: m[k] for k in ("flips_cue_removed", "flips_other_removed", "pairs_cue_removed",
+                                     "pairs_other_removed")}}
+
+    per_seed = ctx.over_seeds(measure, "VQA models")
+    fig, axes = plotting.figure(8, 3, ncols=2)
+    ax_flips, ax_cue = axes[0]
+    ax_flips.bar(["cue removed", "other object removed"],
+                 [statistics.fmean(per_seed["flips_cue_removed"]), statistics.fmean(per_seed["flips_other_removed"])])
+    ax_flips.set(ylabel="flip share (yes/no questions, IV)", title=f"flips (mean of {len(ctx.seeds)} seeds)")
+    ax_cue.bar(range(len(ctx.seeds)), per_seed["cue_reliance"])
+    ax_cue.axhline(CUE_RELIANCE, color="crimson", ls="--", label="precondition")
+    ax_cue.set(xlabel="seed", ylabel="acc(cue agrees) - acc(cue disagrees)", title="does the model use the cue?")
+    ax_cue.legend()
+    return Measurement({"cue_bias_in_training": _config(ctx, 0, False).cue_bias}, [plotting.save(fig, ctx.figure_path(
+        "bias.png"))], per_seed=per_seed)
+
+
+CUE_RELIANCE = 0.05
+
+
+def _check_bias(m: dict):
+    twice = [c - 2 * o for c, o in zip(m["flips_cue_removed"], m["flips_other_removed"])]
+    return decide(beats("flip share, cue - other object removed", m["flips_cue_removed"], m["flips_other_removed"],
+                        0.05),
+                  at_least("flip share, cue - 2 x other", twice, 0.0))
 
 
 def _run_augmentation(ctx: RunContext) -> Measurement:
-    seeds = [ctx.seed + i for i in range(ctx.pick(1, 2, 3))]
-    rows = {name: [_measure(ctx, s, augment) for s in seeds] for name, augment in (("base", False), ("aug", True))}
-    values: dict = {"seeds": seeds}
-    for name, runs in rows.items():
-        for key, get in {"test_acc": lambda r: r["test_acc"], "iv_flipped": lambda r: r["iv"]["flipped"],
-                         "cv_consistency": lambda r: r["cv"]["consistency"]}.items():
-            xs = [get(r) for r in runs]
-            values[f"{name}_{key}"] = round(statistics.mean(xs), 4)
-            values[f"{name}_{key}_sd"] = round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0
+    def measure(seed: int) -> dict:
+        row = {"blind_acc": _blind_acc(ctx, seed)}
+        for name, augment in (("base", False), ("aug", True)):
+            m = _measure(ctx, seed, augment)
+            row.update({f"{name}_test_acc": m["test_acc"], f"{name}_iv_flipped": m["iv"]["flipped"],
+                        f"{name}_cv_consistency": m["cv"]["consistency"]})
+        return row
+
+    per_seed = ctx.over_seeds(measure, "VQA models")
     fig, axes = plotting.figure(9, 3, ncols=3)
     for ax, key in zip(axes[0], ["test_acc", "iv_flipped", "cv_consistency"]):
-        ax.bar(["original only", "+ edited"], [values[f"base_{key}"], values[f"aug_{key}"]],
-               yerr=[values[f"base_{key}_sd"], values[f"aug_{key}_sd"]])
+        means = [statistics.fmean(per_seed[f"{name}_{key}"]) for name in ("base", "aug")]
+        ax.bar(["original only", "+ edited"], means)
+        for i, name in enumerate(("base", "aug")):
+            ax.scatter([i] * len(ctx.seeds), per_seed[f"{name}_{key}"], color="black", s=10, zorder=3)
+        if key == "test_acc":
+            ax.axhline(statistics.fmean(per_seed["blind_acc"]), color="grey", ls="--", label="question only")
+            ax.legend()
         ax.set(title=key.replace("_", " "))
-    return Measurement(values, [plotting.save(fig, ctx.figure_path("augmentation.png"))])
+    return Measurement({}, [plotting.save(fig, ctx.figure_path("augmentation.png"))], per_seed=per_seed)
 
+
+def _check_augmentation(m: dict):
+    return decide(beats("IV flipped, base - augmented", m["base_iv_flipped"], m["aug_iv_flipped"]),
+                  beats("CV consistency, augmented - base", m["aug_cv_consistency"], m["base_cv_consistency"]),
+                  no_worse("test accuracy, augmented - base", m["aug_test_acc"], m["base_test_acc"], 0.02))
+
+
+CV_MEANINGFUL_ACCURACY = 0.5
 
 CLAIMS = [
     Claim(
@@ -112,10 +167,14 @@ CLAIMS = [
                   "is removed (CV), even at good accuracy.",
         paper_reports="IV flips 6.5% of pairs for SNMN (official notebook: pos->neg 2.8%, neg->pos 2.5%, neg->neg "
                       "1.1%); CV consistency far from 100% for every model",
-        criterion="test_acc >= majority_acc + 0.2, IV flipped >= 2% of pairs, CV consistency <= 90%",
+        criterion="over seeds (95% t-intervals): IV flipped >= 2% of pairs and CV consistency <= 90%",
         run=_run_flips,
-        check=lambda m: (m["test_acc"] >= m["majority_acc"] + 0.2 and m["iv_flipped"] >= 0.02
-                         and m["cv_consistency"] <= 0.9),
+        check=lambda m: decide(at_least("IV flipped share", m["iv_flipped"], 0.02),
+                               at_most("CV consistency", m["cv_consistency"], 0.9)),
+        preconditions=(_uses_image(), Precondition(
+            f"the model can count, so CV consistency means something: its accuracy on the CV questions' originals "
+            f"is >= {CV_MEANINGFUL_ACCURACY:.0%} over seeds",
+            lambda m: at_least("CV originals accuracy", m["cv_accuracy_original"], CV_MEANINGFUL_ACCURACY))),
     ),
     Claim(
         id="causal_vqa.flips_follow_bias",
@@ -123,11 +182,15 @@ CLAIMS = [
         statement="When an irrelevant object co-occurs with an answer in training, flips concentrate on the "
                   "questions where that object is removed.",
         paper_reports="qualitative (spurious context, Sec. 1 and Fig. 1)",
-        criterion="flip share when the cue is removed >= 2x the share when another irrelevant object is removed, "
-                  "and >= 5 points above it (yes/no questions)",
+        criterion="paired over seeds (95% t-intervals), yes/no questions: flip share when the cue is removed - "
+                  "share when another irrelevant object is removed > 0.05, and cue share - 2 x other share >= 0",
         run=_run_bias,
-        check=lambda m: (m["flips_cue_removed"] >= 2 * m["flips_other_removed"]
-                         and m["flips_cue_removed"] - m["flips_other_removed"] >= 0.05),
+        check=_check_bias,
+        preconditions=(_uses_image(), Precondition(
+            f"the model learned the spurious cue: on test scenes where the cue is independent of the answer, its "
+            f"yes/no accuracy where the cue agrees with the answer exceeds that where it disagrees by >= "
+            f"{CUE_RELIANCE * 100:.0f} points over seeds",
+            lambda m: at_least("cue reliance", m["cue_reliance"], CUE_RELIANCE))),
     ),
     Claim(
         id="causal_vqa.augmentation_reduces_flips",
@@ -135,11 +198,12 @@ CLAIMS = [
         statement="Training with the IV/CV-edited images as augmentation lowers flips and raises CV consistency "
                   "while keeping accuracy on the original images.",
         paper_reports="flips and CV inconsistency drop after fine-tuning with edited data, accuracy kept (Sec. 6)",
-        criterion="mean over seeds: IV flipped(aug) < IV flipped(base), CV consistency(aug) > (base), "
-                  "test_acc(aug) >= test_acc(base) - 0.02",
+        criterion="paired over seeds (95% t-intervals): IV flipped(base) - (aug) > 0, CV consistency(aug) - (base) "
+                  "> 0, test_acc(aug) - test_acc(base) >= -0.02",
         run=_run_augmentation,
-        check=lambda m: (m["aug_iv_flipped"] < m["base_iv_flipped"] and m["aug_cv_consistency"] > m["base_cv_consistency"]
-                         and m["aug_test_acc"] >= m["base_test_acc"] - 0.02),
+        check=_check_augmentation,
+        preconditions=(_uses_image("base_test_acc", "the model trained on originals"),
+                       _uses_image("aug_test_acc", "the model trained with edits")),
     ),
 ]
 

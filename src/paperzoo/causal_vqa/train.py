@@ -34,6 +34,7 @@ class CausalVQAConfig:
     cue_bias: float = 0.9  # P(cue | yes) = P(no cue | no) in the training scenes; -1 = no correlation
     augment: bool = False  # add the edited images to training (the paper's robustification)
     consistency: float = 0.0  # weight of the symmetric KL between original and IV-edited predictions
+    blind: bool = False  # the question-only baseline: every image is replaced by zeros, in training and evaluation
     max_area: float = 0.1  # the paper's rule: remove only objects covering <= 10% of the image
     dim: int = 64
     data_seed: int = 0
@@ -82,6 +83,8 @@ class CausalVQAMethod:
 
     def training_step(self, model: nn.Module, batch) -> StepOutput:
         images, questions, answers, edited_images, edited_answers, kinds = batch
+        if self.cfg.blind:
+            images = torch.zeros_like(images)
         if not self.cfg.augment:
             logits = model(images, questions)
             loss = F.cross_entropy(logits, answers)
@@ -97,7 +100,8 @@ class CausalVQAMethod:
         return StepOutput(loss, {"acc": (original.argmax(1) == answers).float().mean()})
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        preds = predict(model, self._test.images, self._test.questions, device)
+        images = torch.zeros_like(self._test.images) if self.cfg.blind else self._test.images
+        preds = predict(model, images, self._test.questions, device)
         return {"test_acc": float((preds == self._test.answers).float().mean())}
 
 
@@ -126,6 +130,24 @@ def edit_pairs(model: nn.Module, examples: list[Example], edits: list[Edit], dev
     pred_edited = predict(model, edited.images, edited.questions, device).tolist()
     return [Pair(ANSWERS[pred_original[e.source]], ANSWERS[p], [examples[e.source].answer] * 10, [e.answer] * 10)
             for e, p in zip(edits, pred_edited)]
+
+
+def cue_reliance(model: nn.Module, examples: list[Example], device: torch.device | str = "cpu") -> dict[str, float]:
+    """How much the model answers yes/no questions by the cue: accuracy on the yes/no questions whose cue presence
+    agrees with the answer (cue and "yes", or no cue and "no") minus accuracy where it disagrees. On test scenes
+    where the cue is independent of the answer, a model that ignores the cue scores 0."""
+    yes_no = [e for e in examples if e.answer in ("yes", "no")]
+    data = tensors([e.scene for e in yes_no], [e.question for e in yes_no], [e.answer for e in yes_no])
+    correct = predict(model, data.images, data.questions, device) == data.answers
+    agrees = torch.tensor([any(o.is_cue for o in e.scene.objects) == (e.answer == "yes") for e in yes_no])
+    return reliance(correct, agrees)
+
+
+def reliance(correct: Tensor, agrees: Tensor) -> dict[str, float]:
+    """correct, agrees: (n,) bool -> accuracy where the cue agrees, where it disagrees, and their difference."""
+    accuracy = lambda mask: float(correct[mask].float().mean()) if mask.any() else float("nan")  # noqa: E731
+    return {"acc_cue_agrees": accuracy(agrees), "acc_cue_disagrees": accuracy(~agrees),
+            "cue_reliance": accuracy(agrees) - accuracy(~agrees), "yes_no_questions": len(correct)}
 
 
 def edit_metrics(model: nn.Module, examples: list[Example], kind: str, max_area: float = 0.1,
