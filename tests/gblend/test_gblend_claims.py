@@ -19,8 +19,12 @@ def test_claims_run_at_smoke(tmp_path: Path):
     if not audio.espeak_available():
         assert {r.verdict for r in results} == {"skipped"}
         return
-    naive = results[0].measured
-    assert 0.1 < naive["naive_acc"] <= 1 and 0.1 < naive["image_acc"] <= 1
+    naive = results[0].per_seed  # one seed at smoke: lists of one value
+    assert 0.1 < naive["naive_acc"][0] <= 1 and 0.1 < naive["image_acc"][0] <= 1
+    assert naive["best_unimodal_acc"] == naive[f"{results[0].measured['best_unimodal']}_acc"]
+    # the G-Blend claims are judged only in the paper's regime; one seed cannot show it: never "not reproduced"
+    for r in (results[0], *results[2:]):
+        assert r.preconditions[0]["held"] is not True and r.verdict == "inconclusive", r.id
     weights = results[2].measured["weights_seed0"]
     assert sum(weights.values()) == pytest.approx(1.0, abs=3e-3)  # rounded to 3 decimals
     assert all(Path(f).exists() for r in results for f in r.figures)
