@@ -136,3 +136,25 @@ def test_gpu_only_switches_are_clear_config_errors_on_cpu():
 def test_spawn_group_rejects_an_empty_world():
     with pytest.raises(ValueError, match="world_size must be >= 1"):
         spawn_group(print, world_size=0)
+
+
+def test_unseen_moves_shift_three_pixels_and_rotate_beyond_training():
+    from paperzoo.multigpu.augment import unseen_moves
+
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    blob = torch.exp(-((yy - 13.5) ** 2 + (xx - 13.5) ** 2) / 8)  # round and centred: rotation leaves it in place
+    images = blob.expand(16, 1, 28, 28).clone()
+    moved = unseen_moves(images, torch.Generator().manual_seed(0))
+    mass = moved.sum((1, 2, 3))
+    dy = (moved[:, 0] * yy).sum((1, 2)) / mass - 13.5  # centre of mass, (B,)
+    dx = (moved[:, 0] * xx).sum((1, 2)) / mass - 13.5
+    for y, x in zip(dy.tolist(), dx.tolist()):  # each moved 3 px in one of the 8 directions
+        assert {round(abs(y)), round(abs(x))} <= {0, 3} and (round(abs(y)), round(abs(x))) != (0, 0)
+        assert abs(abs(y) - round(abs(y))) < 0.05 and abs(abs(x) - round(abs(x))) < 0.05
+    bar = torch.zeros(1, 1, 28, 28)
+    bar[0, 0, 13:15, 4:24] = 1  # a horizontal bar: rotation tilts it by 20-30 degrees
+    turned = unseen_moves(bar, torch.Generator().manual_seed(1))[0, 0]
+    ys, xs = torch.nonzero(turned > 0.3, as_tuple=True)
+    slope = torch.linalg.lstsq(torch.stack([xs.float(), torch.ones_like(xs.float())], 1), ys.float()[:, None]).solution
+    assert 20 <= abs(torch.rad2deg(torch.atan(slope[0, 0])).item()) <= 30
+    assert torch.equal(moved, unseen_moves(images, torch.Generator().manual_seed(0)))  # seeded

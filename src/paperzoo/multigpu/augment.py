@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from paperzoo.data.transforms import random_shift
+from paperzoo.data.transforms import affine, random_shift
 from paperzoo.errors import ConfigError
 
 
@@ -76,6 +76,20 @@ def augment(images: torch.Tensor, policy: str) -> torch.Tensor:
     for name in check_policy(policy):
         images = POLICIES[name](images)
     return images
+
+
+def unseen_moves(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A test-time shift of the distribution beyond anything the policies apply in training (rotations <= 15
+    degrees, shifts <= 2 pixels): each image rotated by 20-30 degrees (either sign) and moved 3 pixels in one of 8
+    directions. (B, C, H, W) -> same."""
+    b, _, h, _ = images.shape
+    angle = torch.deg2rad(20 + 10 * torch.rand(b, generator=generator)) * (torch.randint(0, 2, (b,),
+                                                                                      generator=generator) * 2 - 1)
+    cos, sin = angle.cos(), angle.sin()
+    rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (B, 2, 2)
+    directions = torch.tensor([[dx, dy] for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy], dtype=torch.float)
+    step = directions[torch.randint(0, 8, (b,), generator=generator)]  # (B, 2) in pixels / 3
+    return affine(images, rotation, step * 3 / (h / 2))  # normalised units: 1 = half the image
 
 
 def policy_for_rank(policies: Sequence[str], rank: int) -> str:

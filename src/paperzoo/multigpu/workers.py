@@ -76,6 +76,38 @@ def sync_every_micro_step(spec: dict, method: PlainMNIST, counter: AllReduceCoun
     return flat_parameters(model)
 
 
+class RecordingRankAugment(RankAugmentMNIST):
+    """The per-rank augmentation method, unchanged, recording its first training step: the raw batch, the RNG
+    state the step started from, and the input the model was actually fed (a forward pre-hook on the model)."""
+
+    def __init__(self, cfg: RankAugmentConfig):
+        super().__init__(cfg)
+        self.first_step: dict | None = None
+
+    def training_step(self, model: nn.Module, batch) -> StepOutput:
+        if self.first_step is not None:
+            return super().training_step(model, batch)
+        record = {"raw": batch[0].clone(), "rng_state": torch.get_rng_state()}
+        hook = model.register_forward_pre_hook(lambda module, args: record.setdefault("fed", args[0].detach().clone()))
+        try:
+            out = super().training_step(model, batch)
+        finally:
+            hook.remove()
+        self.first_step = record
+        return out
+
+
+def fed_batches(spec: dict, policies: tuple[str, ...]) -> dict:
+    """One DDP training step of the per-rank augmentation method: what this rank's model was fed, and from what."""
+    train = TrainConfig(steps=1, batch_size=spec["probe"], lr=1e-3, seed=spec["seed"], log_every=1, progress=False,
+                        device="cpu")
+    method = RecordingRankAugment(RankAugmentConfig(hidden=spec["hidden"], augment=AugmentConfig(policies=policies),
+                                                    train=train))
+    Trainer(method, train).fit()
+    # numpy, like every result of a rank: torch tensors would travel as shared memory the exiting rank takes away
+    return {**{k: v.numpy() for k, v in method.first_step.items()}, "policy": method.policy}
+
+
 def rank_views(probe: torch.Tensor, policies: tuple[str, ...], seed: int, rank: int) -> np.ndarray:
     """The augmented views rank `rank` makes of `probe` from the engine's per-rank seed."""
     D.seed_everything(seed, rank)
@@ -105,10 +137,11 @@ def claims_worker(spec: dict) -> dict:
         probe = method.data.test_x[: spec["probe"]]
         views = {name: rank_views(probe, tuple(policies), spec["seed"], env.rank)
                  for name, policies in spec["view_policies"].items()}
+        fed = {name: fed_batches(spec, tuple(policies)) for name, policies in spec["view_policies"].items()}
         robust = {name: robustness_run(spec, tuple(policies)) for name, policies in spec["robust_runs"].items()}
         return {"ddp": flat_parameters(ddp.model), "accumulated": flat_parameters(accumulated.model),
                 "allreduces_no_sync": counter.calls, "synced_every_micro": synced,
-                "allreduces_every_micro": every_micro.calls, "views": views, "robust": robust}
+                "allreduces_every_micro": every_micro.calls, "views": views, "fed": fed, "robust": robust}
     finally:
         D.teardown()
 
