@@ -40,3 +40,36 @@ def test_smoke_rerun_in_two_jobs_gives_identical_measured_values(tmp_path):
         assert a["preconditions"] == b["preconditions"], a["id"]
         if a["id"] not in DECIDED_ON_TIMINGS:
             assert (a["verdict"], a["reason"], a["tests"]) == (b["verdict"], b["reason"], b["tests"]), a["id"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux-only")
+def test_killing_a_parallel_run_stops_its_workers(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, "-m", "paperzoo", "reproduce", "engine", "causal", "--preset", "smoke",
+                               "--jobs", "2", "--out", str(tmp_path), "--no-progress"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
+        found = subprocess.run(["pgrep", "-P", str(parent.pid), "-f", "spawn_main"], capture_output=True, text=True)
+        workers = [int(p) for p in found.stdout.split()]
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the two worker processes never started"
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "a worker kept running after its parent was killed"

@@ -12,9 +12,12 @@ before the run and stated in words in `criterion`, decides. Nothing sets a verdi
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
+import signal
+import sys
 import time
 import traceback
 import zlib
@@ -219,6 +222,16 @@ def configure_threads(threads: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def _worker_start(threads: int, parent: int) -> None:
+    """A worker process of `reproduce --jobs N`: it dies with its parent (Linux: PR_SET_PDEATHSIG; and at once if the
+    parent died while this process started), so a killed run leaves no worker training on; fixed thread count."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+    configure_threads(threads)
+
+
 def default_threads(jobs: int) -> int:
     """Each of `jobs` worker processes gets its share of the cores."""
     return max(1, (os.cpu_count() or 1) // jobs)
@@ -235,11 +248,15 @@ class RunPlan:
     progress: bool = False
 
 
-def run_paper(entry, claims: list[Claim], plan: RunPlan) -> list[ClaimResult]:
-    """Run one paper's claims in order, sharing one memo; a module that failed to import yields one `error` row."""
+def run_paper(entry, claims: list[Claim], plan: RunPlan,
+              on_result: Callable[[ClaimResult], None] = lambda r: None) -> list[ClaimResult]:
+    """Run one paper's claims in order, sharing one memo; a module that failed to import yields one `error` row.
+    `on_result` sees each result as it comes."""
     if entry.import_error:
-        return [ClaimResult(f"{entry.post.module}.*", entry.post.paper, "(module failed to import)", "", "",
-                            plan.preset, "error", {}, 0.0, [], entry.import_error, reason=entry.import_error)]
+        failed = ClaimResult(f"{entry.post.module}.*", entry.post.paper, "(module failed to import)", "", "",
+                             plan.preset, "error", {}, 0.0, [], entry.import_error, reason=entry.import_error)
+        on_result(failed)
+        return [failed]
     stream = entry.post.module
     seeds = [stream_seed(plan.seed, stream, i) for i in range(plan.seeds)]
     memo: dict = {}
@@ -248,6 +265,7 @@ def run_paper(entry, claims: list[Claim], plan: RunPlan) -> list[ClaimResult]:
         ctx = RunContext(preset=plan.preset, out_dir=plan.out_dir / "figures" / claim.id, seed=plan.seed, memo=memo,
                          progress=plan.progress, seeds=seeds, stream=stream)
         results.append(run_claim(claim, ctx))
+        on_result(results[-1])
     return results
 
 
@@ -283,11 +301,11 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
             by_paper = []
             for entry, claims in chosen:
                 bar.set_postfix_str(entry.post.module)
-                by_paper.append(run_paper(entry, claims, plan))
-                report(by_paper[-1])
+                by_paper.append(run_paper(entry, claims, plan, on_result=lambda r: report([r])))
             return [r for results in by_paper for r in results]
         spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in its thread pools
-        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=configure_threads, initargs=(threads,)) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_worker_start,
+                                 initargs=(threads, os.getpid())) as pool:
             futures = [pool.submit(_paper_in_worker, entry.post.module, [c.id for c in claims], plan)
                        for entry, claims in chosen]
             by_future = {}

@@ -7,6 +7,7 @@ import torch
 
 from paperzoo.batchnorm import BatchNorm1d, Curve, mlp, optimiser_study, small_cnn, train_sgd
 from paperzoo.batchnorm.experiments import CLAIMS
+from paperzoo.batchnorm.study import gradient_change
 from paperzoo.claims import RunContext, run_claim
 
 
@@ -46,8 +47,41 @@ def test_train_sgd_probe_leaves_running_stats_alone():
     assert model[2].num_batches_tracked.item() == 4  # only the training steps count
 
 
-def test_claims_run_at_smoke(tmp_path: Path):
+def test_probe_runs_in_inference_mode_so_bn_does_not_renormalise_it():
+    """In train mode a BN layer maps any probe batch to mean beta and spread |gamma| by construction; in inference
+    mode (running statistics) the probe's statistics follow the input: a shifted probe gives a shifted output."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 4, 4), torch.randint(0, 10, (64,))
+    model = mlp(inputs=16, norm="batch")
+    run = train_sgd(model, x, y, x, y, steps=2, batch=16, lr=0.1, eval_every=2, probe_layer=model[3], probe_x=x + 5)
+    # BN1d output before the sigmoid, on a probe batch 5 units away from the data: far from mean 0 in eval mode
+    assert run.probe[-1].mean(0).abs().mean() > 1.0
+
+
+def test_gradient_change_is_zero_for_the_first_layer_and_positive_behind_it():
+    """Santurkar et al.'s measure on a 2-layer linear net: nothing precedes the first layer, so its gradient does not
+    change; the second layer's gradient changes once the first layer took its step (by hand: G2 = dL/dz2 x h^T and
+    h = W1 x moves by -lr G1 x)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Linear(5, 3))
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    first = gradient_change(net, net[0], x, y, lr=0.5)
+    assert first == {"relative_change": 0.0, "cosine": pytest.approx(1.0)}
+    second = gradient_change(net, net[1], x, y, lr=0.5)
+    assert second["relative_change"] > 1e-3 and second["cosine"] < 1
+    assert gradient_change(net, net[1], x, y, lr=0.0)["relative_change"] == 0.0  # no step, no change
+    assert [p.grad for p in net.parameters()] == [None] * 4  # the model itself is untouched
+
+
+def test_claims_run_at_smoke_over_two_seeds(tmp_path: Path):
     memo: dict = {}
-    for claim in CLAIMS:
-        result = run_claim(claim, RunContext("smoke", tmp_path / claim.id, memo=memo))
-        assert result.verdict in ("reproduced", "not_reproduced"), result.message
+    results = {c.id: run_claim(c, RunContext("smoke", tmp_path / c.id, memo=memo, seeds=[0, 1])) for c in CLAIMS}
+    for result in results.values():
+        assert result.verdict != "error", result.message
+    for claim_id in ("batchnorm.trains_faster", "batchnorm.less_covariate_shift", "batchnorm.small_batch_limit",
+                     "batchnorm.eval_mode_pitfall", "batchnorm.gradient_ics_not_reduced"):
+        assert all(len(v) == 2 for v in results[claim_id].per_seed.values()), claim_id
+    eval_mode = results["batchnorm.eval_mode_pitfall"].per_seed
+    assert eval_mode["changed_by_batch_running_stats"] == [0.0, 0.0]  # eval mode: a prediction ignores its batch
+    change = results["batchnorm.gradient_ics_not_reduced"].per_seed
+    assert all(v > 0 for v in change["relative_change_bn"] + change["relative_change_plain"])

@@ -2,7 +2,7 @@
 
 from paperzoo.batchnorm.functional import BatchNormFunction, batch_norm
 from paperzoo.batchnorm.modules import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
-from paperzoo.batchnorm.study import Curve, mlp, optimiser_study, small_cnn, train_sgd
+from paperzoo.batchnorm.study import Curve, gradient_change, mlp, optimiser_study, small_cnn, train_sgd
 
 __all__ = [
     "BatchNorm1d",
@@ -12,6 +12,7 @@ __all__ = [
     "GroupNorm",
     "LayerNorm",
     "batch_norm",
+    "gradient_change",
     "mlp",
     "optimiser_study",
     "small_cnn",

@@ -11,6 +11,7 @@ CMU Intro to DL lecture notes on optimisation; Wu & He 2018, arXiv 1803.08494 fo
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -138,8 +139,9 @@ def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.
               steps: int, batch: int, lr: float, eval_every: int, seed: int = 0, momentum: float = 0.0,
               probe_layer: nn.Module | None = None, probe_x: torch.Tensor | None = None) -> Run:
     """SGD on shuffled mini-batches; every `eval_every` steps the test accuracy and, with `probe_layer`, that
-    layer's input on the fixed `probe_x` batch as training sees it (train mode, batch statistics; the running
-    statistics are restored afterwards)."""
+    layer's input on the fixed `probe_x` batch with the network in inference mode (BN uses its running statistics,
+    so the probe sees what the layers before it changed, as the BN paper's Fig. 1 intends; in train mode a BN
+    layer would renormalise the probe batch by construction)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     generator = torch.Generator().manual_seed(seed)
     run = Run(model, [], [], [], [])
@@ -153,10 +155,10 @@ def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.
         run.train_loss.append(loss)
         run.test_acc.append(evaluate(model, test_x, test_y)[1])
         if handle is not None:
-            buffers = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith(("weight", "bias"))}
+            model.eval()
             with torch.no_grad():
                 model(probe_x)
-            model.load_state_dict(buffers, strict=False)
+            model.train()
             run.probe.append(recorded[-1])
 
     order, position = torch.randperm(len(x), generator=generator), 0
@@ -175,3 +177,26 @@ def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.
     if handle is not None:
         handle.remove()
     return run
+
+
+def gradient_change(model: nn.Module, layer: nn.Linear, x: torch.Tensor, y: torch.Tensor, lr: float) -> dict:
+    """Internal covariate shift as Santurkar et al. measure it ("How Does Batch Normalization Help Optimization?",
+    arXiv 1805.11604, Sec. 2.2, Eq. 1 and Fig. 3): on one batch, the gradient G of `layer`'s weight, and the
+    gradient G' of the same weight after every parameter *before* `layer` took its SGD step (lr) on that batch,
+    `layer` and the layers after it unchanged. Returns ||G - G'||_2 / ||G||_2 and cos(G, G'). `model` is a
+    Sequential; it is not modified (a copy takes the step). BN layers run in train mode, as in training."""
+    def weight_grad(net: nn.Sequential, target: nn.Linear) -> torch.Tensor:
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        return target.weight.grad.detach().clone()
+
+    trial = copy.deepcopy(model).train()
+    position = list(model).index(layer)
+    before = [p for module in list(trial)[:position] for p in module.parameters()]
+    g = weight_grad(trial, trial[position])
+    with torch.no_grad():
+        for p in before:
+            p -= lr * p.grad
+    g_after = weight_grad(trial, trial[position])
+    return {"relative_change": float((g - g_after).norm() / g.norm()),
+            "cosine": float(F.cosine_similarity(g.flatten(), g_after.flatten(), dim=0))}
