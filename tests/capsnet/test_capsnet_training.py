@@ -69,5 +69,9 @@ def test_claims_run_at_smoke(tmp_path: Path):
     memo: dict = {}
     for claim in CLAIMS:
         result = run_claim(claim, RunContext("smoke", tmp_path / claim.id, memo=memo))
-        assert result.verdict in ("reproduced", "not_reproduced"), result.message
+        assert result.verdict != "error", result.message
         assert result.figures and all(Path(f).is_file() for f in result.figures)
+        if claim.id == "capsnet.multimnist_beats_cnn":  # a baseline near chance makes the claim inconclusive
+            trained = result.measured["cnn_pair_acc"] >= result.measured["chance_pair_acc"] + 0.1
+            assert result.preconditions[0]["held"] is trained
+            assert (result.verdict == "inconclusive") is not trained

@@ -21,6 +21,7 @@ from paperzoo.capsnet.training import (BaselineMethod, BaselineTrainConfig, Caps
                                        batched, paper_schedule, pair_accuracy)
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
+from paperzoo.criteria import Precondition
 from paperzoo.data.transforms import random_affine
 from paperzoo.engine.trainer import TrainConfig, Trainer
 
@@ -149,6 +150,7 @@ def _run_multimnist(ctx: RunContext) -> Measurement:
         "cnn_pair_acc": round(cnn["final"]["test_pair_acc"], 4),
         "separated_fraction": round(separated, 4),
         "capsnet_params": caps["params"], "cnn_params": cnn["params"], "test_pairs": len(caps["method"].test_y),
+        "chance_pair_acc": round(1 / 45, 4),
     }, [path], notes="pair accuracy: both digits are the two longest capsules (CNN: two largest logits)")
 
 
@@ -263,6 +265,9 @@ CLAIMS = [
         criterion="capsnet_pair_acc > cnn_pair_acc and separated_fraction >= 0.8",
         run=_run_multimnist,
         check=lambda m: m["capsnet_pair_acc"] > m["cnn_pair_acc"] and m["separated_fraction"] >= 0.8,
+        preconditions=(Precondition(
+            "the CNN baseline trained: its both-digits accuracy is >= 10 points above chance (1/45 for two distinct "
+            "digits)", lambda m: m["cnn_pair_acc"] >= m["chance_pair_acc"] + 0.1, ("cnn_pair_acc", "chance_pair_acc")),),
     ),
     Claim(
         id="capsnet.affine_robustness",
@@ -273,6 +278,10 @@ CLAIMS = [
         criterion="capsnet_affine_acc > cnn_affine_acc",
         run=_run_affine,
         check=lambda m: m["capsnet_affine_acc"] > m["cnn_affine_acc"],
+        preconditions=(Precondition(
+            "the comparison is at similar clean accuracy, as in the paper (99.23% vs 99.22%): the two models' clean "
+            "test accuracies differ by <= 1 point", lambda m: abs(m["capsnet_clean_acc"] - m["cnn_clean_acc"]) <= 0.01,
+            ("capsnet_clean_acc", "cnn_clean_acc")),),
     ),
     Claim(
         id="capsnet.interpretable_dimensions",
