@@ -53,7 +53,8 @@ def posts_table(data: dict) -> str:
     for post in [ENGINE, *POSTS]:
         claims = by_module.get(post.module, [])
         names = ", ".join(f"`{c['id'].split('.', 1)[1]}`" for c in claims)
-        lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`](docs/{post.module}.md) "
+        page = f"docs/{post.module}.md" if post.number else "#the-engine"  # the engine is the README's own section
+        lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`]({page}) "
                      f"| {names} | {_counts(claims) or 'not yet implemented'} |")
     return "\n".join(lines)
 

@@ -200,12 +200,13 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
     e = html.escape
     badges = "".join(f'<span style="background:{c}">{counts.get(v, 0)} {v.replace("_", " ")}</span>'
                      for v, c in VERDICT_COLOURS.items())
-    undecided = sum(1 for r in results if not r.tests and r.verdict in ("reproduced", "not_reproduced"))
+    one_run = sum(1 for r in results if not r.tests and r.verdict in ("reproduced", "not_reproduced"))
+    stopped = sum(1 for r in results if r.verdict == "inconclusive" and not r.tests)
     forest = (f"<h2>Overview: every decided test against its threshold</h2><p class=meta>One row per test of a "
               f"criterion: the dot is the measured effect, the bar its 95% interval over seeds, the red dashed line "
-              f"the threshold fixed before the run; each row has its own scale. {undecided} claims are still decided "
-              f"on one run's values (no interval) and are not shown.</p><div class=forest>{_img(str(overview))}</div>"
-              if overview else "")
+              f"the threshold fixed before the run; each row has its own scale. Not shown: {one_run} claims still "
+              f"decided on one run's values (no interval) and {stopped} stopped by a precondition (their sections "
+              f"say which).</p><div class=forest>{_img(str(overview))}</div>" if overview else "")
     rows, sections, current = [], [], None
     for r in results:
         title = _post_title(r.id)
