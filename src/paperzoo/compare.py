@@ -83,7 +83,8 @@ def format_comparison(c: Comparison, name_a: str, name_b: str) -> str:
     lines += [f"  {claim}: {va} -> {vb}" for claim, va, vb in c.verdicts]
     if c.other_seeds:
         lines += ["", f"measured on other seeds (compare them by their intervals only): {', '.join(c.other_seeds)}"]
-    lines += ["", f"same seeds, different per-seed values (a rerun should repeat them exactly): {len(c.not_repeated)}"]
+    repeat = "expected on another environment" if c.environment else "a rerun on the same environment repeats them"
+    lines += ["", f"same seeds, different per-seed values ({repeat}): {len(c.not_repeated)}"]
     lines += [f"  {claim}  {q}" for claim, q in c.not_repeated]
     lines += ["", f"per-seed means outside the other run's 95% interval: {len(c.moved)}"]
     lines += [f"  {claim}  {q}: {_summary_text(sa)} -> {_summary_text(sb)}" for claim, q, sa, sb in c.moved]
