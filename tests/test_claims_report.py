@@ -179,3 +179,44 @@ def test_select_by_paper_or_claim_id_and_unknown_names():
     assert [c.id for _, claims in chosen for c in claims] == ["engine.sanity_mnist_cnn"]
     with pytest.raises(UserError, match="unknown paper or claim 'nope'"):
         select(entries, ["nope"])
+
+
+def test_report_folders_are_new_checked_before_running_and_never_overwritten_unasked(tmp_path, monkeypatch, capsys):
+    from paperzoo.cli import main
+    from paperzoo.report import report_folder
+
+    monkeypatch.chdir(tmp_path)
+    first, second = report_folder(None), report_folder(None)  # the same second: still two folders
+    assert first != second and first.is_dir() and second.is_dir() and second.name.startswith(first.name)
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "results.json").write_text("{}")
+    assert main(["reproduce", "causal.counterfactuals", "--preset", "smoke", "--out", str(done)]) == 2
+    assert "already holds a report" in capsys.readouterr().err and (done / "results.json").read_text() == "{}"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["reproduce", "causal.counterfactuals", "--preset", "smoke", "--out", str(blocked / "sub")]) == 2
+    assert "cannot write the report" in capsys.readouterr().err
+    assert main(["reproduce", "causal.counterfactuals", "--preset", "smoke", "--out", str(done), "--overwrite",
+                 "--no-progress"]) == 0
+    assert json.loads((done / "results.json").read_text())["complete"] is True
+
+
+def test_results_json_is_written_as_each_claim_finishes(tmp_path):
+    from paperzoo.catalog import Entry, Post
+    from paperzoo.report import write_partial
+
+    seen = []
+
+    def peek(ctx):  # the second claim reads what the first left on disk
+        seen.append(json.loads((tmp_path / "results.json").read_text()))
+        return Measurement({"x": 2})
+
+    claims = [_claim("first", lambda c: Measurement({"x": 3})), _claim("second", peek)]
+    entry = Entry(Post(99, "toy", "Toy", "Toy 2024"), claims=claims)
+    run_selected([(entry, claims)], "smoke", tmp_path, seed=0, progress=False,
+                 on_results=lambda done: write_partial(done, tmp_path, "smoke", 0))
+    assert seen[0]["complete"] is False and [c["id"] for c in seen[0]["claims"]] == ["toy.first"]
+    final = json.loads((tmp_path / "results.json").read_text())
+    assert [c["id"] for c in final["claims"]] == ["toy.first", "toy.second"] and final["complete"] is False
+    assert not list(tmp_path.glob(".results.json.tmp-*"))  # written atomically, nothing left behind

@@ -279,21 +279,25 @@ def _paper_in_worker(module: str, claim_ids: list[str], plan: RunPlan) -> list[C
 
 
 def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Path, seed: int,
-                 progress: bool = True, seeds: int | None = None, jobs: int = 1,
-                 threads: int | None = None) -> list[ClaimResult]:
+                 progress: bool = True, seeds: int | None = None, jobs: int = 1, threads: int | None = None,
+                 on_results: Callable[[list[ClaimResult]], None] = lambda done: None) -> list[ClaimResult]:
     """Run every chosen claim; papers run in `jobs` worker processes (each with `threads` torch threads, by default
-    its share of the cores) and the results come back in the order chosen, identical to `jobs=1`."""
+    its share of the cores) and the results come back in the order chosen, identical to `jobs=1`. `on_results` sees
+    every result so far each time one or more finish (in the order they finished)."""
     from tqdm.auto import tqdm
 
     plan = RunPlan(preset, Path(out_dir), seed, seeds or SEEDS_PER_PRESET[preset], progress and jobs == 1)
     threads = threads or default_threads(jobs)
     total = sum(len(claims) or 1 for _, claims in chosen)
     bar = tqdm(total=total, desc="claims", disable=not progress, dynamic_ncols=True)
+    finished: list[ClaimResult] = []
 
     def report(results: list[ClaimResult]) -> None:
         for r in results:
             bar.write(f"{r.verdict:>15}  {r.id}  ({r.seconds:.0f} s)")
         bar.update(len(results))
+        finished.extend(results)
+        on_results(finished)
 
     configure_threads(threads)  # also in this process, whose environment the report records
     with bar:

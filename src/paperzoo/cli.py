@@ -32,7 +32,7 @@ def _cmd_list(args, entries) -> int:
 
 def _cmd_reproduce(args, entries) -> int:
     from paperzoo.claims import default_threads, run_selected, select
-    from paperzoo.report import write_report
+    from paperzoo.report import report_folder, write_partial, write_report
 
     chosen = select(entries, args.papers)
     if not any(claims or entry.import_error for entry, claims in chosen):
@@ -41,11 +41,12 @@ def _cmd_reproduce(args, entries) -> int:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.jobs < 1 or (args.threads is not None and args.threads < 1):
         raise UserError(f"--jobs and --threads must be >= 1, got --jobs {args.jobs} --threads {args.threads}")
-    out = Path(args.out or f"runs/reproduce-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = report_folder(args.out, args.overwrite)
     threads = args.threads or default_threads(args.jobs)
     started = time.perf_counter()
     results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress, seeds=args.seeds,
-                           jobs=args.jobs, threads=threads)
+                           jobs=args.jobs, threads=threads,
+                           on_results=lambda done: write_partial(done, out, args.preset, args.seed))
     run = {"papers": args.papers, "seeds_per_claim": args.seeds, "jobs": args.jobs, "threads": threads,
            "wall_seconds": round(time.perf_counter() - started, 1)}
     paths = write_report(results, out, args.preset, args.seed, run)
@@ -106,7 +107,8 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run papers' claims and write a report")
     p.add_argument("papers", nargs="*", help="modules (capsnet) or claim ids; default: all")
     p.add_argument("--preset", choices=PRESETS, default="quick")
-    p.add_argument("--out", help="output folder (default runs/reproduce-<timestamp>)")
+    p.add_argument("--out", help="output folder (default: a new runs/reproduce-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true", help="replace the report already in --out")
     p.add_argument("--seed", type=int, default=0, help="base seed; every claim's seeds derive from it")
     p.add_argument("--seeds", type=int, help="seeds per measurement (default: smoke 1, quick 3, full 5)")
     p.add_argument("--jobs", type=int, default=1, help="papers run in this many worker processes")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
 import os
 import platform
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -87,15 +89,60 @@ def _evidence_figures(results: list[ClaimResult], out_dir: Path) -> Path | None:
     return forest_plot([r.to_json() for r in results], out_dir / "figures" / "overview.png")
 
 
+def report_folder(out: str | None, overwrite: bool = False) -> Path:
+    """The folder a `reproduce` run writes to, checked before any claim runs: by default a new
+    runs/reproduce-<time>[-N] (created here, so two runs started in the same second get two folders); a given folder
+    that already holds a report is refused unless `overwrite`, and an unwritable one is refused at once."""
+    from paperzoo.errors import UserError
+
+    if out is None:
+        stem = Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
+        for n in itertools.count(1):
+            folder = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
+            try:
+                folder.mkdir(parents=True)
+                return folder
+            except FileExistsError:
+                continue
+    folder = Path(out)
+    if (folder / "results.json").exists() and not overwrite:
+        raise UserError(f"{folder} already holds a report (results.json); pass --overwrite to replace it, or choose "
+                        "another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write the report to {folder} ({e.strerror or e}); choose another --out")
+    return folder
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Atomically: a crash mid-write leaves the previous file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_partial(results: list[ClaimResult], out_dir: Path, preset: str, seed: int) -> Path:
+    """results.json with the claims finished so far (`"complete": false`), rewritten as each claim finishes, so a
+    crash or a kill keeps what was measured; `write_report` replaces it with the full report."""
+    path = out_dir / "results.json"
+    _write_json(path, {"schema": SCHEMA_VERSION, "complete": False, "preset": preset, "seed": seed,
+                       "summary": verdict_counts(results), "claims": [r.to_json() for r in results]})
+    return path
+
+
 def write_report(results: list[ClaimResult], out_dir: Path, preset: str, seed: int,
                  run: dict | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     overview = _evidence_figures(results, out_dir)
     counts = verdict_counts(results)
-    payload = {"schema": SCHEMA_VERSION, "preset": preset, "seed": seed, "run": run or {},
+    payload = {"schema": SCHEMA_VERSION, "complete": True, "preset": preset, "seed": seed, "run": run or {},
                "environment": environment(), "summary": counts, "claims": [r.to_json() for r in results]}
     paths = {"json": out_dir / "results.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
-    paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    _write_json(paths["json"], payload)
     paths["md"].write_text(_markdown(results, out_dir, preset, counts, overview))
     paths["html"].write_text(_html(results, preset, seed, counts, overview, payload))
     return paths
