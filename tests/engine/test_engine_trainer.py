@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from engine_toy import NoisyRegression
 
 from paperzoo.engine import TrainConfig, Trainer
@@ -70,6 +71,37 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_pat
         Trainer(method, _cfg(), out_dir=tmp_path).fit()
     tensors, meta = read_checkpoint(tmp_path / "checkpoints" / "last.safetensors")
     assert meta["step"] == 20 and all(torch.isfinite(t).all() for k, t in tensors.items() if k.startswith("model."))
+
+
+def test_non_finite_weights_are_never_saved_and_the_last_finite_checkpoint_stays(tmp_path):
+    """The loss is still finite when an optimizer step leaves a NaN in the weights: the step-25 save refuses, and the
+    step-20 checkpoint (finite) stays, so the run can be resumed from it."""
+    steps = []
+
+    def poison_after_step_25(optimizer, args, kwargs):
+        steps.append(1)
+        if len(steps) == 25:
+            with torch.no_grad():
+                next(p for group in optimizer.param_groups for p in group["params"])[0, 0] = float("nan")
+
+    handle = register_optimizer_step_post_hook(poison_after_step_25)
+    try:
+        with pytest.raises(NonFiniteLossError, match="non-finite by step 25 while the loss was finite"):
+            Trainer(NoisyRegression(), _cfg(checkpoint_every=5), out_dir=tmp_path).fit()
+    finally:
+        handle.remove()
+    tensors, meta = read_checkpoint(tmp_path / "checkpoints" / "last.safetensors")
+    assert meta["step"] == 20 and all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def test_the_final_checkpoint_is_saved_before_the_final_evaluation(tmp_path):
+    class FailsInEvaluation(NoisyRegression):
+        def evaluate(self, model, device):
+            raise ValueError("a mistake only the evaluation catches")
+
+    with pytest.raises(ValueError, match="only the evaluation catches"):
+        Trainer(FailsInEvaluation(), _cfg(steps=12), out_dir=tmp_path).fit()
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.safetensors")[1]["step"] == 12  # the training is kept
 
 
 def test_bad_settings_are_config_errors():

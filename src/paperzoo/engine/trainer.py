@@ -280,10 +280,10 @@ class Trainer:
                     logger.log(step, "eval", self._evaluate(model, device))
                 if self.out_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     self._save(model, optimizer, scheduler, scaler, step)
+            if self.out_dir is not None:  # first: a mistake that only the evaluation catches loses no training
+                self._save(model, optimizer, scheduler, scaler, cfg.steps)
             final = self._evaluate(model, device)
             logger.log(cfg.steps, "eval", final)
-            if self.out_dir is not None:
-                self._save(model, optimizer, scheduler, scaler, cfg.steps)
         finally:
             bar.close()
             logger.close()
@@ -346,7 +346,15 @@ class Trainer:
         return {k: float(v) for k, v in values.items()}
 
     def _save(self, model, optimizer, scheduler, scaler, step: int) -> None:
-        """Every rank calls this (a collective gathers each rank's RNG state); rank 0 writes the file."""
+        """Every rank calls this (a collective gathers each rank's RNG state); rank 0 writes the file. Non-finite
+        weights or optimizer state are never saved: the last finite checkpoint stays (DDP keeps the replicas equal,
+        so every rank stops here together)."""
+        tensors = [*model.parameters(), *(v for s in optimizer.state.values() for v in s.values()
+                                          if torch.is_tensor(v) and v.is_floating_point())]
+        if not all(torch.isfinite(t).all() for t in tensors):
+            raise NonFiniteLossError(f"the weights or optimizer state became non-finite by step {step} while the "
+                                     "loss was finite: lower train.lr or set train.grad_clip; the last finite "
+                                     "checkpoint is kept")
         states = D.all_gather_objects(D.rng_state())
         if self.env.is_main:
             save_checkpoint(self.checkpoint_path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
