@@ -1,7 +1,6 @@
 """The claims at the smoke preset run end to end, and the train method learns."""
 
 import pytest
-import torch
 
 from paperzoo.claims import RunContext, run_claim
 from paperzoo.engine.trainer import TrainConfig, Trainer

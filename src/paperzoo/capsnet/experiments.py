@@ -18,7 +18,7 @@ from paperzoo import plotting
 from paperzoo.capsnet.baseline import BaselineConfig
 from paperzoo.capsnet.model import CapsNetConfig, parameter_count
 from paperzoo.capsnet.training import (BaselineMethod, BaselineTrainConfig, CapsNetMethod, CapsNetTrainConfig,
-                                       batched, paper_schedule, pair_accuracy)
+                                       batched, paper_schedule)
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
 from paperzoo.criteria import Precondition

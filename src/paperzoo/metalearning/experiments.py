@@ -12,7 +12,6 @@ import dataclasses
 import time
 
 import torch
-import torch.nn.functional as F
 
 from paperzoo import plotting
 from paperzoo.catalog import TrainSpec

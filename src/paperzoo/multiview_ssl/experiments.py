@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import statistics
 
-import torch
 
 from paperzoo import plotting
 from paperzoo.claims import Claim, Measurement, RunContext
