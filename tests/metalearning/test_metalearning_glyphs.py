@@ -108,3 +108,14 @@ def test_omniglot_reader_errors(tmp_path):
     (tmp_path / "images_background" / "Alpha").mkdir(parents=True)
     with pytest.raises(DataError, match="no character folders"):
         omniglot(tmp_path)
+
+
+@pytest.mark.parametrize("damage", [lambda png: b"not an image", lambda png: png[:len(png) // 2]],
+                         ids=["not-png", "truncated-png"])
+def test_omniglot_reader_names_an_unreadable_drawing(tmp_path, damage):
+    _write_tree(tmp_path)
+    bad = tmp_path / "images_background" / "Beta" / "character02" / "0001_01.png"
+    bad.write_bytes(damage(bad.read_bytes()))
+    with pytest.raises(DataError, match=r"0001_01\.png is not a readable PNG drawing .*delete this file, or extract "
+                                        r"the Omniglot archive again"):
+        omniglot(tmp_path)

@@ -21,9 +21,19 @@ from paperzoo.errors import DataError
 PARTS = ("images_background", "images_evaluation")
 
 
-def omniglot(root: str | Path, size: int = 28, seed: int = 0) -> CharacterSet:
+def _drawing(file: Path, size: int) -> np.ndarray:
+    """One drawing as a (size, size) uint8 grey image; an unreadable file is a DataError naming it."""
     from PIL import Image
 
+    try:
+        with Image.open(file) as img:
+            return np.asarray(img.convert("L").resize((size, size), Image.BOX), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError) as e:  # PIL: not an image, truncated, or corrupt chunks
+        raise DataError(f"{file} is not a readable PNG drawing ({e}); Omniglot's character folders hold only "
+                        "PNG drawings: delete this file, or extract the Omniglot archive again") from None
+
+
+def omniglot(root: str | Path, size: int = 28, seed: int = 0) -> CharacterSet:
     root = Path(root)
     parts = [root / p for p in PARTS if (root / p).is_dir()]
     if not parts:
@@ -39,8 +49,7 @@ def omniglot(root: str | Path, size: int = 28, seed: int = 0) -> CharacterSet:
                 if not files:
                     continue
                 for file in files:
-                    img = Image.open(file).convert("L").resize((size, size), Image.BOX)
-                    images.append(255 - np.asarray(img, dtype=np.uint8))  # ink = 255
+                    images.append(255 - _drawing(file, size))  # ink = 255
                     labels.append(len(class_names))
                 class_names.append(f"{alphabet.name}/{character.name}")
                 class_alphabet.append(len(alphabets) - 1)
