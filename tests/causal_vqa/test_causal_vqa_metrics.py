@@ -1,12 +1,14 @@
-"""Flip metrics on hand-made predictions where every category count is known, and the vqa-flips CLI."""
+"""Flip metrics on hand-made predictions where every category count is known, the vqa-flips CLI, and clear errors
+for malformed result, annotation and mapping files."""
 
 import json
 
 import pytest
 
 from paperzoo.causal_vqa import Pair, flip_metrics, vqa_accuracy
+from paperzoo.causal_vqa.files import match_pairs, read_annotations, read_mapping, read_results
 from paperzoo.cli import main
-from paperzoo.errors import UserError
+from paperzoo.errors import DataError, UserError
 
 TEN_CATS = ["cat"] * 10
 
@@ -118,3 +120,80 @@ def test_cli_mismatched_ids_are_a_clear_error(tmp_path, capsys):
     p["edit"].write_text(json.dumps({"not": "a list"}))
     assert main(args) == 2
     assert "VQA results format" in capsys.readouterr().err
+
+
+ROW = {"question_id": 1, "answer": "yes"}
+BAD_RESULTS = {  # file content -> what the error says
+    "not-utf8": (b'[{"question_id": 1, "answer": "caf\xe9"}]',
+                 r"results file .*r\.json is not UTF-8 text \(byte 34: .*\); save it as UTF-8"),
+    "string-id": ([{"question_id": "q1", "answer": "yes"}], r"r\.json: \[0\]\.question_id is 'q1', not an integer"),
+    "float-id": ([{"question_id": 1.5, "answer": "yes"}], r"\[0\]\.question_id is 1\.5, not an integer"),
+    "missing-key": ([ROW, {"question_id": 2}], r"r\.json: \[1\] has no 'answer'; expected the VQA results format"),
+    "list-row": ([ROW, [2, "no"]], r"\[1\] is a list, not an object; expected the VQA results format"),
+    "object-file": (ROW, r"the file is an object, not a list; expected the VQA results format"),
+    "repeated-id": ([ROW, {"question_id": 2, "answer": "no"}, ROW],
+                    r"r\.json: question id\(s\) 1 appear more than once in the results; .*remove the repeats"),
+    "repeated-key": (b'[{"question_id": 1, "answer": "yes", "answer": "no"}]',
+                     r"repeats the key\(s\) 'answer' within one JSON object"),
+}
+
+
+@pytest.mark.parametrize("content, message", BAD_RESULTS.values(), ids=BAD_RESULTS)
+def test_results_files_are_checked(tmp_path, content, message):
+    path = tmp_path / "r.json"
+    path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    with pytest.raises(DataError, match=message):
+        read_results(path)
+
+
+def test_a_folder_given_as_a_file(tmp_path):
+    with pytest.raises(DataError, match=r"results file .* is a folder; pass the JSON file itself"):
+        read_results(tmp_path)
+
+
+BAD_ANNOTATIONS = {
+    "list-file": ([_ann(1, "yes")], r"a\.json: expected \{\"annotations\": \[\{\"question_id\""),
+    "object-annotations": ({"annotations": {"1": _ann(1, "yes")}}, r"a\.json: annotations is an object, not a list"),
+    "missing-id": ({"annotations": [_ann(1, "yes"), {"answers": []}]}, r"annotations\[1\] has no 'question_id'"),
+    "missing-answer": ({"annotations": [{"question_id": 1, "answers": [{"text": "yes"}]}]},
+                       r"annotations\[0\]\.answers\[0\] has no 'answer'"),
+    "string-answers": ({"annotations": [{"question_id": 1, "answers": "yes"}]},
+                       r"annotations\[0\]\.answers is a string, not a list"),
+    "string-parent": ({"annotations": [_ann(1, "yes"), _ann(101, "no", "one")]},
+                      r"annotations\[1\]\.original_question_id is 'one', not an integer question id"),
+    "repeated-ids": ({"annotations": [_ann(7, "yes"), _ann(8, "no"), _ann(7, "no"), _ann(8, "no")]},
+                     r"a\.json: question id\(s\) 7, 8 appear more than once in the annotations"),
+}
+
+
+@pytest.mark.parametrize("annotations, message", BAD_ANNOTATIONS.values(), ids=BAD_ANNOTATIONS)
+def test_annotations_files_are_checked(tmp_path, annotations, message):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(annotations))
+    with pytest.raises(DataError, match=message):
+        read_annotations(path)
+
+
+BAD_MAPPINGS = {
+    "list-file": (json.dumps([[101, 1]]), r"m\.json: the mapping is a list; expected \{\"<edited question_id>\""),
+    "word-key": (json.dumps({"101": 1, "x": 1}), r"m\.json: a key is 'x', not an integer question id"),
+    "word-value": (json.dumps({"101": "one"}), r"m\.json: the value of key '101' is 'one', not an integer question"),
+    "same-id-twice": (json.dumps({"101": 1, "0101": 2}),
+                      r"question id\(s\) 101 appear more than once in the mapping's keys"),
+    "repeated-key": ('{"101": 1, "101": 2}', r"mapping file .*m\.json repeats the key\(s\) '101' within one JSON"),
+}
+
+
+@pytest.mark.parametrize("content, message", BAD_MAPPINGS.values(), ids=BAD_MAPPINGS)
+def test_mapping_files_are_checked(tmp_path, content, message):
+    path = tmp_path / "m.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_mapping(path)
+
+
+def test_match_pairs_reads_a_mapping(tmp_path):
+    p = _write(tmp_path, [], [], {"annotations": [_ann(1, "yes"), _ann(101, "no")]})
+    (tmp_path / "m.json").write_text(json.dumps({"101": 1}))
+    matched = match_pairs({1: "yes"}, {101: "no"}, p["ann"], tmp_path / "m.json")
+    assert matched.pairs == [Pair("yes", "no", ["yes"] * 10, ["no"] * 10)] and not matched.skipped
