@@ -1,13 +1,17 @@
 """`paperzoo train dpo_sft | dpo_reward | dpo | dpo_rl`: configs, chaining checkpoints, JSONL data, clear errors."""
 
 import json
+import sys
+import types
 
 import pytest
 
 from paperzoo import config
-from paperzoo.dpo.cli import TRAIN_METHODS, load_lm
+from paperzoo.dpo.cli import TRAIN_METHODS, load_lm, load_reward_model, read_preferences_prompts
+from paperzoo.dpo.model import TinyGPT, TinyGPTConfig
+from paperzoo.engine.checkpoint import save_checkpoint
 from paperzoo.engine.trainer import Trainer
-from paperzoo.errors import ConfigError, DataError
+from paperzoo.errors import ConfigError, DataError, UserError
 
 TINY = ["tiny.hidden_size=16", "tiny.layers=1", "tiny.heads=2", "tiny.context=40"]
 FAST = ["train.steps=2", "train.batch_size=8", "train.progress=false", "train.device=cpu"]
@@ -57,3 +61,58 @@ def test_clear_errors_for_bad_settings(tmp_path):
         config.apply_overrides(TRAIN_METHODS["dpo"].config(), ["loss_type=kto"])
     with pytest.raises(ConfigError, match="label_smoothing applies to the sigmoid and robust losses"):
         train("dpo", TINY + FAST + ["pairs=8", "loss_type=hinge", "label_smoothing=0.1"], tmp_path / "y")
+
+
+def test_prompt_files_for_rl(tmp_path):
+    data = tmp_path / "prompts.jsonl"
+    data.write_text('{"prompt": "a"}\n\n{"prompt": "b", "chosen": "c"}\n')
+    assert read_preferences_prompts(str(data)) == ["a", "b"]
+    data.write_text("\n  \n")
+    with pytest.raises(DataError, match=r"prompt file .*prompts\.jsonl holds no rows; write one JSON object per line"):
+        read_preferences_prompts(str(data))
+    data.write_bytes(b'{"prompt": "a"}\n{"prompt": "\xff"}\n')
+    with pytest.raises(DataError, match=r"prompts\.jsonl:2: not UTF-8 text \(byte 28: .*\); save the file as UTF-8"):
+        read_preferences_prompts(str(data))
+
+
+def fake_checkpoint(path, method, model):
+    """A checkpoint whose saved config starts from `model` (a TinyGPT of TINY's size)."""
+    tiny = TinyGPTConfig(vocab_size=100, context=40, hidden_size=16, layers=1, heads=2)
+    save_checkpoint(path, model=TinyGPT(tiny), step=1,
+                    config={"method": method, "model": str(model), "tiny": config.to_dict(tiny)})
+    return path
+
+
+def test_a_checkpoint_that_starts_from_itself_is_a_clear_error(tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    fake_checkpoint(a, "dpo", a)
+    with pytest.raises(UserError, match=rf"starts from itself .*: {a} -> {a}\. .*its own --out folder"):
+        load_lm(str(a), TinyGPTConfig())
+    fake_checkpoint(a, "dpo_sft", b)
+    fake_checkpoint(b, "dpo", a)
+    with pytest.raises(UserError, match=rf": {a} -> {b} -> {a}\."):
+        load_lm(str(a), TinyGPTConfig())
+    reward = fake_checkpoint(tmp_path / "rm.safetensors", "dpo_reward", tmp_path / "rm.safetensors")
+    with pytest.raises(UserError, match=rf": {reward} -> {reward}\."):
+        load_reward_model(str(reward))
+
+
+def test_hf_folders_never_run_their_own_code(tmp_path, monkeypatch):
+    """A model folder's custom code (trust_remote_code) is refused up front; checked with stand-ins for the
+    transformers classes, so that it runs without transformers too."""
+    calls = []
+
+    class Recorder:
+        @classmethod
+        def from_pretrained(cls, path, **kwargs):
+            calls.append((cls.__name__, kwargs))
+            return cls()
+
+    fake = types.ModuleType("transformers")
+    fake.AutoTokenizer = type("AutoTokenizer", (Recorder,), {})
+    fake.AutoModelForCausalLM = type("AutoModelForCausalLM", (Recorder,), {})
+    monkeypatch.setitem(sys.modules, "transformers", fake)
+    (tmp_path / "config.json").write_text("{}")
+    load_lm(str(tmp_path), TinyGPTConfig())
+    assert sorted(name for name, _ in calls) == ["AutoModelForCausalLM", "AutoTokenizer"]
+    assert all(kwargs == {"local_files_only": True, "trust_remote_code": False} for _, kwargs in calls)

@@ -89,6 +89,23 @@ def test_read_preferences_names_the_row_and_the_missing_field(tmp_path):
         read_preferences(tmp_path / "missing.jsonl")
 
 
+def test_read_preferences_refuses_unreadable_files(tmp_path):
+    good = {"prompt": "p", "chosen": "c", "rejected": "r"}
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(json.dumps(good).encode() + b'\n{"prompt": "caf\xe9", "chosen": "c", "rejected": "r"}\n')
+    with pytest.raises(DataError, match=r"latin1\.jsonl:2: not UTF-8 text \(byte 63: invalid continuation byte\); "
+                                        "save the file as UTF-8"):
+        read_preferences(latin1)
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(DataError, match=r"preference file .*empty\.jsonl holds no rows; write one JSON object per"):
+        read_preferences(tmp_path / "empty.jsonl")
+    with pytest.raises(DataError, match=r"preference file .* is a folder; pass the JSONL file itself"):
+        read_preferences(tmp_path)
+    separator = write_jsonl(tmp_path / "u2028.jsonl", [{**good, "chosen": "line\u2028break"}])
+    separator.write_text(separator.read_text().replace("\\u2028", "\u2028"))  # raw U+2028 is valid in JSON
+    assert read_preferences(separator)[0]["chosen"] == "line\u2028break"
+
+
 def test_empty_completion_is_an_error_naming_the_row():
     rows = [{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "p", "chosen": "c", "rejected": ""}]
     with pytest.raises(DataError, match=r"row 2 \('rejected'\): the completion is empty"):

@@ -14,7 +14,6 @@ from the starting model and ordered by the vowel-count reward), which needs the 
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,14 +22,14 @@ import torch
 
 from paperzoo.catalog import TrainSpec
 from paperzoo.config import from_dict
-from paperzoo.dpo.data import PreferencePairs, Sequences, check_lengths, check_tokenizer, read_preferences
+from paperzoo.dpo.data import PreferencePairs, Sequences, check_lengths, check_tokenizer, read_jsonl, read_preferences
 from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTraining
 from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
 from paperzoo.dpo.task import StyleTask
 from paperzoo.engine.checkpoint import read_checkpoint
 from paperzoo.engine.distributed import dist_env, pick_device
 from paperzoo.engine.trainer import TrainConfig
-from paperzoo.errors import ConfigError, DataError
+from paperzoo.errors import ConfigError, DataError, UserError
 
 
 def _train(steps: int, lr: float, batch_size: int) -> TrainConfig:
@@ -92,18 +91,20 @@ class RLConfig:
     train: TrainConfig = field(default_factory=lambda: _train(80, 1e-3, 16))
 
 
-def load_lm(source: str, tiny: TinyGPTConfig):
-    """(model, tokenizer) from a source string (see the module docstring)."""
+def load_lm(source: str, tiny: TinyGPTConfig, chain: tuple[Path, ...] = ()):
+    """(model, tokenizer) from a source string (see the module docstring); `chain` holds the checkpoints being
+    loaded that lead to this source (a checkpoint starts from its config's `model`)."""
     if source == "tiny":
         return TinyGPT(TinyGPTConfig(**{**tiny.__dict__, "vocab_size": CharTokenizer().vocab_size})), CharTokenizer()
     path = Path(source)
     if path.suffix == ".safetensors":
+        chain = _extend_chain(chain, path)
         tensors, meta = read_checkpoint(path)
         config = meta.get("config", {})
         if config.get("method") not in ("dpo_sft", "dpo", "dpo_rl"):
             raise ConfigError(f"{path} is not a checkpoint of a dpo_sft, dpo or dpo_rl run (method "
                               f"{config.get('method')!r}); a reward model goes in reward_model=")
-        model, tokenizer = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]))
+        model, tokenizer = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]), chain)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         return model, tokenizer
     if (path / "config.json").is_file():
@@ -112,10 +113,23 @@ def load_lm(source: str, tiny: TinyGPTConfig):
         except ImportError:
             raise ConfigError(f"{path} is a Hugging Face model folder: pip install 'paperzoo[hf]' (transformers)") \
                 from None
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True), tokenizer
+        # never run (or ask to run) Python code shipped in the model folder
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False), tokenizer
     raise ConfigError(f"model source {source!r} is neither 'tiny', a .safetensors checkpoint of a dpo run, nor a "
                       "folder with a Hugging Face config.json")
+
+
+def _extend_chain(chain: tuple[Path, ...], path: Path) -> tuple[Path, ...]:
+    """`chain` + `path`; a checkpoint that is already in the chain would be loaded forever: a UserError."""
+    here = path.resolve()
+    if here in chain:
+        names = " -> ".join(map(str, (*chain, here)))
+        raise UserError(f"checkpoint {path} starts from itself through the `model` of the saved configs: {names}. "
+                        "A run's checkpoint was written over the checkpoint it started from; train each step into "
+                        "its own --out folder and point model= at a checkpoint whose chain ends in 'tiny' or a "
+                        "Hugging Face folder")
+    return (*chain, here)
 
 
 def load_reward_model(path: str) -> RewardModel:
@@ -126,7 +140,7 @@ def load_reward_model(path: str) -> RewardModel:
     config = meta.get("config", {})
     if config.get("method") != "dpo_reward":
         raise ConfigError(f"reward_model={path} is not a checkpoint of a dpo_reward run")
-    backbone, _ = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]))
+    backbone, _ = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]), (Path(path).resolve(),))
     model = RewardModel(backbone, backbone.config.hidden_size)
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     return model
@@ -198,19 +212,11 @@ def build_rl(cfg: RLConfig) -> Reinforce:
 
 def read_preferences_prompts(path: str) -> list[str]:
     """The "prompt" field of every row of a JSONL file (other fields are not needed for RL)."""
-    if not Path(path).is_file():
-        raise DataError(f"prompt file {path} does not exist")
-    prompts = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-                raise DataError(f"{path}:{number}: a row needs a string field 'prompt'")
-            prompts.append(row["prompt"])
-    return prompts
+    rows = read_jsonl(path, "prompt", '{"prompt": "..."}')
+    for where, row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+            raise DataError(f"{where}: a row needs a string field 'prompt'")
+    return [row["prompt"] for _, row in rows]
 
 
 def _left_padded_prompts(prompts: list[str], tokenizer, max_prompt_length: int) -> Sequences:

@@ -20,24 +20,40 @@ from paperzoo.errors import ConfigError, DataError
 FIELDS = ("prompt", "chosen", "rejected")
 
 
-def read_preferences(path: str | Path) -> list[dict]:
-    """Rows of a JSONL file, each with string fields prompt, chosen, rejected (others are ignored)."""
+def read_jsonl(path: str | Path, what: str, example: str) -> list[tuple[str, object]]:
+    """(`path:line`, parsed value) of every non-blank line of a UTF-8 JSONL file; a missing, unreadable or empty
+    file, or a line that is not JSON, is a DataError naming the file (and the line)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} file {path} is a folder; pass the JSONL file itself")
     if not path.is_file():
-        raise DataError(f"preference file {path} does not exist")
+        raise DataError(f"{what} file {path} does not exist")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        number = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{number}: not UTF-8 text (byte {e.start}: {e.reason}); save the file as UTF-8") \
+            from None
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: JSON strings may hold U+2028
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            rows.append((f"{path}:{number}", json.loads(line)))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-        check_row(row, f"{path}:{number}")
-        rows.append(row)
     if not rows:
-        raise DataError(f"preference file {path} holds no rows")
+        raise DataError(f"{what} file {path} holds no rows; write one JSON object per line, e.g. {example}")
     return rows
+
+
+def read_preferences(path: str | Path) -> list[dict]:
+    """Rows of a JSONL file, each with string fields prompt, chosen, rejected (others are ignored)."""
+    rows = read_jsonl(path, "preference", '{"prompt": "...", "chosen": "...", "rejected": "..."}')
+    for where, row in rows:
+        check_row(row, where)
+    return [row for _, row in rows]
 
 
 def check_row(row, where: str, fields=FIELDS) -> None:
