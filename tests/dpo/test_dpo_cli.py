@@ -8,7 +8,7 @@ import pytest
 
 from paperzoo import config
 from paperzoo.dpo.cli import TRAIN_METHODS, load_lm, load_reward_model, read_preferences_prompts
-from paperzoo.dpo.model import TinyGPT, TinyGPTConfig
+from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
 from paperzoo.engine.checkpoint import save_checkpoint
 from paperzoo.engine.trainer import Trainer
 from paperzoo.errors import ConfigError, DataError, UserError
@@ -75,9 +75,9 @@ def test_prompt_files_for_rl(tmp_path):
         read_preferences_prompts(str(data))
 
 
-def fake_checkpoint(path, method, model):
-    """A checkpoint whose saved config starts from `model` (a TinyGPT of TINY's size)."""
-    tiny = TinyGPTConfig(vocab_size=100, context=40, hidden_size=16, layers=1, heads=2)
+def fake_checkpoint(path, method, model, hidden_size=16):
+    """A checkpoint whose saved config starts from `model` (a TinyGPT of TINY's size unless told)."""
+    tiny = TinyGPTConfig(vocab_size=CharTokenizer().vocab_size, context=40, hidden_size=hidden_size, layers=1, heads=2)
     save_checkpoint(path, model=TinyGPT(tiny), step=1,
                     config={"method": method, "model": str(model), "tiny": config.to_dict(tiny)})
     return path
@@ -95,6 +95,16 @@ def test_a_checkpoint_that_starts_from_itself_is_a_clear_error(tmp_path):
     reward = fake_checkpoint(tmp_path / "rm.safetensors", "dpo_reward", tmp_path / "rm.safetensors")
     with pytest.raises(UserError, match=rf": {reward} -> {reward}\."):
         load_reward_model(str(reward))
+
+
+def test_a_checkpoint_that_does_not_fit_its_source_is_a_clear_error(tmp_path):
+    base, step = tmp_path / "base.safetensors", tmp_path / "step.safetensors"
+    fake_checkpoint(step, "dpo", base)
+    fake_checkpoint(base, "dpo_sft", "tiny", hidden_size=8)  # base trained again, smaller, after `step` started from it
+    assert load_lm(str(base), TinyGPTConfig())[0].config.hidden_size == 8
+    with pytest.raises(UserError, match=rf"checkpoint {step} does not fit the model its saved config builds from "
+                                        rf"model='{base}' \(size mismatch for .*\); .*train this step again"):
+        load_lm(str(step), TinyGPTConfig())
 
 
 def test_hf_folders_never_run_their_own_code(tmp_path, monkeypatch):

@@ -105,7 +105,7 @@ def load_lm(source: str, tiny: TinyGPTConfig, chain: tuple[Path, ...] = ()):
             raise ConfigError(f"{path} is not a checkpoint of a dpo_sft, dpo or dpo_rl run (method "
                               f"{config.get('method')!r}); a reward model goes in reward_model=")
         model, tokenizer = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]), chain)
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        _load_weights(model, tensors, path, config["model"])
         return model, tokenizer
     if (path / "config.json").is_file():
         try:
@@ -132,6 +132,17 @@ def _extend_chain(chain: tuple[Path, ...], path: Path) -> tuple[Path, ...]:
     return (*chain, here)
 
 
+def _load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | Path, source: str) -> None:
+    """The `model.*` tensors of checkpoint `path` into `model` (built from its config's `source`)."""
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as e:  # torch lists every mismatch, one per line after a heading
+        detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
+        raise UserError(f"checkpoint {path} does not fit the model its saved config builds from model={source!r} "
+                        f"({detail}); the run that wrote it started from a different model: restore the one it "
+                        "started from, or train this step again") from None
+
+
 def load_reward_model(path: str) -> RewardModel:
     if not path:
         raise ConfigError("dpo_rl needs reward_model=<checkpoints/last.safetensors of a `paperzoo train dpo_reward` "
@@ -142,7 +153,7 @@ def load_reward_model(path: str) -> RewardModel:
         raise ConfigError(f"reward_model={path} is not a checkpoint of a dpo_reward run")
     backbone, _ = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]), (Path(path).resolve(),))
     model = RewardModel(backbone, backbone.config.hidden_size)
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    _load_weights(model, tensors, path, config["model"])
     return model
 
 
