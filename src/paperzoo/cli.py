@@ -56,21 +56,45 @@ def _cmd_reproduce(args, entries) -> int:
     return 1 if any(r.verdict == "error" for r in results) else 0
 
 
+def _train_folder(args, resuming: bool) -> Path:
+    from paperzoo import run_folders
+
+    if args.out:
+        return Path(args.out)
+    if run_folders.under_torchrun():
+        return run_folders.torchrun_folder(f"train-{args.method}")
+    if resuming:
+        raise UserError("--resume needs the --out of the run to resume")
+    return run_folders.new_folder(f"train-{args.method}")
+
+
 def _cmd_train(args, entries) -> int:
     from paperzoo import config
-    from paperzoo.engine import Trainer, is_main
+    from paperzoo.engine import Trainer, dist_env, is_main
+    from paperzoo.run_folders import resumed_config
 
     specs = {name: spec for entry in entries for name, spec in entry.train_methods.items()}
     if args.method not in specs:
         raise UserError(f"unknown method {args.method!r}; choose from: {', '.join(sorted(specs)) or '(none yet)'}")
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues a run and --overwrite replaces it: pass one of them")
     spec = specs[args.method]
-    cfg = config.apply_overrides(spec.config(), args.overrides)
-    out = Path(args.out or f"runs/train-{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if args.resume and not (out / "checkpoints" / "last.safetensors").exists():
-        raise UserError(f"--resume: {out}/checkpoints/last.safetensors does not exist; pass the --out of the run "
-                        "to resume")
+    restarted = dist_env().restart_count > 0  # an elastic restart continues the run it belongs to
+    if args.resume or restarted:
+        out = _train_folder(args, resuming=True)
+        if args.resume and not (out / "checkpoints" / "last.safetensors").exists():
+            raise UserError(f"--resume: {out}/checkpoints/last.safetensors does not exist; pass the --out of the "
+                            "run to resume")
+        started = args.resume or (out / "config.json").exists()  # a restart before rank 0 wrote it starts afresh
+        cfg = (resumed_config(spec.config, args.method, out, args.overrides) if started
+               else config.apply_overrides(spec.config(), args.overrides))
+        method = spec.build(cfg)
+    else:
+        cfg = config.apply_overrides(spec.config(), args.overrides)
+        method = spec.build(cfg)  # bad settings and missing data are reported before a run folder exists
+        out = _train_folder(args, resuming=False)
     run_config = {"method": args.method, **config.to_dict(cfg)}
-    result = Trainer(spec.build(cfg), cfg.train, out_dir=out, run_config=run_config).fit(args.resume)
+    result = Trainer(method, cfg.train, out_dir=out, run_config=run_config, overwrite=args.overwrite).fit(args.resume)
     if is_main():
         print(" ".join(f"{k}={v:.4g}" for k, v in result.final.items()))
         print(f"run folder: {out}")
@@ -120,8 +144,10 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a method with the engine (works under torchrun too)")
     p.add_argument("method")
     p.add_argument("overrides", nargs="*", help="dotted key=value config overrides, e.g. train.lr=0.01")
-    p.add_argument("--out", help="run folder (default runs/train-<method>-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--out", help="run folder (default: a new runs/train-<method>-<timestamp>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint and its own config.json")
+    p.add_argument("--overwrite", action="store_true", help="replace the training run already in --out")
     p = sub.add_parser("bench", help="run the speed/memory benchmarks in benchmarks/")
     p.add_argument("names", nargs="*")
     p.add_argument("--dir", default="benchmarks")

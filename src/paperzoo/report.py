@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import html
-import itertools
 import json
 import os
 import platform
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -94,16 +92,10 @@ def report_folder(out: str | None, overwrite: bool = False) -> Path:
     runs/reproduce-<time>[-N] (created here, so two runs started in the same second get two folders); a given folder
     that already holds a report is refused unless `overwrite`, and an unwritable one is refused at once."""
     from paperzoo.errors import UserError
+    from paperzoo.run_folders import new_folder
 
     if out is None:
-        stem = Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
-        for n in itertools.count(1):
-            folder = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
-            try:
-                folder.mkdir(parents=True)
-                return folder
-            except FileExistsError:
-                continue
+        return new_folder("reproduce")
     folder = Path(out)
     if (folder / "results.json").exists() and not overwrite:
         raise UserError(f"{folder} already holds a report (results.json); pass --overwrite to replace it, or choose "

@@ -65,3 +65,15 @@ def test_preprocess_resizes_and_centre_crops():
     x = preprocess([image], 20)  # shorter side 40 -> 20, width 80 -> 40, centre crop columns 10..30
     assert x.shape == (1, 3, 20, 20)
     assert x[0, :, :, 10].min() > 0.99 and x[0, :, :, 0].max() < 0.01
+
+
+def test_analyze_vit_does_not_replace_an_analysis_unasked(tmp_path, checkpoint, images, capsys):
+    base = ["analyze-vit", "--weights", str(checkpoint), "--arch", "vit_tiny", "--registers", "2", "--images",
+            str(images), "--img-size", "28", "--out", str(tmp_path / "r")]
+    assert main(base) == 0
+    first = (tmp_path / "r" / "analysis.json").read_text()
+    assert main(base + ["--threshold", "1"]) == 2
+    assert "already holds an analysis" in capsys.readouterr().err
+    assert (tmp_path / "r" / "analysis.json").read_text() == first
+    assert main(base + ["--threshold", "1", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "r" / "analysis.json").read_text()) != json.loads(first)

@@ -3,7 +3,8 @@
 One `.safetensors` file per checkpoint: tensors (model, optimizer state, RNG states) as safetensors, everything
 else (step, config, optimizer hyper-parameters, scheduler state, python/numpy RNG) as JSON in its metadata.
 Saving writes a temporary file in the same folder, fsyncs it, then renames it over the old one, so a crash
-mid-save leaves the previous checkpoint whole.
+mid-save leaves the previous checkpoint whole; the temporary files of writes killed midway are removed by the next
+write.
 """
 
 from __future__ import annotations
@@ -95,11 +96,31 @@ def save_checkpoint(
     # safetensors wants contiguous CPU tensors that share no storage
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     payload = save_bytes(tensors, metadata={_META_KEY: json.dumps(meta)})
-    _atomic_write(Path(path), payload)
+    atomic_write(Path(path), payload)
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of writes whose process was killed mid-write (they can be checkpoint-sized)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write `payload` to `path` so that a crash leaves either the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -1,11 +1,35 @@
 """Metric logging for rank 0: JSON lines (one row per log or eval), a CSV written from them, and TensorBoard
-when it is installed."""
+when it is installed. A resumed run keeps the rows up to its checkpoint."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
+
+from paperzoo.errors import DataError
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl. A last line cut short by a kill mid-write is dropped (the run resumes from a
+    checkpoint taken before it); any other unreadable line is an error naming it."""
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text ({e}); move it away to resume without the old metrics") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or "split" not in row:
+            if number == len(lines):
+                break
+            raise DataError(f"{path}, line {number}, is not a metrics row (a JSON object with 'step' and 'split'): "
+                            f"{line[:80]!r}; fix or delete that line to resume")
+        rows.append(row)
+    return rows
 
 
 class MetricsLogger:
@@ -19,8 +43,7 @@ class MetricsLogger:
         self.jsonl = out_dir / "metrics.jsonl"
         if self.jsonl.exists():
             # a resumed run forgets what the killed run logged after its last checkpoint
-            kept = [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
-            self.rows = [r for r in kept if r["step"] <= resume_step]
+            self.rows = [r for r in read_rows(self.jsonl) if r["step"] <= resume_step]
             self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -50,6 +73,9 @@ class MetricsLogger:
             writer.writerows(self.rows)
         if self.writer is not None:
             self.writer.close()
+
+    def has_row(self, step: int, split: str) -> bool:
+        return any(r["step"] == step and r["split"] == split for r in self.rows)
 
     def series(self, split: str, name: str) -> tuple[list[int], list[float]]:
         """(steps, values) of one metric, for plots."""

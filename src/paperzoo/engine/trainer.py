@@ -4,10 +4,11 @@ A method plugs in with a small object (the `Method` protocol): it builds the mod
 the loss of one batch, and evaluates. The trainer owns everything else: sharded deterministic data order,
 optimizer and schedule from `TrainConfig`, gradient accumulation (skipping DDP's all-reduce on non-final
 micro-steps with `no_sync`), clipping, AMP, NaN/inf detection, metrics averaged over ranks, a progress bar,
-atomic checkpoints and exact resume (every rank's RNG state is saved, so per-rank augmentation streams continue
-after a resume; under `torchrun --max-restarts K` restarted workers resume by themselves). Under DDP it names
-the parameters that got no gradient instead of PyTorch's reduction error, and converts BatchNorm to SyncBatchNorm
-on request (GPU only). It never branches on which method it runs.
+atomic checkpoints that are never non-finite, a run folder that a new run does not overwrite unless told to, and
+exact resume (every rank's RNG state is saved, so per-rank augmentation streams continue after a resume; under
+`torchrun --max-restarts K` restarted workers resume by themselves). Under DDP it names the parameters that got
+no gradient instead of PyTorch's reduction error, and converts BatchNorm to SyncBatchNorm on request (GPU only). It
+never branches on which method it runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol
@@ -27,9 +29,10 @@ from tqdm.auto import tqdm
 
 from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
-from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from paperzoo.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from paperzoo.engine.metrics import MetricsLogger
 from paperzoo.errors import ConfigError, UserError
+from paperzoo.run_folders import held_train_files
 
 
 @dataclass
@@ -156,9 +159,12 @@ class Trainer:
         run_config: dict | None = None,
         callbacks: list[Callable[[TrainState], None]] = (),
         ddp_comm_hook: tuple[Any, Callable] | None = None,
+        overwrite: bool = False,
     ):
-        """`ddp_comm_hook`: (state, hook) registered on the DDP model, e.g. PyTorch's fp16 compression hook."""
+        """`ddp_comm_hook`: (state, hook) registered on the DDP model, e.g. PyTorch's fp16 compression hook.
+        `overwrite`: a new run may replace the training run already in `out_dir` (refused otherwise)."""
         self.method, self.cfg, self.callbacks = method, cfg, list(callbacks)
+        self.overwrite = overwrite
         self.ddp_comm_hook = ddp_comm_hook
         self.env = D.dist_env()
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -223,10 +229,14 @@ class Trainer:
         if len(set(starts)) > 1:
             raise ConfigError(f"ranks would resume from different steps {starts}: every rank must see the same "
                               "run folder (pass the same --out on a file system all nodes share)")
+        if start > cfg.steps:
+            raise ConfigError(f"{self.out_dir} already trained {start} steps, more than train.steps={cfg.steps}; "
+                              f"resume with train.steps >= {start}")
+        if not resume and self.out_dir is not None:
+            self._claim_folder()
         writes = env.is_main and self.out_dir is not None
         if writes:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.json").write_text(json.dumps(self.run_config, indent=2) + "\n")
+            atomic_write(self.out_dir / "config.json", (json.dumps(self.run_config, indent=2) + "\n").encode())
         logger = MetricsLogger(self.out_dir if writes else None, resume_step=start)
         batches = self._batches(start * cfg.accumulation, device)
         autocast = self._autocast(device)
@@ -280,14 +290,29 @@ class Trainer:
                     logger.log(step, "eval", self._evaluate(model, device))
                 if self.out_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     self._save(model, optimizer, scheduler, scaler, step)
-            if self.out_dir is not None:  # first: a mistake that only the evaluation catches loses no training
-                self._save(model, optimizer, scheduler, scaler, cfg.steps)
+            if self.out_dir is not None and start < cfg.steps:  # first: a mistake caught only in evaluation
+                self._save(model, optimizer, scheduler, scaler, cfg.steps)  # loses no training
             final = self._evaluate(model, device)
-            logger.log(cfg.steps, "eval", final)
+            if not logger.has_row(cfg.steps, "eval"):  # a resumed finished run logs its evaluation once
+                logger.log(cfg.steps, "eval", final)
         finally:
             bar.close()
             logger.close()
         return TrainResult(model=model, steps=cfg.steps, final=final, history=logger, out_dir=self.out_dir)
+
+    def _claim_folder(self) -> None:
+        """A new run refuses a folder that holds another training run, unless `overwrite`: every rank looks before
+        any rank writes (the gather is the barrier), then rank 0 removes the old run's files."""
+        held = held_train_files(self.out_dir)
+        if any(D.all_gather_objects(bool(held))):
+            if not self.overwrite:
+                raise ConfigError(f"{self.out_dir} already holds a training run ({', '.join(held) or 'seen by another rank'}): "
+                                  "pass --resume to continue it, --overwrite to replace it, or choose another --out")
+            if self.env.is_main:
+                for name in held:
+                    path = self.out_dir / name
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+        D.all_gather_objects(None)  # no rank writes before rank 0 has removed the old files
 
     def _training_step(self, wrapped: nn.Module, batch: Any, step: int) -> StepOutput:
         try:

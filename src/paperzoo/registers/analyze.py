@@ -8,7 +8,6 @@ import base64
 import html
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -19,6 +18,19 @@ from paperzoo.registers.dinov2 import load_dinov2
 from paperzoo.registers.images import bundled_photos, folder_images, normalize, preprocess
 from paperzoo.registers.model import ARCHS
 from paperzoo.registers.study import study
+from paperzoo.run_folders import new_folder
+
+
+def _output_folder(out: str | None, overwrite: bool) -> Path:
+    """A new runs/analyze-vit-<time>[-N], or `out` unless it holds an analysis that `overwrite` does not replace."""
+    if out is None:
+        return new_folder("analyze-vit")
+    folder = Path(out)
+    if (folder / "analysis.json").exists() and not overwrite:
+        raise UserError(f"{folder} already holds an analysis (analysis.json); pass --overwrite to replace it, or "
+                        "choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def add_arguments(parser) -> None:
@@ -31,7 +43,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-images", type=int, default=16)
     parser.add_argument("--threshold", type=float, help="fixed high-norm threshold (the paper: 150 for ViT-g); "
                                                         "default: 3x the median norm")
-    parser.add_argument("--out", help="output folder (default runs/analyze-vit-<timestamp>)")
+    parser.add_argument("--out", help="output folder (default: a new runs/analyze-vit-<timestamp>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the analysis already in --out")
 
 
 def _img(path: Path) -> str:
@@ -70,9 +83,8 @@ def run(args) -> int:
     if classes and all(n in classes for n in names):
         index = {c: i for i, c in enumerate(sorted(set(classes.values())))}
         labels = torch.tensor([index[classes[n]] for n in names])
+    out = _output_folder(args.out, args.overwrite)
     s = study(model, normalize(raw), raw, labels, threshold=args.threshold)
-    out = Path(args.out or f"runs/analyze-vit-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
     b = len(names)
     figs = {
         "Token norms per layer (patch tokens, before the final norm)":
