@@ -142,3 +142,27 @@ def test_every_methods_config_survives_its_config_json():
     for spec in specs:
         saved = json.loads(json.dumps(config.to_dict(spec.config())))
         assert config.from_dict(spec.config, saved) == spec.config(), spec.name
+
+
+def test_no_loader_in_the_package_can_unpickle_code():
+    """Every torch.load passes weights_only=True, no np.load allows pickles, and nothing imports pickle."""
+    import ast
+    from pathlib import Path
+
+    import paperzoo
+
+    calls = 0
+    for path in Path(paperzoo.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("pickle", "dill", "cloudpickle") for n in names), path
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load":
+                owner = ast.unparse(node.func.value)
+                flags = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                if owner == "torch":
+                    calls += 1
+                    assert flags.get("weights_only") == "True", f"{path}: torch.load without weights_only=True"
+                if owner in ("np", "numpy"):
+                    assert flags.get("allow_pickle", "False") == "False", f"{path}: np.load with pickles"
+    assert calls >= 3  # the scan does see the loaders (DINOv2 weights, gblend features)
