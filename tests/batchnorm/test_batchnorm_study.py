@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperzoo.batchnorm import BatchNorm1d, Curve, mlp, optimiser_study, small_cnn, train_sgd
+from paperzoo.batchnorm import BatchNorm1d, Curve, mlp, optimiser_study, small_cnn, train_sgd, tune_learning_rate
 from paperzoo.batchnorm.experiments import CLAIMS
 from paperzoo.batchnorm.study import gradient_change
 from paperzoo.claims import RunContext, run_claim
@@ -16,6 +16,26 @@ def test_curve_by_hand():
     assert curve.samples_to_reach(1.0) == 20
     assert curve.samples_to_reach(0.1) == float("inf")
     assert curve.noise() == pytest.approx(torch.tensor([0.2, -0.4]).std().item())
+
+
+def test_curve_until_keeps_the_points_logged_within_the_window():
+    curve = Curve(samples=[0, 10, 20, 30], seconds=[0, 1, 2, 3], loss=[2.0, 1.5, 1.0, 0.5])
+    assert curve.until(20) == Curve([0, 10, 20], [0, 1, 2], [2.0, 1.5, 1.0])
+
+
+def test_learning_rate_tuning_picks_the_fastest_rate_to_the_target_and_never_a_diverged_one():
+    """A separable 2-class problem: a tiny rate cannot reach the target loss in the budget, a huge one diverges
+    (NaN), a moderate one reaches it; among rates that reach it the fewest samples win."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    build = lambda: mlp(inputs=4, hidden=8, layers=1, classes=2, activation=torch.nn.ReLU)  # noqa: E731
+    tuned = tune_learning_rate(build, x, y, batch=8, epochs=10, grid=(1e-4, 0.3, 1.0, 1e6), target=0.3,
+                               log_every=8)
+    assert tuned.samples_to_target[1e-4] == float("inf") and tuned.samples_to_target[1e6] == float("inf")
+    assert tuned.final_loss[1e6] == float("inf")  # diverged: NaN loss counted as infinite
+    fastest = min((0.3, 1.0), key=lambda lr: tuned.samples_to_target[lr])
+    assert tuned.samples_to_target[fastest] < float("inf") and tuned.lr == fastest
 
 
 def test_optimiser_study_counts_samples_and_lowers_loss():
@@ -78,7 +98,7 @@ def test_claims_run_at_smoke_over_two_seeds(tmp_path: Path):
     results = {c.id: run_claim(c, RunContext("smoke", tmp_path / c.id, memo=memo, seeds=[0, 1])) for c in CLAIMS}
     for result in results.values():
         assert result.verdict != "error", result.message
-    for claim_id in ("batchnorm.trains_faster", "batchnorm.less_covariate_shift", "batchnorm.small_batch_limit",
+    for claim_id in ("batchnorm.minibatch_sgd", "batchnorm.trains_faster", "batchnorm.less_covariate_shift", "batchnorm.small_batch_limit",
                      "batchnorm.eval_mode_pitfall", "batchnorm.gradient_ics_not_reduced"):
         assert all(len(v) == 2 for v in results[claim_id].per_seed.values()), claim_id
     eval_mode = results["batchnorm.eval_mode_pitfall"].per_seed

@@ -2,7 +2,8 @@
 
 from paperzoo.batchnorm.functional import BatchNormFunction, batch_norm
 from paperzoo.batchnorm.modules import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
-from paperzoo.batchnorm.study import Curve, gradient_change, mlp, optimiser_study, small_cnn, train_sgd
+from paperzoo.batchnorm.study import (Curve, Tuned, gradient_change, mlp, optimiser_study, sgd_curve, small_cnn,
+                                      train_sgd, tune_learning_rate)
 
 __all__ = [
     "BatchNorm1d",
@@ -10,11 +11,14 @@ __all__ = [
     "BatchNormFunction",
     "Curve",
     "GroupNorm",
+    "Tuned",
     "LayerNorm",
     "batch_norm",
     "gradient_change",
     "mlp",
     "optimiser_study",
+    "sgd_curve",
     "small_cnn",
     "train_sgd",
+    "tune_learning_rate",
 ]

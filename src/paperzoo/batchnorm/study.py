@@ -4,14 +4,17 @@ CMU Intro to DL lecture notes on optimisation; Wu & He 2018, arXiv 1803.08494 fo
   mlp(norm=...)            Sec. 4.1's MNIST network: 3 fully connected hidden layers of 100 sigmoid units,
                            optionally with batch norm before each nonlinearity
   small_cnn(norm=...)      two 3x3 convolutions with BatchNorm2d or GroupNorm, for the batch-size study
-  optimiser_study(...)     full-batch GD, SGD (batch 1) and mini-batch SGD for the same number of epochs, with the
-                           full training loss logged against samples processed and wall time
+  sgd_curve(...)           plain SGD at one batch size, with the full training loss logged against samples
+                           processed and wall time; optimiser_study(...) runs it for several batch sizes
+  tune_learning_rate(...)  sgd_curve over a learning-rate grid on a tuning split: the rate that reaches a target
+                           training loss with the fewest samples
   train_sgd(...)           plain SGD for a number of steps, with a hook to record a hidden layer's input
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -80,6 +83,16 @@ class Curve:
     seconds: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
 
+    def log(self, samples: int, seconds: float, loss: float) -> None:
+        self.samples.append(samples)
+        self.seconds.append(seconds)
+        self.loss.append(loss)
+
+    def until(self, samples: int) -> Curve:
+        """The part of the curve logged at or before `samples` processed."""
+        kept = [i for i, s in enumerate(self.samples) if s <= samples]
+        return Curve([self.samples[i] for i in kept], [self.seconds[i] for i in kept], [self.loss[i] for i in kept])
+
     def samples_to_reach(self, target: float) -> float:
         """Samples processed when the loss first reached `target` (inf if never)."""
         return next((s for s, v in zip(self.samples, self.loss) if v <= target), float("inf"))
@@ -90,40 +103,62 @@ class Curve:
         return half.diff().std().item() if len(half) > 2 else 0.0
 
 
+def sgd_curve(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int, lr: float,
+              log_every: int, seed: int = 0) -> tuple[nn.Module, Curve]:
+    """Plain SGD on a fresh `build()` (initial weights from `seed`) for `epochs` passes over (x, y) in batches of
+    `batch`; the full training loss is logged every `log_every` samples (and after each full-batch step). Wall time
+    excludes the logging."""
+    if not 1 <= batch <= len(x):
+        raise ValueError(f"batch size must be in [1, {len(x)}], got {batch}")
+    torch.manual_seed(seed)
+    model = build()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    curve, seen, elapsed, next_log = Curve(), 0, 0.0, 0
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), batch):
+            if seen >= next_log:
+                curve.log(seen, elapsed, evaluate(model, x, y)[0])
+                next_log += log_every
+            started = time.perf_counter()
+            idx = order[i:i + batch]
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            optimizer.step()
+            elapsed += time.perf_counter() - started
+            seen += len(idx)
+    curve.log(seen, elapsed, evaluate(model, x, y)[0])
+    return model, curve
+
+
 def optimiser_study(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, batch_sizes: dict[str, int],
                     epochs: int, lr: float, log_every: int, seed: int = 0) -> dict[str, Curve]:
-    """Train one fresh copy of `build()` (same initial weights) per named batch size with plain SGD for `epochs`
-    passes over (x, y); log the full training loss every `log_every` samples (and after each full-batch step).
-    Wall time excludes the logging."""
-    curves = {}
-    for name, batch in batch_sizes.items():
-        if not 1 <= batch <= len(x):
-            raise ValueError(f"batch size for {name!r} must be in [1, {len(x)}], got {batch}")
-        torch.manual_seed(seed)
-        model = build()
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        curve, seen, elapsed, next_log = Curve(), 0, 0.0, 0
-        generator = torch.Generator().manual_seed(seed)
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=generator)
-            for i in range(0, len(x), batch):
-                if seen >= next_log:
-                    curve.samples.append(seen)
-                    curve.seconds.append(elapsed)
-                    curve.loss.append(evaluate(model, x, y)[0])
-                    next_log += log_every
-                started = time.perf_counter()
-                idx = order[i:i + batch]
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x[idx]), y[idx]).backward()
-                optimizer.step()
-                elapsed += time.perf_counter() - started
-                seen += len(idx)
-        curve.samples.append(seen)
-        curve.seconds.append(elapsed)
-        curve.loss.append(evaluate(model, x, y)[0])
-        curves[name] = curve
-    return curves
+    """`sgd_curve` for each named batch size, from the same initial weights, the same epochs and learning rate."""
+    return {name: sgd_curve(build, x, y, batch, epochs, lr, log_every, seed)[1] for name, batch in batch_sizes.items()}
+
+
+@dataclass
+class Tuned:
+    """The learning rate chosen on a tuning split, and what each rate of the grid scored there."""
+
+    lr: float
+    samples_to_target: dict[float, float]
+    final_loss: dict[float, float]
+
+
+def tune_learning_rate(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
+                       grid: tuple[float, ...], target: float, log_every: int, seed: int = 0) -> Tuned:
+    """`sgd_curve` on the tuning split (x, y) at each learning rate of `grid`: the chosen rate reaches the training
+    loss `target` with the fewest samples (ties, or none reaching it: the lowest final loss; a diverged run never
+    wins). Measure with the chosen rate on another split, so that the selection does not bias the measurement."""
+    reached, final = {}, {}
+    for lr in grid:
+        curve = sgd_curve(build, x, y, batch, epochs, lr, log_every, seed)[1]
+        reached[lr] = curve.samples_to_reach(target)
+        final[lr] = curve.loss[-1] if math.isfinite(curve.loss[-1]) else float("inf")
+    best = min(grid, key=lambda lr: (reached[lr], final[lr]))
+    return Tuned(best, reached, final)
 
 
 @dataclass
