@@ -25,6 +25,8 @@ def test_claims_run_at_smoke(tmp_path: Path):
     # the G-Blend claims are judged only in the paper's regime; one seed cannot show it: never "not reproduced"
     for r in (results[0], *results[2:]):
         assert r.preconditions[0]["held"] is not True and r.verdict == "inconclusive", r.id
+    cause = results[1].per_seed  # claim 2 reads the naive model's modality shares of the fused logits
+    assert {"naive_fast_share_gap_growth", "naive_slow_share_gap_growth"} <= set(cause)
     weights = results[2].measured["weights_seed0"]
     assert sum(weights.values()) == pytest.approx(1.0, abs=3e-3)  # rounded to 3 decimals
     assert all(Path(f).exists() for r in results for f in r.figures)

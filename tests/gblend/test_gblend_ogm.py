@@ -39,8 +39,9 @@ def test_hooks_scale_encoder_gradients_exactly():
 
     plain = grads(None)
     scaled = grads({"image": 0.5, "audio": 0.2})
-    for name, g in plain.items():
-        factor = 0.5 if name.startswith("encoders.image") else 0.2 if name.startswith("encoders.audio") else 1.0
+    for name, g in plain.items():  # the encoders' weight matrices are scaled; their biases, like the heads, are not
+        factor = 1.0 if name.endswith("bias") else 0.5 if name.startswith("encoders.image") else \
+            0.2 if name.startswith("encoders.audio") else 1.0
         torch.testing.assert_close(scaled[name], factor * g)
 
 

@@ -15,6 +15,8 @@ network options and where the weights come from:
 Every epoch the method evaluates each head on a fixed slice of the training set (L^T, in eval mode), on the
 held-out split V taken from the training data (L^V), and on the test split; `history` keeps these checkpoints,
 and checkpoint 0 is taken before the first step. The trainer calls `evaluate` once per epoch (its `eval_every`).
+A late-fusion model's checkpoints also hold each modality's share of the fused logits, "fused@m" = W_m phi_m + b/K
+(losses and accuracies as if it were a head), which shows through which modality the fused head overfits.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class MultiModalConfig:
 @dataclass
 class Checkpoint:
     epoch: int
-    train_loss: dict[str, float]  # L^T per head
-    val_loss: dict[str, float]  # L^V per head
+    train_loss: dict[str, float]  # L^T per head (and per "fused@m" share of a late-fusion model's fused logits)
+    val_loss: dict[str, float]  # L^V per head (and per "fused@m")
     val_acc: dict[str, float]
     test_acc: dict[str, float]
     weights: dict[str, float]  # the blending weights in force after this checkpoint
@@ -139,7 +141,7 @@ class MultiModalMethod:
     def _measure(self, model: nn.Module, split: Split, device: torch.device) -> tuple[dict, dict]:
         inputs = {m: getattr(split, m).to(device) for m in self.cfg.modalities}
         label = split.label.to(device)
-        logits = model(**inputs)
+        logits = model(parts=self.cfg.fusion == "late" and len(self.cfg.modalities) > 1, **inputs)
         loss = {k: F.cross_entropy(v, label).item() for k, v in logits.items()}
         acc = {k: (v.argmax(1) == label).float().mean().item() for k, v in logits.items()}
         return loss, acc
