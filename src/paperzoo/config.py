@@ -1,7 +1,14 @@
 """Typed dataclass configs with strict dotted `key=value` overrides (the minGPT habit).
 
-`apply_overrides(cfg, ["train.lr=0.01", "model.channels=32"])` returns a new config; an unknown key or a value
-that does not parse as the field's type raises `ConfigError` naming the key and the valid choices.
+`apply_overrides(cfg, ["train.lr=0.01", "model.channels=32"])` returns a new config; an unknown key, a value
+that does not parse as the field's type, or a float that is nan or inf raises `ConfigError` naming the key and the
+valid choices.
+
+A value of the right type can still be wrong (out of range, or not fitting another setting). A config dataclass
+says which in a method `check(self, prefix)` that raises `ConfigError` through `require`, `at_least`, `positive` or
+`require_divisor`, naming each field `prefix + name`. `validate(cfg)` runs the `check` of every nested config with
+its dotted prefix ("train.", "model.") and then that of `cfg`; `apply_overrides` calls it once after all overrides,
+so settings that depend on each other may be given in any order.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -63,9 +71,12 @@ def _parse(text: str, kind: Any, key: str) -> Any:
         raise ConfigError(f"{key}={text!r}: expected a boolean (true/false)")
     if kind in (int, float):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
             raise ConfigError(f"{key}={text!r}: expected {kind.__name__}") from None
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"{key}={text!r}: expected a finite number")
+        return value
     if kind is str:
         return text
     raise ConfigError(f"{key}: fields of type {kind} cannot be set from the command line")
@@ -84,6 +95,7 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(valid)}")
         cfg = _replace_path(cfg, key.split("."), text, key)
+    validate(cfg)
     return cfg
 
 
@@ -93,6 +105,38 @@ def _replace_path(cfg: Any, path: list[str], text: str, key: str) -> Any:
         return dataclasses.replace(cfg, **{name: _replace_path(getattr(cfg, name), path[1:], text, key)})
     kind = get_type_hints(type(cfg))[name]
     return dataclasses.replace(cfg, **{name: _parse(text, kind, key)})
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Run `check(prefix)` of every nested config (innermost first), then of `cfg` itself."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            validate(value, prefix + f.name + ".")
+    if hasattr(cfg, "check"):
+        cfg.check(prefix)
+
+
+def require(ok: bool, key: str, value: Any, rule: str) -> None:
+    """Raise `ConfigError("<key> must be <rule>, got <value>")` unless `ok`."""
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+
+def at_least(cfg: Any, prefix: str, low: int, *names: str) -> None:
+    for name in names:
+        require(getattr(cfg, name) >= low, prefix + name, getattr(cfg, name), f">= {low}")
+
+
+def positive(cfg: Any, prefix: str, *names: str) -> None:
+    for name in names:
+        require(getattr(cfg, name) > 0, prefix + name, getattr(cfg, name), "> 0")
+
+
+def require_divisor(value: int, key: str, total: int, of: str) -> None:
+    """`value` (the setting `key`) must divide `total`, described by `of`; the message lists the divisors."""
+    divisors = [d for d in range(1, total + 1) if total % d == 0]
+    require(value in divisors, key, value, f"a divisor of {of}: one of {', '.join(map(str, divisors))}")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from paperzoo.config import at_least, positive, require
 from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
 from paperzoo.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
@@ -62,6 +63,13 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = only at the end (when there is an output folder)
     seed: int = 0
     progress: bool = True
+
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "steps", "batch_size", "accumulation", "log_every", "decay_every")
+        at_least(self, prefix, 0, "warmup_steps", "weight_decay", "grad_clip", "eval_every", "checkpoint_every",
+                 "num_workers")
+        positive(self, prefix, "lr", "lr_decay", "dist_timeout_s")
+        require(0 <= self.momentum < 1, prefix + "momentum", self.momentum, "in [0, 1)")
 
 
 @dataclass
@@ -173,9 +181,7 @@ class Trainer:
 
     def _validate(self) -> None:
         cfg = self.cfg
-        for name in ("steps", "batch_size", "accumulation", "log_every"):
-            if getattr(cfg, name) < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {getattr(cfg, name)}")
+        cfg.check("train.")
         if cfg.amp == "fp16" and not torch.cuda.is_available():
             raise ConfigError("train.amp=fp16 needs a CUDA GPU; use train.amp=bf16 or train.amp=off on the CPU")
         if cfg.parallel == "dp" and self.env.distributed:
