@@ -9,6 +9,7 @@ from paperzoo.capsnet import CapsNetConfig, multimnist, random_affine
 from paperzoo.capsnet.experiments import CLAIMS, TRAIN_METHODS
 from paperzoo.capsnet.training import CapsNetMethod, CapsNetTrainConfig, pair_accuracy
 from paperzoo.claims import RunContext, run_claim
+from paperzoo.config import validate
 from paperzoo.engine.trainer import TrainConfig, Trainer
 from paperzoo.errors import ConfigError
 
@@ -50,8 +51,8 @@ def test_pair_accuracy_by_hand():
 
 
 def test_multimnist_task_needs_36px_model():
-    with pytest.raises(ConfigError, match="image_size=36"):
-        CapsNetMethod(CapsNetTrainConfig(task="multimnist"))
+    with pytest.raises(ConfigError, match="model.image_size must be 36 for task=multimnist"):
+        validate(CapsNetTrainConfig(task="multimnist"))
 
 
 def test_engine_training_rises_well_above_chance():

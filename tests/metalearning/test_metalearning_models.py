@@ -5,8 +5,9 @@ from torch import nn
 
 from paperzoo.metalearning import (MAML, Conv4, ConvClassifier, EpisodeBatchNorm, ProtoNet, linear_head_logits,
                                    mean_ci95, nearest_neighbour_logits, protonet_logits, prototypes)
+from paperzoo.config import validate
 from paperzoo.errors import ConfigError
-from paperzoo.metalearning.methods import MamlConfig, MamlMethod
+from paperzoo.metalearning.methods import MamlConfig
 
 
 def test_prototypes_and_logits_by_hand():
@@ -153,7 +154,7 @@ def test_maml_task_chunks_give_the_same_outputs_and_meta_gradients():
     with pytest.raises(ValueError, match="task_chunk must be >= 0"):
         MAML(ConvClassifier(5, channels=4, episodic=True), task_chunk=-1)
     with pytest.raises(ConfigError, match="task_chunk must be >= 0"):  # the CLI prints it without a traceback
-        MamlMethod(MamlConfig(task_chunk=-1), chars=object()).build_model()
+        validate(MamlConfig(task_chunk=-1))
 
 
 def test_maml_rejects_running_stats_and_bad_shapes():

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperzoo.capsnet.capsules import Decoder, DigitCaps, PrimaryCaps, margin_loss
+from paperzoo.config import at_least, require
 
 
 @dataclass
@@ -30,6 +31,13 @@ class CapsNetConfig:
     iterations: int = 3
     decoder_hidden: tuple[int, int] = (512, 1024)
     reconstruction_weight: float = 0.0005  # Sec. 4.1: scaled down so it does not dominate the margin loss
+
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "in_channels", "conv_channels", "kernel", "primary_types", "primary_dim", "classes",
+                 "digit_dim", "iterations")
+        at_least(self, prefix, 0, "reconstruction_weight")
+        require(self.primary_grid >= 1, prefix + "image_size", self.image_size,
+                f">= 2 * kernel - 1 = {2 * self.kernel - 1} (two {self.kernel}x{self.kernel} convolutions)")
 
     @property
     def primary_grid(self) -> int:

@@ -19,17 +19,27 @@ from paperzoo.capsnet.baseline import BaselineCNN, BaselineConfig
 from paperzoo.capsnet.data import multimnist
 from paperzoo.capsnet.model import CapsNet, CapsNetConfig, capsnet_loss
 from paperzoo.capsnet.capsules import margin_loss
+from paperzoo.config import at_least, require
 from paperzoo.data import ImageSplit, fashion_mnist, mnist_5k
 from paperzoo.data.transforms import random_shift
 from paperzoo.engine.trainer import StepOutput, TrainConfig
-from paperzoo.errors import ConfigError
 
 Task = Literal["mnist", "multimnist"]
+IMAGE_SIZES = {"mnist": 28, "multimnist": 36}  # multimnist: two digits shifted by up to 4 px on a 36x36 canvas
 
 
 def paper_schedule(steps: int = 30000, batch_size: int = 128) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=batch_size, optimizer="adam", lr=1e-3, schedule="exponential",
                        decay_every=2000, lr_decay=0.96, log_every=50)
+
+
+def _check_task(cfg, prefix: str) -> None:
+    """Shared by CapsNet and the baseline: the model takes the task's images; a held-out set of one or more."""
+    size = IMAGE_SIZES[cfg.task]
+    require(cfg.model.image_size == size, prefix + "model.image_size", cfg.model.image_size,
+            f"{size} for task={cfg.task} (its images are {size}x{size})")
+    at_least(cfg, prefix, 0, "max_shift")
+    at_least(cfg, prefix, 1, "test_examples")
 
 
 @dataclass
@@ -41,6 +51,9 @@ class CapsNetTrainConfig:
     test_examples: int = 1000
     train: TrainConfig = field(default_factory=paper_schedule)
 
+    def check(self, prefix: str) -> None:
+        _check_task(self, prefix)
+
 
 @dataclass
 class BaselineTrainConfig:
@@ -50,6 +63,9 @@ class BaselineTrainConfig:
     max_shift: int = 2
     test_examples: int = 1000
     train: TrainConfig = field(default_factory=paper_schedule)
+
+    def check(self, prefix: str) -> None:
+        _check_task(self, prefix)
 
 
 @functools.lru_cache(maxsize=2)
@@ -82,9 +98,6 @@ class _DigitsMethod:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        if cfg.task == "multimnist" and cfg.model.image_size != 36:
-            raise ConfigError(f"task=multimnist builds 36x36 overlays; set model.image_size=36 "
-                              f"(got {cfg.model.image_size})")
         self.data = load_digits(cfg.data)
         self.test_x, self.test_y = self.data.test_x[:cfg.test_examples], self.data.test_y[:cfg.test_examples]
         if cfg.task == "multimnist":

@@ -21,9 +21,11 @@ from paperzoo.causal_vqa.data import WORDS, Edit, Example, edits_of, make_exampl
 from paperzoo.causal_vqa.metrics import Pair, flip_metrics
 from paperzoo.causal_vqa.model import SAAA, symmetric_kl
 from paperzoo.causal_vqa.questions import ANSWERS
+from paperzoo.config import at_least, require
 from paperzoo.engine.trainer import StepOutput, TrainConfig
 
 NO_EDIT, IV, CV = 0, 1, 2
+MIN_IMAGE_SIZE = 16  # objects at least 5 px wide (scenes.half_width scales with image_size / 32)
 
 
 @dataclass
@@ -40,6 +42,15 @@ class CausalVQAConfig:
     data_seed: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500, batch_size=64, lr=2e-3,
                                                                      schedule="cosine", log_every=50))
+
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "train_examples", "test_examples", "dim")
+        at_least(self, prefix, 0, "consistency")
+        require(self.image_size >= MIN_IMAGE_SIZE, prefix + "image_size", self.image_size,
+                f">= {MIN_IMAGE_SIZE} (smaller scenes draw 3-pixel objects whose shapes cannot be told apart; the "
+                "default is 32)")
+        require(self.cue_bias <= 1, prefix + "cue_bias", self.cue_bias, "a probability <= 1 (or -1: no correlation)")
+        require(0 < self.max_area <= 1, prefix + "max_area", self.max_area, "a fraction of the image in (0, 1]")
 
 
 def pick_edits(examples: list[Example], seed: int, max_area: float) -> dict[int, Edit]:

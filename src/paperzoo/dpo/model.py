@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperzoo.config import at_least, require_divisor
+
 
 @dataclass
 class TinyGPTConfig:
@@ -24,6 +26,10 @@ class TinyGPTConfig:
     hidden_size: int = 96
     layers: int = 2
     heads: int = 4
+
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "vocab_size", "context", "hidden_size", "layers")
+        require_divisor(self.heads, prefix + "heads", self.hidden_size, f"{prefix}hidden_size={self.hidden_size}")
 
 
 @dataclass

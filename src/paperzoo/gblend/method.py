@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from paperzoo.config import at_least, positive, require
 from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer
 from paperzoo.errors import ConfigError
 from paperzoo.gblend.data import AVDigits, AVDigitsConfig, Split, av_digits
@@ -60,6 +61,12 @@ class MultiModalConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=128, lr=1e-3,
                                                                      log_every=25, eval_every=25,
                                                                      find_unused_parameters=True))
+
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "hidden", "dim", "super_epoch", "train_eval_size")
+        at_least(self, prefix, 0, "ogm_alpha", "ogm_epochs")
+        positive(self, prefix, "min_overfit")
+        require(0 <= self.dropout < 1, prefix + "dropout", self.dropout, "in [0, 1)")
 
 
 @dataclass
@@ -165,10 +172,6 @@ def _validate(cfg: MultiModalConfig) -> None:
                           "(`paperzoo train gblend_offline` does it for you)")
     if cfg.blend == "offline" and len(cfg.weights) != len(cfg.modalities) + 1:
         raise ConfigError(f"weights needs one value per head {(*cfg.modalities, FUSED)}, got {cfg.weights}")
-    if cfg.super_epoch < 1:
-        raise ConfigError(f"super_epoch must be >= 1, got {cfg.super_epoch}")
-    if not 0 <= cfg.dropout < 1:
-        raise ConfigError(f"dropout must be in [0, 1), got {cfg.dropout}")
 
 
 def _heads(cfg: MultiModalConfig) -> tuple[str, ...]:

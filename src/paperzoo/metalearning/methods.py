@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from paperzoo.config import at_least, positive, require
 from paperzoo.data.episodes import EpisodeDataset, EpisodeSampler, as_float, check_disjoint
 from paperzoo.data.glyphs import CharacterSet, GlyphConfig, glyph_set
 from paperzoo.data.omniglot import omniglot
 from paperzoo.engine.trainer import StepOutput, TrainConfig
-from paperzoo.errors import ConfigError
+from paperzoo.errors import ConfigError, DataError
 from paperzoo.metalearning.evaluate import (episode_accuracies, feature_accuracies, linear_head_logits, mean_ci95,
                                             nearest_neighbour_logits)
 from paperzoo.metalearning.maml import MAML
@@ -40,6 +41,14 @@ class FewShotData:
     test_episodes: int = 600
     seed: int = 0
 
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "max_per_alphabet", "renderings", "test_way", "test_queries")
+        at_least(self, prefix, 0, "max_alphabets")
+        require(bool(self.test_shots) and min(self.test_shots) >= 1, prefix + "test_shots", self.test_shots,
+                "one or more shot counts >= 1 (e.g. 1,5)")
+        require(self.test_episodes >= 2, prefix + "test_episodes", self.test_episodes,
+                ">= 2 (the 95% confidence interval of the accuracy needs two episodes; the papers use >= 600)")
+
 
 def load_characters(cfg: FewShotData) -> CharacterSet:
     if cfg.source == "omniglot":
@@ -55,8 +64,12 @@ def load_characters(cfg: FewShotData) -> CharacterSet:
 
 def test_samplers(chars: CharacterSet, cfg: FewShotData) -> dict[int, EpisodeSampler]:
     """One meta-test episode sampler per shot count (a seed apart from training's)."""
-    return {k: EpisodeSampler(chars.labels, chars.split("test"), cfg.test_way, k, cfg.test_queries,
-                              seed=cfg.seed + 10_000 + k) for k in cfg.test_shots}
+    try:
+        return {k: EpisodeSampler(chars.labels, chars.split("test"), cfg.test_way, k, cfg.test_queries,
+                                  seed=cfg.seed + 10_000 + k) for k in cfg.test_shots}
+    except DataError as e:
+        raise ConfigError(f"data.test_way={cfg.test_way}, data.test_shots={','.join(map(str, cfg.test_shots))} and "
+                          f"data.test_queries={cfg.test_queries} do not fit the meta-test classes: {e}") from None
 
 
 def test_mask(chars: CharacterSet) -> torch.Tensor:
@@ -73,7 +86,11 @@ def summarise(accs: dict[int, torch.Tensor], prefix: str = "") -> dict[str, floa
 
 def _train_episodes(chars: CharacterSet, n_way: int, k_shot: int, n_query: int, train: TrainConfig,
                     seed: int) -> EpisodeDataset:
-    sampler = EpisodeSampler(chars.labels, chars.split("train"), n_way, k_shot, n_query, seed=seed)
+    try:
+        sampler = EpisodeSampler(chars.labels, chars.split("train"), n_way, k_shot, n_query, seed=seed)
+    except DataError as e:
+        raise ConfigError(f"n_way={n_way}, k_shot={k_shot} and n_query={n_query} do not fit the meta-train "
+                          f"classes: {e}") from None
     return EpisodeDataset(chars.images, sampler, train.steps * train.batch_size * train.accumulation)
 
 
@@ -95,18 +112,23 @@ class ProtoNetConfig:
                                                                      schedule="step", decay_every=2000,
                                                                      lr_decay=0.5, log_every=50))
 
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "channels", "n_way", "k_shot", "n_query")
+
 
 class ProtoNetMethod:
     def __init__(self, cfg: ProtoNetConfig, chars: CharacterSet | None = None):
+        """The episode samplers are built here, so that settings the data cannot serve fail before training."""
         self.cfg = cfg
         self.chars = chars if chars is not None else load_characters(cfg.data)
+        self.episodes = _train_episodes(self.chars, cfg.n_way, cfg.k_shot, cfg.n_query, cfg.train, cfg.data.seed)
+        self.samplers = test_samplers(self.chars, cfg.data)
 
     def build_model(self) -> nn.Module:
         return ProtoNet(Conv4(1, self.cfg.channels))
 
     def train_dataset(self):
-        c = self.cfg
-        return _train_episodes(self.chars, c.n_way, c.k_shot, c.n_query, c.train, c.data.seed)
+        return self.episodes
 
     def training_step(self, model: nn.Module, batch) -> StepOutput:
         support_x, support_y, query_x, query_y = batch
@@ -116,7 +138,7 @@ class ProtoNetMethod:
         """Per-episode accuracy for each shot count; the test images are embedded once (BN in eval mode)."""
         features = embed(model.encoder, self.chars.images, device, only=test_mask(self.chars))
         return {k: feature_accuracies(protonet_logits, features, sampler, self.cfg.data.test_episodes)
-                for k, sampler in test_samplers(self.chars, self.cfg.data).items()}
+                for k, sampler in self.samplers.items()}
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         return summarise(self.accuracies(model, device))
@@ -141,38 +163,44 @@ class MamlConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=60000, batch_size=32, lr=1e-3,
                                                                      log_every=50))
 
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "channels", "n_way", "k_shot", "n_query")
+        at_least(self, prefix, 0, "inner_steps", "test_inner_steps")
+        positive(self, prefix, "inner_lr")
+        require(self.task_chunk >= 0, prefix + "task_chunk", self.task_chunk,
+                ">= 0 (0 = all tasks in one vmap, 1 = one at a time)")
+        require(self.n_way == self.data.test_way, prefix + "n_way", self.n_way,
+                f"equal to {prefix}data.test_way={self.data.test_way} (MAML's head has n_way outputs in training "
+                "and in testing: set both)")
+
 
 class MamlMethod:
     def __init__(self, cfg: MamlConfig, chars: CharacterSet | None = None):
+        """The episode samplers are built here, so that settings the data cannot serve fail before training."""
         self.cfg = cfg
         self.chars = chars if chars is not None else load_characters(cfg.data)
+        self.episodes = _train_episodes(self.chars, cfg.n_way, cfg.k_shot, cfg.n_query, cfg.train, cfg.data.seed)
+        self.samplers = test_samplers(self.chars, cfg.data)
 
     def build_model(self) -> nn.Module:
         c = self.cfg
-        if c.task_chunk < 0:
-            raise ConfigError(f"task_chunk must be >= 0 (0 = all tasks in one vmap, 1 = one at a time), "
-                              f"got {c.task_chunk}")
         return MAML(ConvClassifier(c.n_way, channels=c.channels, episodic=True), inner_lr=c.inner_lr,
                     inner_steps=c.inner_steps, first_order=c.first_order, learn_inner_lr=c.learn_inner_lr, bn=c.bn,
                     task_chunk=c.task_chunk)
 
     def train_dataset(self):
-        c = self.cfg
-        return _train_episodes(self.chars, c.n_way, c.k_shot, c.n_query, c.train, c.data.seed)
+        return self.episodes
 
     def training_step(self, model: nn.Module, batch) -> StepOutput:
         support_x, support_y, query_x, query_y = batch
         return _episode_step(model(support_x, support_y, query_x), query_y)
 
     def accuracies(self, model: MAML, device: torch.device, bn: str | None = None) -> dict[int, torch.Tensor]:
-        if self.cfg.data.test_way != self.cfg.n_way:
-            raise ConfigError(f"MAML's head has n_way={self.cfg.n_way} outputs; set data.test_way to match")
-
         def predict(sx, sy, qx):
             return model(sx.to(device), sy.to(device), qx.to(device), steps=self.cfg.test_inner_steps, bn=bn).cpu()
 
         return {k: episode_accuracies(predict, self.chars.images, sampler, self.cfg.data.test_episodes, batch=20)
-                for k, sampler in test_samplers(self.chars, self.cfg.data).items()}
+                for k, sampler in self.samplers.items()}
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         return summarise(self.accuracies(model, device))
@@ -188,11 +216,15 @@ class TransferConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20000, batch_size=128, lr=1e-3,
                                                                      log_every=50))
 
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 1, "channels", "head_steps")
+
 
 class TransferMethod:
     def __init__(self, cfg: TransferConfig, chars: CharacterSet | None = None):
         self.cfg = cfg
         self.chars = chars if chars is not None else load_characters(cfg.data)
+        self.samplers = test_samplers(self.chars, cfg.data)  # settings the data cannot serve fail before training
         train_classes = self.chars.split("train")
         self.remap = RemapLabels(train_classes)
         member = torch.isin(self.chars.labels, torch.as_tensor(train_classes))
@@ -212,13 +244,12 @@ class TransferMethod:
 
     def accuracies(self, model: ConvClassifier, device: torch.device) -> dict[str, dict[int, torch.Tensor]]:
         features = embed(model.encoder, self.chars.images, device, only=test_mask(self.chars))
-        samplers = test_samplers(self.chars, self.cfg.data)
         head = lambda sf, sy, qf, n: linear_head_logits(sf, sy, qf, n, steps=self.cfg.head_steps)  # noqa: E731
         return {
             "centroid": {k: feature_accuracies(protonet_logits, features, s, self.cfg.data.test_episodes)
-                         for k, s in samplers.items()},
+                         for k, s in self.samplers.items()},
             "finetune": {k: feature_accuracies(head, features, s, self.cfg.data.test_episodes)
-                         for k, s in samplers.items()},
+                         for k, s in self.samplers.items()},
         }
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:

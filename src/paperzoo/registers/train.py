@@ -10,12 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperzoo.config import at_least, positive, require, require_divisor
 from paperzoo.data import fashion_mnist, fashion_mnist_available, mnist_5k
 from paperzoo.data.sources import ImageSplit
 from paperzoo.data.transforms import random_shift
 from paperzoo.engine.trainer import StepOutput, TrainConfig
 from paperzoo.errors import ConfigError
 from paperzoo.registers.model import VisionTransformer
+
+IMAGE_SIZE = 28  # Fashion-MNIST and the MNIST digits
 
 
 @dataclass
@@ -35,6 +38,14 @@ class RegistersConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=3000, batch_size=128, optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="cosine",
         warmup_steps=100, grad_clip=1.0, log_every=50))
+
+    def check(self, prefix: str) -> None:
+        at_least(self, prefix, 0, "num_registers", "n_train", "layerscale", "max_shift")
+        at_least(self, prefix, 1, "n_test", "embed_dim", "depth")
+        positive(self, prefix, "mlp_ratio")
+        require(0 <= self.label_smoothing < 1, prefix + "label_smoothing", self.label_smoothing, "in [0, 1)")
+        require_divisor(self.patch_size, prefix + "patch_size", IMAGE_SIZE, f"the image size {IMAGE_SIZE}")
+        require_divisor(self.num_heads, prefix + "num_heads", self.embed_dim, f"{prefix}embed_dim={self.embed_dim}")
 
 
 def load_images(dataset: str = "auto", n_train: int = 0) -> ImageSplit:

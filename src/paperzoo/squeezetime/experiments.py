@@ -22,10 +22,11 @@ from torch import nn
 from paperzoo import plotting
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
+from paperzoo.config import at_least, positive, require
 from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer
 from paperzoo.errors import ConfigError
-from paperzoo.squeezetime.task import DIRECTIONS, moving_digits
-from paperzoo.squeezetime.zoo import build_video_model, clips_per_second, model_cost
+from paperzoo.squeezetime.task import DIGIT_SIZE, DIRECTIONS, moving_digits
+from paperzoo.squeezetime.zoo import MODEL_NAMES, build_video_model, clips_per_second, model_cost
 
 PAPER = "Zhai et al. 2024, arXiv 2405.08344"
 KINETICS_MEAN = (0.485, 0.456, 0.406)  # the official config's mean/std (123.675, ...) / 255
@@ -54,6 +55,16 @@ class VideoConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=200, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=1e-4, schedule="cosine",
         warmup_steps=20, log_every=10))
+
+    def check(self, prefix: str) -> None:
+        require(self.model in MODEL_NAMES, prefix + "model", self.model, f"one of {', '.join(MODEL_NAMES)}")
+        at_least(self, prefix, 1, "num_frames", "n_train", "n_test", "interval")
+        positive(self, prefix, "width_mult")
+        require(self.image_size >= 32 or not self.model.startswith("squeezetime"), prefix + "image_size",
+                self.image_size, f">= 32 for model={self.model} (five stride-2 steps)")
+        canvas = DIGIT_SIZE + 2 * (self.num_frames - 1)  # a digit moving up to 2 px per frame stays in view
+        require(self.image_size >= canvas or self.data != "moving_digits", prefix + "image_size", self.image_size,
+                f">= {canvas} for {self.num_frames} frames of moving digits (or lower num_frames)")
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 250) -> float:
