@@ -217,23 +217,36 @@ def _run_gradient_change(ctx: RunContext) -> Measurement:
 GN_PAPER_BN = {32: 23.6, 16: 23.7, 8: 24.5, 4: 27.3, 2: 34.7}  # ResNet-50 ImageNet top-1 error, images per GPU
 
 
+PLATEAU_TAIL, PLATEAU_POINTS = 0.3, 2.0  # a plateau: the error falls by <= 2 points over the last 30% of training
+
+
 def _run_small_batch(ctx: RunContext) -> Measurement:
+    """The GN paper's recipe at small scale: every batch size for the same epochs, the learning rate scaled with the
+    batch (0.1 per 32 images, momentum 0.9), decayed to 0 (cosine); test error logged 10 times per run."""
     data = _data(ctx)
-    n = ctx.pick(smoke=64, quick=3000, full=60000)
-    sizes = ctx.pick(smoke=(8, 2), quick=(32, 8, 2), full=(32, 16, 8, 4, 2))
-    epochs = ctx.pick(smoke=1, quick=2, full=10)
+    n = ctx.pick(smoke=64, quick=500, full=60000)
+    sizes = ctx.pick(smoke=(8, 2), quick=(32, 2), full=(32, 16, 8, 4, 2))
+    epochs = ctx.pick(smoke=1, quick=10, full=30)
     big, small = max(sizes), min(sizes)
+    curves = {}
 
     def measure(seed: int) -> dict:
-        row = {}
+        row, drops = {}, []
         for norm, key in (("batch", "bn"), ("group", "gn")):
             for b in sizes:
                 torch.manual_seed(seed)
+                steps = epochs * n // b
                 run = train_sgd(small_cnn(norm), data.train_x[:n], data.train_y[:n], data.test_x, data.test_y,
-                                steps=epochs * n // b, batch=b, lr=0.05 * b / 32, momentum=0.9, eval_every=10 ** 9,
-                                seed=seed)
-                row[f"{key}_error_b{b}"] = 100 * (1 - run.test_acc[-1])
+                                steps=steps, batch=b, lr=0.1 * b / 32, momentum=0.9, eval_every=max(1, steps // 10),
+                                seed=seed, cosine=True)
+                errors = [100 * (1 - a) for a in run.test_acc]
+                curves.setdefault(seed, {})[f"{key.upper()}, batch {b}"] = ([s / steps * epochs for s in run.steps],
+                                                                          errors)
+                tail = next(e for s, e in zip(run.steps, errors) if s >= (1 - PLATEAU_TAIL) * steps)
+                drops.append(tail - errors[-1])
+                row[f"{key}_error_b{b}"] = errors[-1]
             row[f"{key}_rise_pts"] = row[f"{key}_error_b{small}"] - row[f"{key}_error_b{big}"]
+        row["largest_late_drop_pts"] = max(drops)
         return row
 
     per_seed = ctx.over_seeds(measure, "small-batch CNNs")
@@ -242,9 +255,11 @@ def _run_small_batch(ctx: RunContext) -> Measurement:
                            {"BatchNorm": (list(sizes), [mean(f"bn_error_b{b}") for b in sizes]),
                             "GroupNorm": (list(sizes), [mean(f"gn_error_b{b}") for b in sizes])},
                            "images per batch", "test error (%, mean over seeds)",
-                           "small CNN, same epochs, lr scaled with batch")
+                           f"small CNN, {epochs} epochs each, lr scaled with batch")
+    training = plotting.curves(ctx.figure_path("test_error_during_training.png"), curves[ctx.seeds[0]], "epoch",
+                               "test error (%)", "is each run at its plateau? (first seed)")
     return Measurement({"paper_bn_error_by_batch": GN_PAPER_BN, "paper_gn_error": 24.1, "epochs": epochs,
-                        "train_images": n}, [path], per_seed=per_seed,
+                        "train_images": n, "batch_sizes": list(sizes)}, [path, training], per_seed=per_seed,
                        notes="paper: Wu & He 2018 Fig. 1/Table, ResNet-50 on ImageNet")
 
 
@@ -332,6 +347,13 @@ CLAIMS = [
         check=lambda m: decide(at_least("BN error rise (points)", m["bn_rise_pts"], 3.0),
                                at_most("GN error change (points)", m["gn_rise_pts"], 2.0),
                                at_least("GN error change (points)", m["gn_rise_pts"], -2.0)),
+        preconditions=(Precondition(
+            f"every run is at its plateau: its test error falls by <= {PLATEAU_POINTS:g} points over the last "
+            f"{PLATEAU_TAIL:.0%} of its training, on every seed (else the batch sizes differ in how far they got, "
+            "not in what they can reach)",
+            lambda m: every_seed("largest late drop of the test error (points)", m["largest_late_drop_pts"], "<=",
+                                 PLATEAU_POINTS),
+            ("largest_late_drop_pts",)),),
     ),
     Claim(
         id="batchnorm.eval_mode_pitfall",

@@ -172,12 +172,13 @@ class Run:
 
 def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
               steps: int, batch: int, lr: float, eval_every: int, seed: int = 0, momentum: float = 0.0,
-              probe_layer: nn.Module | None = None, probe_x: torch.Tensor | None = None) -> Run:
-    """SGD on shuffled mini-batches; every `eval_every` steps the test accuracy and, with `probe_layer`, that
+              probe_layer: nn.Module | None = None, probe_x: torch.Tensor | None = None, cosine: bool = False) -> Run:
+    """SGD on shuffled mini-batches (`cosine`: the learning rate decays to 0 over `steps`); every `eval_every` steps the test accuracy and, with `probe_layer`, that
     layer's input on the fixed `probe_x` batch with the network in inference mode (BN uses its running statistics,
     so the probe sees what the layers before it changed, as the BN paper's Fig. 1 intends; in train mode a BN
     layer would renormalise the probe batch by construction)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if cosine else None
     generator = torch.Generator().manual_seed(seed)
     run = Run(model, [], [], [], [])
     recorded: list[torch.Tensor] = []
@@ -207,6 +208,8 @@ def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.
         loss = F.cross_entropy(model(x[idx]), y[idx])
         loss.backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         if step % eval_every == 0 or step == steps:
             log(step, loss.item() if torch.isfinite(loss) else float("inf"))
     if handle is not None:
