@@ -35,7 +35,11 @@ def test_a_tiny_run_lowers_the_contrastive_loss_and_writes_its_outputs(tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "train"] == list(range(5, 41, 5))
     assert (tmp_path / "checkpoints" / "last.safetensors").exists()
-    assert set(result.final) == {"knn1_acc", "knn_acc"} and all(0.1 < v <= 1 for v in result.final.values())
+    probes = {"knn1_acc", "knn_acc", "linear_acc"}
+    assert set(result.final) == probes | {f"pixels_{k}" for k in probes}
+    assert all(0.1 < v <= 1 for v in result.final.values())
+    # raw pixels of MNIST digits are linearly separable far above chance: the baseline is a real one
+    assert result.final["pixels_linear_acc"] > 0.8
 
 
 def test_the_composite_loss_is_the_weighted_sum_of_its_logged_terms_and_every_parameter_learns():

@@ -26,7 +26,7 @@ from torch import nn
 from paperzoo.catalog import TrainSpec
 from paperzoo.data import ImageSplit, fashion_mnist, mnist_5k
 from paperzoo.data.transforms import two_views
-from paperzoo.engine.probes import knn_accuracy
+from paperzoo.engine.probes import knn_accuracy, probe_accuracy
 from paperzoo.engine.trainer import StepOutput, TrainConfig
 from paperzoo.errors import ConfigError
 from paperzoo.multiview_ssl.distributed import info_nce_global
@@ -112,7 +112,8 @@ def embed(encoder: nn.Module, images: torch.Tensor, device: torch.device, batch:
 
 
 class MultiviewSSL:
-    """Method protocol: two views per image, L_CL (+ L_FP, L_IP), kNN evaluation of the frozen encoder."""
+    """Method protocol: two views per image, L_CL (+ L_FP, L_IP); kNN and linear-probe evaluation of the frozen
+    encoder, beside raw pixels."""
 
     def __init__(self, cfg: MultiviewSSLConfig):
         for name in ("channels", "feature_dim", "knn_k"):
@@ -132,6 +133,7 @@ class MultiviewSSL:
             raise ConfigError("train.batch_size must be >= 2: the contrastive loss needs negatives in the batch")
         self.cfg = cfg
         self.data = load_images(cfg.dataset)
+        self._pixel_scores: dict[str, float] | None = None
         if cfg.knn_k > len(self.data.train_y):
             raise ConfigError(f"knn_k={cfg.knn_k} exceeds the {len(self.data.train_y)} training images")
 
@@ -150,11 +152,21 @@ class MultiviewSSL:
         metrics = {"l_cl": l_cl.detach(), **{k: out[k].detach() for k in ("l_fp", "l_ip") if k in out}}
         return StepOutput(loss, metrics)
 
-    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+    def _probes(self, train_z: torch.Tensor, test_z: torch.Tensor) -> dict[str, float]:
+        """1-NN, weighted kNN and linear-probe test accuracy of frozen features (N, D)."""
         data = self.data
-        train_z, test_z = embed(model.encoder, data.train_x, device), embed(model.encoder, data.test_x, device)
         return {"knn1_acc": knn_accuracy(train_z, data.train_y, test_z, data.test_y, k=1),
-                "knn_acc": knn_accuracy(train_z, data.train_y, test_z, data.test_y, k=self.cfg.knn_k)}
+                "knn_acc": knn_accuracy(train_z, data.train_y, test_z, data.test_y, k=self.cfg.knn_k),
+                "linear_acc": probe_accuracy(train_z, data.train_y, test_z, data.test_y)}
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """The frozen encoder's probes, beside the same probes on raw pixels (the baseline an encoder must beat)."""
+        data = self.data
+        if self._pixel_scores is None:
+            self._pixel_scores = {f"pixels_{k}": v for k, v in self._probes(data.train_x.flatten(1),
+                                                                            data.test_x.flatten(1)).items()}
+        encoded = self._probes(embed(model.encoder, data.train_x, device), embed(model.encoder, data.test_x, device))
+        return {**encoded, **self._pixel_scores}
 
 
 TRAIN_METHODS = {"multiview_ssl": TrainSpec(
