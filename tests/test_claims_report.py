@@ -196,7 +196,7 @@ def test_report_folders_are_new_checked_before_running_and_never_overwritten_una
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     assert main(["reproduce", "causal.counterfactuals", "--preset", "smoke", "--out", str(blocked / "sub")]) == 2
-    assert "cannot write the report" in capsys.readouterr().err
+    assert "cannot write to" in capsys.readouterr().err
     assert main(["reproduce", "causal.counterfactuals", "--preset", "smoke", "--out", str(done), "--overwrite",
                  "--no-progress"]) == 0
     assert json.loads((done / "results.json").read_text())["complete"] is True

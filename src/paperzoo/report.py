@@ -88,26 +88,10 @@ def _evidence_figures(results: list[ClaimResult], out_dir: Path) -> Path | None:
 
 
 def report_folder(out: str | None, overwrite: bool = False) -> Path:
-    """The folder a `reproduce` run writes to, checked before any claim runs: by default a new
-    runs/reproduce-<time>[-N] (created here, so two runs started in the same second get two folders); a given folder
-    that already holds a report is refused unless `overwrite`, and an unwritable one is refused at once."""
-    from paperzoo.errors import UserError
-    from paperzoo.run_folders import new_folder
+    """The folder a `reproduce` run writes to (see `run_folders.output_folder`), checked before any claim runs."""
+    from paperzoo.run_folders import output_folder
 
-    if out is None:
-        return new_folder("reproduce")
-    folder = Path(out)
-    if (folder / "results.json").exists() and not overwrite:
-        raise UserError(f"{folder} already holds a report (results.json); pass --overwrite to replace it, or choose "
-                        "another --out")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write the report to {folder} ({e.strerror or e}); choose another --out")
-    return folder
+    return output_folder(out, "reproduce", "results.json", "a report", overwrite)
 
 
 def _write_json(path: Path, payload: dict) -> None:

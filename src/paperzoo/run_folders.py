@@ -43,6 +43,26 @@ def new_folder(kind: str) -> Path:
     raise AssertionError("unreachable")
 
 
+def output_folder(out: str | None, kind: str, marker: str, holds: str, overwrite: bool = False) -> Path:
+    """Where a run writes, checked before it starts: without `out` a new runs/<kind>-<time>[-N]; a given folder in
+    which the file `marker` says it `holds` an earlier output is refused unless `overwrite`, and an unwritable one
+    is refused at once."""
+    if out is None:
+        return new_folder(kind)
+    folder = Path(out)
+    if (folder / marker).exists() and not overwrite:
+        raise UserError(f"{folder} already holds {holds} ({marker}); pass --overwrite to replace it, or choose "
+                        "another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to {folder} ({e.strerror or e}); choose another --out") from None
+    return folder
+
+
 def torchrun_folder(kind: str) -> Path:
     """The folder every rank and every elastic restart of one torchrun job agrees on, without talking."""
     run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")

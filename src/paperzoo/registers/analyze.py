@@ -18,19 +18,7 @@ from paperzoo.registers.dinov2 import load_dinov2
 from paperzoo.registers.images import bundled_photos, folder_images, normalize, preprocess
 from paperzoo.registers.model import ARCHS
 from paperzoo.registers.study import study
-from paperzoo.run_folders import new_folder
-
-
-def _output_folder(out: str | None, overwrite: bool) -> Path:
-    """A new runs/analyze-vit-<time>[-N], or `out` unless it holds an analysis that `overwrite` does not replace."""
-    if out is None:
-        return new_folder("analyze-vit")
-    folder = Path(out)
-    if (folder / "analysis.json").exists() and not overwrite:
-        raise UserError(f"{folder} already holds an analysis (analysis.json); pass --overwrite to replace it, or "
-                        "choose another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+from paperzoo.run_folders import output_folder
 
 
 def add_arguments(parser) -> None:
@@ -83,7 +71,7 @@ def run(args) -> int:
     if classes and all(n in classes for n in names):
         index = {c: i for i, c in enumerate(sorted(set(classes.values())))}
         labels = torch.tensor([index[classes[n]] for n in names])
-    out = _output_folder(args.out, args.overwrite)
+    out = output_folder(args.out, "analyze-vit", "analysis.json", "an analysis", args.overwrite)
     s = study(model, normalize(raw), raw, labels, threshold=args.threshold)
     b = len(names)
     figs = {
