@@ -1,5 +1,6 @@
 """BatchNorm1d/2d against torch's, the hand-written backward, state dicts, and the error cases."""
 
+import inspect
 import itertools
 
 import pytest
@@ -111,3 +112,109 @@ def test_error_cases():
         BatchNorm2d(3)(torch.randn(4, 3))
     with pytest.raises(ValueError, match="backward must be"):
         BatchNorm2d(3, backward="fast")
+
+
+def side_by_side(cls_pair=(BatchNorm2d, torch.nn.BatchNorm2d), **kwargs):
+    torch.manual_seed(0)
+    ours, ref = cls_pair[0](3, **kwargs), cls_pair[1](3, **kwargs)
+    with torch.no_grad():
+        for m in (ours, ref):
+            if m.weight is not None:
+                m.weight.copy_(torch.tensor([0.5, 1.5, -2.0]))
+            if m.bias is not None:
+                m.bias.copy_(torch.tensor([0.1, -0.3, 1.0]))
+    return ours, ref
+
+
+def test_constructor_accepts_what_torchs_accepts():
+    ours = inspect.signature(BatchNorm2d).parameters
+    for name, param in inspect.signature(torch.nn.BatchNorm2d).parameters.items():
+        assert name in ours, name
+        assert (ours[name].kind, ours[name].default) == (param.kind, param.default), name
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("backward", ["autograd", "manual"])
+def test_bias_false_matches_torch(affine, backward):
+    ours, ref = side_by_side(affine=affine, bias=False)
+    ours.backward = backward
+    assert ours.bias is None and list(ours.state_dict()) == list(ref.state_dict())
+    assert "bias=False" in repr(ours)
+    for _ in range(3):
+        x = torch.randn(4, 3, 5, 5) * 2 + 1
+        g = torch.randn(4, 3, 5, 5)
+        y, y_ref = ours(x), ref(x)
+        torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+        if affine:
+            y.backward(g), y_ref.backward(g)
+            torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-4)
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value, atol=1e-5, rtol=1e-5)
+    ours.eval(), ref.eval()
+    x = torch.randn(2, 3, 5, 5)
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_legacy_state_dict_without_num_batches_tracked_loads_as_in_torch():
+    source = torch.nn.BatchNorm2d(3)
+    source(torch.randn(4, 3, 2, 2))
+    legacy = source.state_dict()
+    del legacy["num_batches_tracked"]
+    legacy._metadata[""]["version"] = 1  # written before torch added the counter
+    ours, ref = BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    for m in (ours, ref):
+        m.num_batches_tracked.fill_(7)
+        m.load_state_dict(legacy)  # strict: the counter is filled in with the module's own value
+    assert ours.num_batches_tracked.item() == ref.num_batches_tracked.item() == 7
+    torch.testing.assert_close(ours.running_mean, source.running_mean)
+    assert ours.state_dict()._metadata[""]["version"] == ref.state_dict()._metadata[""]["version"]
+    current = source.state_dict()
+    del current["num_batches_tracked"]  # a current state dict that lost the counter: an error in both
+    for m in (ours, ref):
+        with pytest.raises(RuntimeError, match="num_batches_tracked"):
+            m.load_state_dict(current)
+
+
+@pytest.mark.parametrize("kinds", [(BatchNorm1d, torch.nn.BatchNorm1d, (0, 3)),
+                                   (BatchNorm2d, torch.nn.BatchNorm2d, (0, 3, 4, 4)),
+                                   (BatchNorm2d, torch.nn.BatchNorm2d, (2, 3, 0, 4))])
+@pytest.mark.parametrize("backward", ["autograd", "manual"])
+def test_empty_batch_in_training_matches_torch(kinds, backward):
+    ours, ref = side_by_side(kinds[:2])
+    ours.backward = backward
+    for m in (ours, ref):
+        m.running_mean.fill_(2.0)
+        m.running_var.fill_(3.0)
+    x = torch.randn(*kinds[2], requires_grad=True)
+    y, y_ref = ours(x), ref(x)
+    assert y.shape == y_ref.shape == kinds[2]
+    y.sum().backward(), y_ref.sum().backward()
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value)  # running statistics unchanged, count + 1
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
+    torch.testing.assert_close(ours.bias.grad, ref.bias.grad)
+    ours.eval(), ref.eval()
+    assert ours(torch.randn(*kinds[2])).shape == kinds[2]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("backward", ["autograd", "manual"])
+def test_reduced_precision_input_with_fp32_parameters_matches_torch(dtype, backward):
+    ours, ref = side_by_side()
+    ours.backward = backward
+    x = (torch.randn(4, 3, 5, 5) * 2 + 1).to(dtype).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = ours(x), ref(x_ref)
+    assert y.dtype == y_ref.dtype == dtype
+    torch.testing.assert_close(y, y_ref, atol=2e-2, rtol=2e-2)
+    g = torch.randn(4, 3, 5, 5).to(dtype)
+    y.backward(g), y_ref.backward(g)
+    assert x.grad.dtype == x_ref.grad.dtype == dtype and ours.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=2e-2, rtol=2e-2)
+    for key, value in ref.state_dict().items():
+        assert ours.state_dict()[key].dtype == value.dtype, key
+        torch.testing.assert_close(ours.state_dict()[key], value, atol=1e-4, rtol=1e-4)
+    ours.eval(), ref.eval()
+    y, y_ref = ours(x.detach()), ref(x.detach())
+    assert y.dtype == y_ref.dtype == dtype
+    torch.testing.assert_close(y, y_ref, atol=2e-2, rtol=2e-2)

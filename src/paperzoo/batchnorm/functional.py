@@ -8,20 +8,36 @@ sqrt(sigma2_B + eps), y = gamma x_hat + beta. Running statistics follow PyTorch'
 `BatchNormFunction` is the same training-mode transform with the closed-form gradient of Sec. 3 written by hand:
   dL/dx = inv_std / m * (m g_hat - sum(g_hat) - x_hat sum(g_hat x_hat)),  g_hat = dL/dy * gamma
   dL/dgamma = sum(dL/dy x_hat),  dL/dbeta = sum(dL/dy)
+
+As in torch: gamma and beta are optional independently (`bias=False`), an empty batch gives an empty output and
+leaves the running statistics alone, and a reduced-precision input (bf16, fp16) with fp32 parameters or buffers is
+normalised in fp32 and returned in the input's dtype.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 
 def _as_ncl(x: torch.Tensor) -> torch.Tensor:
-    """(N, C), (N, C, L) or (N, C, H, W) -> (N, C, L) view, the reduction axes being 0 and 2."""
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    """(N, C), (N, C, L) or (N, C, H, W) -> (N, C, L) view, the reduction axes being 0 and 2 (N or L may be 0)."""
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
 
 
 def _per_channel(t: torch.Tensor) -> torch.Tensor:
     return t[None, :, None]  # (1, C, 1)
+
+
+def _scale_shift(x_hat: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+    """gamma x_hat + beta on an (N, C, L) view, each of gamma and beta optional."""
+    y = x_hat
+    if weight is not None:
+        y = y * _per_channel(weight)
+    if bias is not None:
+        y = y + _per_channel(bias)
+    return y
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -34,32 +50,24 @@ class BatchNormFunction(torch.autograd.Function):
         var = flat.var((0, 2), unbiased=False)
         inv_std = torch.rsqrt(var + eps)
         x_hat = (flat - _per_channel(mean)) * _per_channel(inv_std)  # (N, C, L)
-        y = x_hat
-        if weight is not None:
-            y = y * _per_channel(weight) + _per_channel(bias)
         ctx.save_for_backward(x_hat, weight, inv_std)
         ctx.mark_non_differentiable(mean, var)
-        return y.reshape(x.shape), mean, var
+        return _scale_shift(x_hat, weight, bias).reshape(x.shape), mean, var
 
     @staticmethod
     def backward(ctx, grad_y, _grad_mean, _grad_var):
         x_hat, weight, inv_std = ctx.saved_tensors
         g = _as_ncl(grad_y)  # (N, C, L)
         m = g.shape[0] * g.shape[2]
-        grad_weight = grad_bias = None
+        grad_weight = (g * x_hat).sum((0, 2)) if ctx.needs_input_grad[1] else None
+        grad_bias = g.sum((0, 2)) if ctx.needs_input_grad[2] else None
         if weight is not None:
-            grad_weight = (g * x_hat).sum((0, 2))
-            grad_bias = g.sum((0, 2))
             g = g * _per_channel(weight)
         grad_x = None
         if ctx.needs_input_grad[0]:
             sum_g = _per_channel(g.sum((0, 2)))
             sum_gx = _per_channel((g * x_hat).sum((0, 2)))
             grad_x = (_per_channel(inv_std) / m * (m * g - sum_g - x_hat * sum_gx)).reshape(grad_y.shape)
-        if not ctx.needs_input_grad[1]:
-            grad_weight = None
-        if not ctx.needs_input_grad[2]:
-            grad_bias = None
         return grad_x, grad_weight, grad_bias, None
 
 
@@ -81,16 +89,31 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
     place (unbiased variance); training=False normalises with the running statistics.
     """
     check_batch(x)
-    if not training:
-        if running_mean is None or running_var is None:
-            raise ValueError("eval-mode batch norm needs running_mean and running_var")
-        flat = _as_ncl(x)  # (N, C, L)
-        y = (flat - _per_channel(running_mean)) * _per_channel(torch.rsqrt(running_var + eps))
-        if weight is not None:
-            y = y * _per_channel(weight) + _per_channel(bias)
-        return y.reshape(x.shape)
+    stored = next((t.dtype for t in (weight, bias, running_mean) if t is not None), x.dtype)
+    compute = torch.promote_types(x.dtype, stored)  # bf16 input, fp32 parameters -> fp32 (no-op for fp32)
+    if training:
+        y = _train(x.to(compute), running_mean, running_var, weight, bias, momentum, eps, manual_backward)
+    else:
+        y = _eval(x.to(compute), running_mean, running_var, weight, bias, eps)
+    return y.to(x.dtype)
+
+
+def _eval(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+          weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    if running_mean is None or running_var is None:
+        raise ValueError("eval-mode batch norm needs running_mean and running_var")
+    flat = _as_ncl(x)  # (N, C, L)
+    x_hat = (flat - _per_channel(running_mean)) * _per_channel(torch.rsqrt(running_var + eps))
+    return _scale_shift(x_hat, weight, bias).reshape(x.shape)
+
+
+def _train(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+           weight: torch.Tensor | None, bias: torch.Tensor | None, momentum: float, eps: float,
+           manual_backward: bool) -> torch.Tensor:
     values_per_channel = x.numel() // x.shape[1]
-    if values_per_channel < 2:
+    if values_per_channel == 0:  # an empty batch: an empty output, no statistics to estimate or update
+        return _scale_shift(_as_ncl(x), weight, bias).reshape(x.shape)
+    if values_per_channel == 1:
         raise ValueError(f"batch norm in training mode needs more than one value per channel to estimate a "
                          f"variance, got input of shape {tuple(x.shape)}; use a batch of 2 or more, or call "
                          "model.eval() to use the running statistics")
@@ -100,9 +123,7 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
         flat = _as_ncl(x)  # (N, C, L)
         mean = flat.mean((0, 2))
         var = flat.var((0, 2), unbiased=False)
-        y = (flat - _per_channel(mean)) * _per_channel(torch.rsqrt(var + eps))
-        if weight is not None:
-            y = y * _per_channel(weight) + _per_channel(bias)
+        y = _scale_shift((flat - _per_channel(mean)) * _per_channel(torch.rsqrt(var + eps)), weight, bias)
         y = y.reshape(x.shape)
     if running_mean is not None and running_var is not None:
         with torch.no_grad():

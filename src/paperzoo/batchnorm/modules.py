@@ -1,5 +1,7 @@
 """`BatchNorm1d` / `BatchNorm2d` written from Ioffe & Szegedy 2015 (arXiv 1502.03167, Algorithms 1-2), drop-in for
-`torch.nn.BatchNorm1d/2d`: same constructor arguments, state-dict keys, train/eval behaviour and results.
+`torch.nn.BatchNorm1d/2d`: same constructor arguments (`bias=False` included), state-dict keys and version (a
+legacy state dict without `num_batches_tracked` loads), train/eval behaviour and results (empty batches, bf16/fp16
+input with fp32 parameters).
 
 `backward="manual"` swaps autograd for the hand-written closed-form gradient (`BatchNormFunction`).
 `GroupNorm` and `LayerNorm` are torch's own (Wu & He 2018, arXiv 1803.08494; Ba et al. 2016), for comparisons.
@@ -20,9 +22,10 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm"]
 
 class _BatchNorm(nn.Module):
     dims: tuple[int, ...] = ()
+    _version = 2  # torch's: version 2 added num_batches_tracked
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None,
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True,
                  backward: Literal["autograd", "manual"] = "autograd"):
         super().__init__()
         if backward not in ("autograd", "manual"):
@@ -32,7 +35,7 @@ class _BatchNorm(nn.Module):
         self.affine, self.track_running_stats, self.backward = affine, track_running_stats, backward
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features, **factory))  # gamma
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))  # beta
+            self.register_parameter("bias", nn.Parameter(torch.zeros(num_features, **factory)) if bias else None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -50,6 +53,16 @@ class _BatchNorm(nn.Module):
             self.running_mean.zero_()
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # a state dict written before version 2 has no counter: keep the module's own, as torch does
+        key = prefix + "num_batches_tracked"
+        if local_metadata.get("version", 1) < 2 and self.track_running_stats and key not in state_dict:
+            state_dict[key] = (self.num_batches_tracked if self.num_batches_tracked.device.type != "meta"
+                               else torch.tensor(0, dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() not in self.dims:
@@ -69,7 +82,8 @@ class _BatchNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}, backward={self.backward}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}, "
+                f"backward={self.backward}")
 
 
 class BatchNorm1d(_BatchNorm):
