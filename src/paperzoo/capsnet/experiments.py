@@ -28,8 +28,8 @@ from paperzoo.engine.trainer import TrainConfig, Trainer
 PAPER = "Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829"
 
 TRAIN_METHODS = {
-    "capsnet": TrainSpec("capsnet", "CapsNet (dynamic routing) on the 5,000 real MNIST digits; task=multimnist for "
-                                    "overlapping digits", CapsNetTrainConfig, CapsNetMethod),
+    "capsnet": TrainSpec("capsnet", "CapsNet (dynamic routing) on the 5,000 real MNIST digits; task=multimnist "
+                                    "model.image_size=36 for overlapping digits", CapsNetTrainConfig, CapsNetMethod),
     "capsnet_baseline": TrainSpec("capsnet_baseline", "the CNN baseline of the CapsNet paper, same data and tasks",
                                   BaselineTrainConfig, BaselineMethod),
 }

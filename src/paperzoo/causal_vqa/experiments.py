@@ -21,7 +21,7 @@ from paperzoo.engine.trainer import TrainConfig, Trainer
 from paperzoo.errors import UserError
 
 PAPER = "Agarwal, Shetty, Fritz, CVPR 2020, arXiv 1912.07538"
-TRAIN_METHODS = {"causal_vqa": TrainSpec("causal_vqa", "SAAA-style VQA on generated scenes (train.augment=true adds "
+TRAIN_METHODS = {"causal_vqa": TrainSpec("causal_vqa", "SAAA-style VQA on generated scenes (augment=true adds "
                                          "the IV/CV-edited images)", CausalVQAConfig, CausalVQAMethod)}
 
 
