@@ -1,27 +1,25 @@
 """CapsNet DigitCaps (prediction vectors + 3 routing iterations), forward + backward at batch 128 on the CPU:
 paperzoo's einsum routing vs a reference written the common way (W tiled over the batch, u tiled over the
-parents, batched matmul of 16x8 by 8x1, routing on 5-D tensors).
+parents, batched matmul of 16x8 by 8x1, routing on 5-D tensors). Goals: >= 1.5x the reference's speed, <= its
+peak memory.
 
 Sabour, Frosst & Hinton 2017 (arXiv 1710.09829), Sec. 4: 1152 primary 8D capsules -> 10 digit 16D capsules.
-Each variant runs in its own process so that its peak resident memory can be read from the OS.
+Speed: both variants interleaved in one process. Memory: each variant's step in a fresh process (paperzoo.bench).
 
-    python benchmarks/capsnet_routing.py [--batch 128] [--repeats 5]
+    python benchmarks/capsnet_routing.py [--batch 128] [--repeats 7]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
-import time
 
 import torch
 
+from paperzoo import bench
 from paperzoo.capsnet import DigitCaps, squash
 
 CHILDREN, IN_DIM, PARENTS, OUT_DIM, ITERATIONS = 1152, 8, 10, 16, 3
+VARIANTS = ("ours", "reference")
 
 
 def reference_digitcaps(u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -39,50 +37,48 @@ def reference_digitcaps(u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return v.view(b, PARENTS, OUT_DIM)  # (B, J, 16)
 
 
-def rss_kib() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() // 1024
-
-
-def measure(variant: str, batch: int, repeats: int) -> dict:
+def training_step(variant: str, batch: int):
+    """Forward + backward of one variant at `batch`, ready to be called repeatedly."""
     torch.manual_seed(0)
     layer = DigitCaps(CHILDREN, IN_DIM, PARENTS, OUT_DIM, ITERATIONS)
     u = squash(torch.randn(batch, CHILDREN, IN_DIM))
-    step = (lambda: layer(u)) if variant == "ours" else (lambda: reference_digitcaps(u, layer.weight))
-    before = rss_kib()
-    step().norm(dim=-1).sum().backward()  # warm-up (and the memory high-water mark)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    started = time.perf_counter()
-    for _ in range(repeats):
+    forward = (lambda: layer(u)) if variant == "ours" else (lambda: reference_digitcaps(u, layer.weight))
+
+    def step() -> None:
         layer.weight.grad = None
-        step().norm(dim=-1).sum().backward()
-    seconds = (time.perf_counter() - started) / repeats
-    return {"variant": variant, "images_per_s": batch / seconds, "peak_extra_mib": peak / 1024}
+        forward().norm(dim=-1).sum().backward()
+
+    return step
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]), repeats=7)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--variant", choices=["ours", "reference"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.variant:
-        print(json.dumps(measure(args.variant, args.batch, args.repeats)))
+    args = bench.parse(parser)
+    batch = 8 if args.smoke else args.batch
+    if args.memory_of:
+        bench.child_reply(bench.peak_mib(training_step(args.memory_of, batch)))
         return
     torch.manual_seed(0)
     layer = DigitCaps(CHILDREN, IN_DIM, PARENTS, OUT_DIM, ITERATIONS)
     u = squash(torch.randn(4, CHILDREN, IN_DIM))
     assert torch.allclose(layer(u), reference_digitcaps(u, layer.weight), atol=1e-5), "variants disagree"
-    results = {}
-    for variant in ("ours", "reference"):
-        out = subprocess.run([sys.executable, __file__, "--variant", variant, "--batch", str(args.batch),
-                              "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
-        results[variant] = json.loads(out.stdout)
-        r = results[variant]
-        print(f"{variant:>9}: {r['images_per_s']:8.1f} images/s forward+backward, peak +{r['peak_extra_mib']:.0f} MiB")
-    ours, ref = results["ours"], results["reference"]
-    print(f"speed ratio ours/reference: {ours['images_per_s'] / ref['images_per_s']:.2f}x; "
-          f"memory ratio ours/reference: {ours['peak_extra_mib'] / ref['peak_extra_mib']:.2f}")
+    times = bench.interleaved({v: bench.seconds_of(training_step(v, batch)) for v in VARIANTS}, args.repeats)
+    rates = {v: [batch / t for t in times[v]] for v in VARIANTS}
+    forwarded = bench.forwarded_options(args, "smoke", "batch", "threads")
+    peaks = bench.peaks_mib(__file__, list(VARIANTS), forwarded, torch.device("cpu"),
+                            lambda v: training_step(v, batch))
+    rows = [bench.row("capsnet_routing", "speed ours / reference", f"images/s forward+backward of DigitCaps, "
+                      f"batch {batch}", bench.paired(rates["ours"], rates["reference"]), bench.Goal(">=", 1.5),
+                      "cpu", bench.medians(rates, "images/s"))]
+    if None in peaks.values():
+        rows.append(bench.row("capsnet_routing", "peak memory ours / reference", "", None, None, "cpu",
+                              status=bench.MEMORY_UNAVAILABLE))
+    else:
+        rows.append(bench.row("capsnet_routing", "peak memory ours / reference", "peak memory a forward+backward "
+                              "adds, fresh process per variant", [peaks["ours"] / peaks["reference"]],
+                              bench.Goal("<=", 1.0), "cpu", {f"{v} MiB": peaks[v] for v in VARIANTS}))
+    bench.report(rows, args.results)
 
 
 if __name__ == "__main__":

@@ -1,56 +1,56 @@
 """Per-step cost of the paperzoo trainer against a hand-written plain PyTorch loop (goal: <= 1.03x).
 
-Both train the same small CNN on the same real MNIST digits with the same optimizer and batch size; runs are
-interleaved in one process (plain, trainer, plain, trainer, ...) and the median per-step times are compared, so
-machine noise hits both alike. Run: `python benchmarks/engine_overhead.py` or `paperzoo bench engine_overhead`.
+Both train the same small CNN on the same real MNIST digits with the same optimizer and batch size; each repeat
+runs both (plain, trainer; then trainer, plain, ...) in one process and the ratio trainer / plain of their per-step
+times is taken per repeat, so machine noise hits both alike.
+Run: `python benchmarks/engine_overhead.py [--repeats 7]` or `paperzoo bench engine_overhead`.
 """
 
 from __future__ import annotations
 
-import statistics
+import argparse
 import time
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from paperzoo.engine import TrainConfig, Trainer
+from paperzoo import bench
+from paperzoo.engine import StepOutput, TrainConfig, Trainer
 from paperzoo.engine.experiments import SanityCNN, SanityConfig, SmallCNN
 
-STEPS, BATCH, ROUNDS = 150, 64, 5
+BATCH = 64
 
 
-def plain_loop(method: SanityCNN) -> float:
+def plain_loop(method: SanityCNN, steps: int) -> float:
     torch.manual_seed(0)
     model = SmallCNN(method.cfg.channels)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(method.train_dataset(), batch_size=BATCH, shuffle=True, drop_last=True)
     started, step = time.perf_counter(), 0
-    while step < STEPS:
+    while step < steps:
         for x, y in loader:
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            if step == STEPS:
+            if step == steps:
                 break
-    return (time.perf_counter() - started) / STEPS
+    return (time.perf_counter() - started) / steps
 
 
-def trainer_loop(method: SanityCNN) -> float:
-    cfg = TrainConfig(steps=STEPS, batch_size=BATCH, lr=1e-3, log_every=10, progress=False)
+def trainer_loop(method: SanityCNN, steps: int) -> float:
+    cfg = TrainConfig(steps=steps, batch_size=BATCH, lr=1e-3, log_every=10, progress=False, device="cpu")
     started = time.perf_counter()
     Trainer(method, cfg).fit()
-    return (time.perf_counter() - started) / STEPS
+    return (time.perf_counter() - started) / steps
 
 
 class NoEval(SanityCNN):
     """The sanity method without augmentation and evaluation, so both loops do the same work per step."""
 
     def training_step(self, model, batch):
-        from paperzoo.engine import StepOutput
-
         x, y = batch
         return StepOutput(F.cross_entropy(model(x), y))
 
@@ -59,15 +59,15 @@ class NoEval(SanityCNN):
 
 
 def main() -> None:
+    args = bench.parse(bench.arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]), repeats=7))
+    steps = 5 if args.smoke else 150
     method = NoEval(SanityConfig())
-    plain, ours = [], []
-    for _ in range(ROUNDS):
-        plain.append(plain_loop(method))
-        ours.append(trainer_loop(method))
-    p, t = statistics.median(plain), statistics.median(ours)
-    print(f"engine_overhead: plain loop {p * 1e3:.2f} ms/step, trainer {t * 1e3:.2f} ms/step, "
-          f"ratio {t / p:.3f}x (goal <= 1.03x; {ROUNDS} interleaved rounds of {STEPS} steps, torch threads "
-          f"{torch.get_num_threads()})")
+    times = bench.interleaved({"plain": lambda: plain_loop(method, steps),
+                               "trainer": lambda: trainer_loop(method, steps)}, args.repeats, warmup=0)
+    ms = bench.medians(times, "ms/step", 1e3)
+    bench.report([bench.row("engine_overhead", "trainer / plain loop", f"per-step time of a small CNN on MNIST, "
+                            f"batch {BATCH}, {steps} steps per repeat", bench.paired(times["trainer"], times["plain"]),
+                            bench.Goal("<=", 1.03), "cpu", ms)], args.results)
 
 
 if __name__ == "__main__":

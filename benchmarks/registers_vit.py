@@ -1,21 +1,23 @@
 """Speed and memory of our ViT-S/14 (paperzoo.registers) at 224 px against a reference of the same size built from
 PyTorch's own `nn.TransformerEncoder` (pre-norm, GELU, batch-first), and the cost of 4 registers vs 0.
 
-Prints images/s for forward (inference mode) and forward+backward, and peak memory (CUDA: max allocated; CPU:
-peak resident set of the process so far). Goals: ours >= 1.0x the reference; 4 registers <= 3% slower.
-Run: `paperzoo bench registers_vit` (or python benchmarks/registers_vit.py [--batch N --iters N --device cuda]).
+Goals: ours >= 1.0x the reference's images/s (forward in inference mode, and forward+backward); 4 registers cost
+<= 3% more time than 0 (261 vs 257 tokens is +1.6% work). The three models run interleaved over repeats. Peak
+memory of a forward+backward: CUDA's peak allocation, or a fresh process per model on a CPU (paperzoo.bench).
+Run: `paperzoo bench registers_vit` (or python benchmarks/registers_vit.py [--batch N --repeats N --device cuda]).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import time
 
 import torch
 from torch import nn
 
+from paperzoo import bench
 from paperzoo.registers import vit_small
+
+TORCH, OURS, REGISTERS = "torch reference", "ours 0 registers", "ours 4 registers"
 
 
 class TorchEncoderViT(nn.Module):
@@ -38,67 +40,73 @@ class TorchEncoderViT(nn.Module):
         return self.norm(self.encoder(tokens))[:, 0]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def build(name: str, img: int, depth: int) -> nn.Module:
+    torch.manual_seed(0)
+    if name == TORCH:
+        return TorchEncoderViT(depth=depth, img=img)
+    return vit_small(4 if name == REGISTERS else 0, img_size=img, depth=depth)
 
 
-def images_per_second(model: nn.Module, x: torch.Tensor, iters: int, backward: bool) -> float:
-    def step():
-        if backward:
-            model(x).float().sum().backward()
-        else:
-            with torch.inference_mode():
-                model(x)
+def forward_step(model: nn.Module, x: torch.Tensor):
+    def step() -> None:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
 
-    model.train(backward)
-    for _ in range(2):
-        step()
-    _sync(x.device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(x.device)
-    return iters * len(x) / (time.perf_counter() - start)
+    return step
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def train_step(model: nn.Module, x: torch.Tensor):
+    def step() -> None:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        model(x).float().sum().backward()
+
+    return step
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser = bench.arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]), repeats=9, device=True)
     parser.add_argument("--batch", type=int, default=0, help="default: 64 on CUDA, 4 on CPU")
-    parser.add_argument("--iters", type=int, default=0, help="default: 20 on CUDA, 3 on CPU")
-    args, _ = parser.parse_known_args()
+    args = bench.parse(parser)
     device = torch.device(args.device)
-    batch = args.batch or (64 if device.type == "cuda" else 4)
-    iters = args.iters or (20 if device.type == "cuda" else 3)
+    batch = 2 if args.smoke else args.batch or (64 if device.type == "cuda" else 4)
+    img, depth = (28, 1) if args.smoke else (224, 12)  # --smoke: one block on 2x2 patches
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, 224, 224, device=device)
-    models = {"torch nn.TransformerEncoder": TorchEncoderViT(), "ours, 0 registers": vit_small(0, img_size=224),
-              "ours, 4 registers": vit_small(4, img_size=224)}
-    rows = {}
-    for name, model in models.items():
-        model.to(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        fwd = images_per_second(model, x, iters, backward=False)
-        train = images_per_second(model, x, iters, backward=True)
-        rows[name] = (fwd, train, peak_memory_mb(device))
-        model.to("cpu")
-    print(f"ViT-S/14, 224 px, batch {batch}, {iters} iterations, device {device}")
-    print(f"{'model':<30}{'fwd img/s':>12}{'fwd+bwd img/s':>16}{'peak MB':>10}")
-    for name, (fwd, train, mem) in rows.items():
-        print(f"{name:<30}{fwd:>12.1f}{train:>16.1f}{mem:>10.0f}")
-    ref, ours, reg = rows["torch nn.TransformerEncoder"], rows["ours, 0 registers"], rows["ours, 4 registers"]
-    print(f"ours / torch reference: forward {ours[0] / ref[0]:.2f}x, forward+backward {ours[1] / ref[1]:.2f}x "
-          "(goal >= 1.0x)")
-    print(f"time cost of 4 registers vs 0: forward {100 * (ours[0] / reg[0] - 1):+.1f}%, forward+backward "
-          f"{100 * (ours[1] / reg[1] - 1):+.1f}% (goal <= +3%; 261 vs 257 tokens = +1.6% work)")
+    x = torch.randn(batch, 3, img, img, device=device)
+    if args.memory_of:
+        bench.child_reply(bench.peak_mib(train_step(build(args.memory_of, img, depth).to(device), x)))
+        return
+    models = {name: build(name, img, depth).to(device) for name in (TORCH, OURS, REGISTERS)}
+    calls = 1 if device.type == "cpu" else 10
+    forward = bench.interleaved({n: bench.seconds_of(forward_step(m, x), device, calls) for n, m in models.items()},
+                                args.repeats)
+    train = bench.interleaved({n: bench.seconds_of(train_step(m, x), device, calls) for n, m in models.items()},
+                              args.repeats)
+    rate = {mode: {n: [batch / s for s in t] for n, t in times.items()} for mode, times in
+            (("forward", forward), ("forward+backward", train))}
+    setting = f"ViT-S/14 ({depth} blocks) at {img} px, batch {batch}"
+    rows = []
+    for mode, r in rate.items():
+        rows.append(bench.row("registers_vit", f"{mode} ours / torch", f"images/s of ours vs nn.TransformerEncoder, "
+                              f"{mode}, {setting}", bench.paired(r[OURS], r[TORCH]), bench.Goal(">=", 1.0),
+                              str(device), bench.medians({k: r[k] for k in (OURS, TORCH)}, "images/s")))
+    for mode, times in (("forward", forward), ("forward+backward", train)):
+        rows.append(bench.row("registers_vit", f"{mode} time 4 / 0 registers", f"time of ours with 4 registers vs "
+                              f"0, {mode}, {setting}", bench.paired(times[REGISTERS], times[OURS]),
+                              bench.Goal("<=", 1.03), str(device),
+                              bench.medians({k: times[k] for k in (REGISTERS, OURS)}, "ms", 1e3)))
+    forwarded = bench.forwarded_options(args, "smoke", "device", "batch", "threads")
+    peaks = bench.peaks_mib(__file__, list(models), forwarded, device, lambda n: train_step(models[n], x))
+    for name, reference in ((OURS, TORCH), (REGISTERS, OURS)):
+        label = f"peak memory {name} / {reference}"
+        if None in peaks.values():
+            rows.append(bench.row("registers_vit", label, "", None, None, str(device), status=bench.MEMORY_UNAVAILABLE))
+        else:
+            rows.append(bench.row("registers_vit", label, f"peak memory a forward+backward adds, {setting}",
+                                  [peaks[name] / peaks[reference]], None, str(device),
+                                  {f"{k} MiB": peaks[k] for k in (name, reference)}))
+    bench.report(rows, args.results)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ User mistakes (`UserError`) print one line and exit with status 2; anything else
 from __future__ import annotations
 
 import argparse
-import runpy
 import sys
 import time
 from pathlib import Path
@@ -109,17 +108,27 @@ def _cmd_compare(args, entries) -> int:
 
 
 def _cmd_bench(args, entries) -> int:
-    folder = Path(args.dir)
-    scripts = sorted(folder.glob("*.py")) if folder.is_dir() else []
+    from paperzoo import bench
+
+    names, forwarded = args.names, []
+    if "--" in names:
+        names, forwarded = names[: names.index("--")], names[names.index("--") + 1:]
+    if any(name.startswith("-") for name in names):
+        raise UserError(f"bench options go before the names and a benchmark's own arguments after `--`: {names}")
+    scripts = bench.discover(Path(args.dir)) if Path(args.dir).is_dir() else {}
     if not scripts:
-        raise UserError(f"no benchmarks in {folder}/; run from the repository root or pass --dir")
-    chosen = [s for s in scripts if not args.names or s.stem in args.names]
-    if not chosen:
-        raise UserError(f"unknown benchmark(s) {args.names}; choose from: {', '.join(s.stem for s in scripts)}")
-    for script in chosen:
-        print(f"== {script.stem}")
-        runpy.run_path(str(script), run_name="__main__")
-    return 0
+        raise UserError(f"no benchmarks in {args.dir}/; run from the repository root or pass --dir")
+    unknown = [name for name in names if name not in scripts]
+    if unknown:
+        raise UserError(f"unknown benchmark(s) {', '.join(unknown)}; choose from: {', '.join(scripts)}")
+    out = Path(args.out or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    env = bench.environment()
+    rows, runs = bench.run_scripts([scripts[name] for name in names or scripts], forwarded)
+    bench.write_results(out, rows, runs, env, [*(["--dir", args.dir] if args.dir != "benchmarks" else []),
+                                               *names, *(["--", *forwarded] if forwarded else [])])
+    print(f"\n== goals (ratio: median [interquartile range] over interleaved repeats); results in {out}")
+    print(bench.table(rows, values=False))
+    return 0 if all(run["exit"] == 0 for run in runs.values()) else 1
 
 
 def build_parser(entries) -> argparse.ArgumentParser:
@@ -148,9 +157,11 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint and its own config.json")
     p.add_argument("--overwrite", action="store_true", help="replace the training run already in --out")
-    p = sub.add_parser("bench", help="run the speed/memory benchmarks in benchmarks/")
-    p.add_argument("names", nargs="*")
-    p.add_argument("--dir", default="benchmarks")
+    p = sub.add_parser("bench", help="run the speed/memory benchmarks in benchmarks/, each in its own process")
+    p.add_argument("--dir", default="benchmarks", help="folder of the benchmark scripts")
+    p.add_argument("--out", help="results file (default: a new runs/bench-<timestamp>.json)")
+    p.add_argument("names", nargs=argparse.REMAINDER, metavar="NAME ... [-- ARGS]",
+                   help="benchmarks to run (default: all), in this order; ARGS after -- go to each of them")
     for entry in entries:
         for name, verb in entry.cli_verbs.items():
             verb.add_arguments(sub.add_parser(name, help=verb.help))
