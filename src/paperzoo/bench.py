@@ -281,8 +281,8 @@ def markdown(data: dict) -> str:
     env = data["environment"]
     where = f"CUDA ({env['cuda']})" if env["cuda"] else f"{env['cpu_count']}-core CPU"
     lines = [(f"From `docs/results/bench.json` (`{data['command']}`; {where}, torch {env['torch']}, load average "
-             f"{env['load_before'][0]:g} before and {env['load_after'][0]:g} after). Ratio: median over interleaved "
-             "repeats, [interquartile range]; a goal is met or missed only when the whole range is on one side.", "",
+              f"{env['load_before'][0]:g} before and {env['load_after'][0]:g} after). Ratio: median over interleaved "
+              "repeats, [interquartile range]; a goal is met or missed only when the whole range is on one side."), "",
              "| benchmark | comparison | what is compared | ratio | repeats | goal | status | threads |",
              "|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
