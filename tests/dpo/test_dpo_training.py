@@ -134,6 +134,9 @@ def test_claims_at_smoke_preset(tmp_path: Path):
         assert result.verdict != "error", (claim_id, result.message)
         assert all(Path(f).is_file() for f in result.figures)
     assert results["dpo.closed_form"].verdict == "inconclusive"  # one seed: no interval, no decision
+    frontier = results["dpo.frontier"]
+    assert frontier.verdict == "inconclusive" and len(frontier.preconditions) == 2
+    assert frontier.measured["checkpoints_per_run"] == 5 and len(frontier.measured["reward_gap_at_matched_kl"]) == 1
     closed = run_claim(CLAIMS[0], RunContext("smoke", tmp_path / "closed", seeds=[0, 1, 2]))
     assert closed.id == "dpo.closed_form" and closed.verdict in ("reproduced", "inconclusive"), closed.reason
     assert len(closed.tests) == 4 and all(t["interval"]["low"] is not None for t in closed.tests)

@@ -11,13 +11,15 @@ from paperzoo.claims import Claim, Measurement, RunContext
 from paperzoo.criteria import Precondition, at_least, at_most, decide, no_worse
 from paperzoo.dpo import bandit as B
 from paperzoo.dpo.cli import TRAIN_METHODS  # noqa: F401  (picked up by paperzoo.catalog)
-from paperzoo.dpo.frontier import Pipeline
+from paperzoo.dpo.frontier import (MATCHED_KLS, MIN_CHECKPOINTS, MIN_OVERLAP, SCALES, Comparison, Pipeline, Point,
+                                   compare_frontiers, frontier, frontier_reward)
 from paperzoo.dpo.logprobs import pair_logps
 from paperzoo.dpo.methods import pair_rewards
 from paperzoo.engine.distributed import derive_seed
 
 PAPER = "Rafailov et al., NeurIPS 2023, arXiv 2305.18290"
 BETA = 0.1  # the DPO policy measured by the implicit-reward and pathology claims (the paper's usual beta)
+QUICK = SCALES["quick"]
 
 
 def _pipeline(ctx: RunContext, seed: int) -> Pipeline:
@@ -70,36 +72,71 @@ def _check_closed_form(m: dict):
     return decide(*tests)
 
 
-def _envelope(points: list[tuple[float, float]], kl: float) -> float:
-    """Best reward among points whose KL is at most `kl` (-inf when none)."""
-    return max((r for k, r in points if k <= kl), default=float("-inf"))
+def frontier_values(dpo: list[Point], rlhf: list[Point], sft: Point) -> tuple[Comparison, dict]:
+    """One seed's comparison of the DPO and RLHF checkpoints at matched KL, and the values it measures."""
+    c = compare_frontiers(dpo, rlhf, sft)
+    return c, {"reward_gap_mean": float(np.mean(c.gaps)) if c.gaps else None,
+               "reward_gap_min": min(c.gaps) if c.gaps else None,
+               "overlap_fraction": c.overlap_fraction, "overlap_low": c.low, "overlap_high": c.high,
+               "dpo_checkpoints_in_overlap": c.checkpoints_inside[0],
+               "rlhf_checkpoints_in_overlap": c.checkpoints_inside[1], "sft_reward": sft[1],
+               "rlhf_gain_over_sft": frontier_reward(frontier(rlhf, sft), c.high) - sft[1]}
 
 
 def _run_frontier(ctx: RunContext) -> Measurement:
-    pipe = _pipeline(ctx, ctx.seeds[0])
-    dpo = {beta: pipe.points(pipe.dpo(beta)) for beta in pipe.scale.betas}
-    rlhf = {beta: pipe.points(pipe.rlhf(beta)) for beta in pipe.scale.betas}
-    sft = pipe.sft_point()
-    dpo_points = [p for ps in dpo.values() for p in ps]
-    rl_points = [p for ps in rlhf.values() for p in ps]
-    low, high = min(k for k, _ in dpo_points), max(k for k, _ in dpo_points)
-    comparable = [k for k, _ in rl_points if low <= k <= high]
-    wins = [_envelope(dpo_points + [sft], k) >= _envelope(rl_points + [sft], k) for k in comparable]
+    runs, comparisons = {}, {}
 
-    fig, ax = plotting.figure(6, 4)
-    for name, runs, marker in (("DPO beta", dpo, "o"), ("RLHF kl_coef", rlhf, "s")):
-        for beta, points in runs.items():
-            ax.scatter(*zip(*points), marker=marker, s=22, label=f"{name}={beta}")
+    def measure(seed: int) -> dict:
+        pipe = _pipeline(ctx, seed)
+        dpo = {beta: pipe.points(pipe.dpo(beta)) for beta in pipe.scale.dpo_betas}
+        rlhf = {coef: pipe.points(pipe.rlhf(coef)) for coef in pipe.scale.rl_kl_coefs}
+        runs[seed] = dpo, rlhf, pipe.sft_point()
+        comparisons[seed], values = frontier_values([p for points in dpo.values() for p in points],
+                                                    [p for points in rlhf.values() for p in points], runs[seed][2])
+        return values
+
+    per_seed = ctx.over_seeds(measure, "frontier pipelines")
+    path = _plot_frontier(ctx.figure_path("frontier.png"), runs[ctx.seeds[0]], comparisons, ctx.seeds)
+    pipe = _pipeline(ctx, ctx.seeds[0])
+    scale = pipe.scale
+    return Measurement({"corpus": pipe.task.source, "dpo_betas": list(scale.dpo_betas),
+                        "rlhf_kl_coefs": list(scale.rl_kl_coefs), "checkpoints_per_run": scale.evals,
+                        "reward_gap_at_matched_kl": [[[round(k, 3), round(g, 3)] for k, g in zip(c.kls, c.gaps)]
+                                                     for c in comparisons.values()]}, [path], per_seed=per_seed)
+
+
+def _plot_frontier(path, first_seed: tuple[dict, dict, tuple], comparisons: dict, seeds: list[int]):
+    """Left: the first seed's checkpoints, both frontiers and the matched KLs; right: DPO - RLHF at the matched KLs,
+    one line per seed."""
+    dpo, rlhf, sft = first_seed
+    c = comparisons[seeds[0]]
+    fig, axes = plotting.figure(11, 4, ncols=2)
+    ax = axes[0][0]
+    for (name, runs, marker), colour in zip((("DPO beta", dpo, "o"), ("RLHF kl_coef", rlhf, "s")),
+                                            ("tab:blue", "tab:orange")):
+        for value, points in runs.items():
+            ax.scatter(*zip(*points), marker=marker, s=18, alpha=0.6, label=f"{name}={value}")
+        front = frontier([p for points in runs.values() for p in points], sft)
+        ax.plot(*zip(*front), color=colour, lw=1.5, label=f"{name.split()[0]} frontier")
+        ax.plot(c.kls, [frontier_reward(front, k) for k in c.kls], "x", color=colour, markersize=7)
+    ax.axvspan(c.low, c.high, color="grey", alpha=0.1, label="overlap of the KL ranges (x: matched KLs)")
     ax.scatter([sft[0]], [sft[1]], marker="*", s=80, color="black", label="SFT (reference)")
     ax.set(xlabel="KL(pi || pi_ref) per completion (nats)", ylabel="true reward (vowels in 16 chars)",
-           title="reward / KL frontier, held-out prompts")
+           title="reward / KL frontier, held-out prompts, first seed")
+    ax.legend(fontsize=6)
+    ax = axes[0][1]
+    for i, seed in enumerate(seeds):
+        ax.plot(comparisons[seed].kls, comparisons[seed].gaps, marker="o", label=f"seed {i}")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel="matched KL (nats)", ylabel="frontier reward DPO - RLHF", title="DPO - RLHF at matched KL")
     ax.legend(fontsize=7)
-    path = plotting.save(fig, ctx.figure_path("frontier.png"))
-    fmt = lambda runs: {str(b): [[round(k, 3), round(r, 3)] for k, r in ps] for b, ps in runs.items()}  # noqa: E731
-    return Measurement({"corpus": pipe.task.source, "sft_reward": round(sft[1], 3),
-                        "dpo_kl_reward": fmt(dpo), "rlhf_kl_reward": fmt(rlhf),
-                        "comparable_points": len(comparable), "dpo_envelope_wins": int(sum(wins)),
-                        "dpo_win_fraction": round(sum(wins) / max(1, len(wins)), 3)}, [path])
+    return plotting.save(fig, path)
+
+
+def _check_frontier(m: dict):
+    label = "DPO - RLHF frontier reward, {} over " + f"{MATCHED_KLS} matched KLs"
+    return decide(at_least(label.format("mean"), m["reward_gap_mean"], 0.0, strict=True),
+                  at_least(label.format("minimum"), m["reward_gap_min"], 0.0, strict=True))
 
 
 def _reward_gaps(pipe: Pipeline) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -184,11 +221,28 @@ CLAIMS = [
                   "dominates PPO's (controlled generation, Figure 2 left). Here: RLHF uses REINFORCE with a "
                   "leave-one-out baseline instead of PPO, on a tiny GPT and a vowel-count reward.",
         paper_reports="GPT-2 on IMDb with a sentiment reward: DPO's frontier above PPO's at every KL",
-        criterion="at >= 2/3 of the RLHF checkpoints whose KL lies within the range of the DPO checkpoints' KLs (and "
-                  "at least 3 of them), the best reward of DPO at that KL or less is >= the best reward of RLHF at "
-                  "that KL or less (the SFT start counts for both)",
+        criterion=f"per seed (one SFT -> pairs -> reward model pipeline each, shared with implicit_reward; at quick "
+                  f"DPO betas {', '.join(map(str, QUICK.dpo_betas))} and RLHF KL coefficients "
+                  f"{', '.join(map(str, QUICK.rl_kl_coefs))}, {QUICK.evals} evaluated checkpoints per run), each "
+                  f"method's frontier is the upper-left Pareto front of all its checkpoints and the SFT start (KL 0), "
+                  f"linear between its points; at {MATCHED_KLS} matched KLs (the centres of equal bins of the overlap "
+                  f"of the two methods' checkpoint KL ranges), the frontier reward DPO - RLHF; over seeds (95% "
+                  f"t-intervals): its mean over the matched KLs > 0 and its minimum over them > 0 (DPO above RLHF at "
+                  f"every matched KL)",
         run=_run_frontier,
-        check=lambda m: m["comparable_points"] >= 3 and m["dpo_win_fraction"] >= 2 / 3,
+        check=_check_frontier,
+        preconditions=(
+            Precondition(f"the frontiers are comparable: on every seed the two methods' checkpoint KL ranges overlap "
+                         f"on >= {MIN_OVERLAP:.0%} of their union, with >= {MIN_CHECKPOINTS} checkpoints of each "
+                         f"method inside the overlap",
+                         lambda m: min(m["overlap_fraction"]) >= MIN_OVERLAP
+                         and min(m["dpo_checkpoints_in_overlap"] + m["rlhf_checkpoints_in_overlap"]) >= MIN_CHECKPOINTS,
+                         ("overlap_fraction", "dpo_checkpoints_in_overlap", "rlhf_checkpoints_in_overlap")),
+            Precondition("RLHF is a trained baseline: its frontier reward at the top of the overlap exceeds the SFT "
+                         "model's by >= 1 vowel on its 95% interval over seeds",
+                         lambda m: at_least("RLHF frontier reward at the top of the overlap - SFT reward",
+                                            m["rlhf_gain_over_sft"], 1.0)),
+        ),
     ),
     Claim(
         id="dpo.implicit_reward",

@@ -1,9 +1,12 @@
-"""The offline RLHF-vs-DPO pipeline on `StyleTask`, shared by the frontier, implicit-reward and pathology claims.
+"""The offline RLHF-vs-DPO pipeline on `StyleTask`, shared by the frontier, implicit-reward and pathology claims,
+and the comparison of two reward/KL frontiers at matched KL.
 
 SFT a tiny GPT on English text -> sample preference pairs from it, labelled by Bradley-Terry on the known reward
 -> (RLHF) fit a Bradley-Terry reward model, then REINFORCE with a KL penalty; (DPO) the DPO loss on the same pairs.
-Every run is evaluated at a few checkpoints on held-out prompts: true reward of sampled completions and
-KL(pi || pi_ref), the two axes of Rafailov et al.'s Figure 2 (left).
+Every run is evaluated at `evals` checkpoints on held-out prompts: true reward of sampled completions and
+KL(pi || pi_ref), the two axes of Rafailov et al.'s Figure 2 (left), where DPO's frontier lies above PPO's at every
+KL. `compare_frontiers` reads that claim off the checkpoints: each method's frontier is the best reward it reaches
+at a KL budget, and the two are compared only where both methods have checkpoints.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,6 +23,8 @@ from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTrainin
 from paperzoo.dpo.model import TinyGPT, TinyGPTConfig
 from paperzoo.dpo.task import StyleTask
 from paperzoo.engine.trainer import TrainConfig, Trainer
+
+Point = tuple[float, float]  # (KL(pi || pi_ref) in nats, mean true reward) of a checkpoint on held-out prompts
 
 
 @dataclass(frozen=True)
@@ -31,17 +37,24 @@ class Scale:
     rm_steps: int
     dpo_steps: int
     rl_steps: int
-    betas: tuple[float, ...]  # one grid for DPO's beta and for the RL step's KL coefficient
+    dpo_betas: tuple[float, ...]  # DPO's beta, one run each
+    rl_kl_coefs: tuple[float, ...]  # the RL step's KL coefficient, one run each
     eval_prompts: int
-    evals: int  # checkpoints evaluated per run
+    evals: int  # checkpoints evaluated per run (evenly spaced, the last at the end)
     device: str
 
 
+# The quick grids come from a pilot at one seed (10 checkpoints per run): with Adam at lr 1e-3, DPO's KL does not
+# fall below ~1.5 nats however large beta (beta 5 and 25 both gave 1.4-3.2) and reaches ~18 at beta 0.1, so its
+# betas span that range (0.1: 12-18, 0.3: 7-10, 1: 2.4-3.7, 5: 1.6-2.9 nats); the KL coefficients of RLHF were
+# chosen to cover the same range (0.5: 1.1-2.1, 0.1: 3.9-5.6, 0.025: 7.4-9.6, 0.005: 9.8-20 nats). The full grids
+# are the same ranges, denser, and were not piloted.
 SCALES = {
-    "smoke": Scale(32, 1, 40, 128, 64, 20, 20, 10, (0.1, 1.0), 32, 1, "cpu"),
-    "quick": Scale(64, 2, 250, 1024, 256, 150, 100, 60, (0.05, 0.2, 1.0, 5.0), 128, 2, "cpu"),
-    "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, 2000, (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), 2000, 10,
-                  "auto"),
+    "smoke": Scale(32, 1, 40, 128, 64, 20, 20, 10, (0.1, 1.0), (0.5, 0.005), 32, 5, "cpu"),
+    "quick": Scale(64, 2, 250, 1024, 256, 150, 100, 60, (0.1, 0.3, 1.0, 5.0), (0.5, 0.1, 0.025, 0.005), 128, 10,
+                   "cpu"),
+    "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, 2000, (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
+                  (1.0, 0.5, 0.2, 0.1, 0.05, 0.025, 0.01, 0.005), 2000, 20, "auto"),
 }
 
 
@@ -152,11 +165,60 @@ class Pipeline:
             return result
         return self._once(("rlhf", kl_coef), build)
 
-    def points(self, result) -> list[tuple[float, float]]:
+    def points(self, result) -> list[Point]:
         """(KL, reward) of every evaluated checkpoint of a run."""
         _, kls = result.history.series("eval", "task_kl")
         _, rewards = result.history.series("eval", "task_reward")
         return list(zip(kls, rewards))
 
-    def sft_point(self) -> tuple[float, float]:
+    def sft_point(self) -> Point:
         return 0.0, self.task.evaluate(self.sft, self.reference(), self.prompts["eval"], self.seed + 4)["reward"]
+
+
+MATCHED_KLS = 8  # KLs at which the frontiers are compared: the centres of 8 equal bins of the overlap
+MIN_OVERLAP = 0.5  # the overlap of the two methods' KL ranges must span >= half of their union ...
+MIN_CHECKPOINTS = 3  # ... and hold >= 3 checkpoints of each method
+
+
+def frontier(points: list[Point], start: Point) -> list[Point]:
+    """The upper-left Pareto front of a method's checkpoints and its start (the SFT model, KL 0): the points that no
+    other point beats with as little KL and more reward, by increasing KL (and reward)."""
+    front: list[Point] = []
+    for kl, reward in sorted([start, *points], key=lambda p: (p[0], -p[1])):
+        if not front or reward > front[-1][1]:
+            front.append((kl, reward))
+    return front
+
+
+def frontier_reward(front: list[Point], kl: float) -> float:
+    """The frontier's reward at `kl`: linear between its points, flat after the last (the best reward reached)."""
+    kls, rewards = zip(*front)
+    return float(np.interp(kl, kls, rewards))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two frontiers compared over the KL range both methods' checkpoints span (`low`, `high`)."""
+
+    low: float
+    high: float
+    overlap_fraction: float  # (high - low) / the width of the union of both ranges; 0 when they are disjoint
+    checkpoints_inside: tuple[int, int]  # checkpoints of (a, b) with low <= KL <= high
+    kls: tuple[float, ...]  # the matched KLs; empty when the ranges are disjoint
+    gaps: tuple[float, ...]  # frontier reward of a - of b at each matched KL
+
+
+def compare_frontiers(a: list[Point], b: list[Point], start: Point, n: int = MATCHED_KLS) -> Comparison:
+    """Frontier reward of method a minus that of method b (both from the same start) at `n` matched KLs, the centres
+    of n equal bins of the overlap of their checkpoints' KL ranges; the ends of the overlap are left out, where one
+    method's frontier rests on its single most extreme checkpoint."""
+    ranges = [(min(k for k, _ in points), max(k for k, _ in points)) for points in (a, b)]
+    low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    union = max(r[1] for r in ranges) - min(r[0] for r in ranges)
+    inside = tuple(sum(low <= k <= high for k, _ in points) for points in (a, b))
+    if high <= low:
+        return Comparison(low, high, 0.0, inside, (), ())
+    kls = tuple(low + (i + 0.5) * (high - low) / n for i in range(n))
+    front_a, front_b = frontier(a, start), frontier(b, start)
+    gaps = tuple(frontier_reward(front_a, k) - frontier_reward(front_b, k) for k in kls)
+    return Comparison(low, high, (high - low) / union, inside, kls, gaps)
