@@ -1,9 +1,11 @@
 """SqueezeTime (Zhai et al. 2024, arXiv 2405.08344): time squeezed into channels for mobile video recognition,
-its video baselines (R3D, R(2+1)D, TSN, TSM), and the moving-digits temporal task."""
+its video baselines (R3D, R(2+1)D, TSN, TSM), the loader of official checkpoints, and the moving-digits temporal
+task."""
 
 from paperzoo.squeezetime.baselines import FrameResNet2d, VideoResNet3d, build_baseline, temporal_shift
 from paperzoo.squeezetime.model import (ChannelTimeConv, CTLBottleneck, InterTemporalInteraction, SqueezeTime,
                                         TemporalWeights, squeeze_time)
+from paperzoo.squeezetime.official import from_official, load_squeezetime, read_checkpoint
 from paperzoo.squeezetime.task import DIRECTIONS, MovingDigits, moving_digits, reverse_label
 from paperzoo.squeezetime.zoo import MODEL_NAMES, build_video_model, clips_per_second, model_cost
 
@@ -21,8 +23,11 @@ __all__ = [
     "build_baseline",
     "build_video_model",
     "clips_per_second",
+    "from_official",
+    "load_squeezetime",
     "model_cost",
     "moving_digits",
+    "read_checkpoint",
     "reverse_label",
     "squeeze_time",
     "temporal_shift",
