@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 JOBS ?= 2  # papers in 2 worker processes: faster than 1 on the 2-core CPU (README, "The two commands")
 
-.PHONY: demo test setup setup-dev data bench clean
+.PHONY: demo test setup setup-dev data bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,video]'
+	$(BIN)/pip install --quiet -e '.[dev,video,hf]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -38,8 +38,13 @@ test: setup-dev
 	-@bash scripts/install-system-data.sh
 	$(BIN)/python -m pytest -q --durations=15
 
+# every benchmark, each in its own process, ending with the table of goals (results in runs/bench-<time>.json)
 bench: setup-dev
 	$(BIN)/paperzoo bench
+
+# every CUDA path once, <= 8 minutes on one GPU; without a GPU, a labelled CPU dry run at tiny sizes
+gpu-check: setup-dev
+	$(BIN)/python scripts/gpu_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -248,22 +248,31 @@ def discover(folder: Path) -> dict[str, Path]:
     return {s.stem: s for s in sorted(folder.glob("*.py")) if not s.name.startswith("_")}
 
 
+def run_script(script: Path, forwarded: list[str], timeout_s: float | None = None) -> tuple[list[dict], dict]:
+    """Run one benchmark in its own process: (its rows, {exit, seconds}). A run that fails or outlives
+    `timeout_s` (exit 124) ends with an `error` row."""
+    print(f"== {script.stem}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "rows.jsonl"
+        started = time.monotonic()
+        try:
+            code = subprocess.run([sys.executable, str(script), *forwarded, "--results", str(results)],
+                                  timeout=timeout_s, check=False).returncode
+        except subprocess.TimeoutExpired:
+            code = 124
+        rows = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    if code != 0:
+        why = f"timed out after {timeout_s:.0f} s" if code == 124 else f"exit code {code}"
+        rows.append(row(script.stem, "(run)", "the benchmark script", None, None, "-", status=f"error: {why}"))
+    return rows, {"exit": code, "seconds": round(time.monotonic() - started, 1)}
+
+
 def run_scripts(scripts: list[Path], forwarded: list[str]) -> tuple[list[dict], dict[str, dict]]:
-    """Run each script in its own process, in order; (all rows, {name: {exit, seconds}}). A script that fails
-    gets an `error` row, and the others still run."""
+    """Run each script in its own process, in order: (all rows, {name: {exit, seconds}}); a failed one does not
+    stop the others."""
     rows, runs = [], {}
     for script in scripts:
-        print(f"== {script.stem}", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            results = Path(tmp) / "rows.jsonl"
-            started = time.monotonic()
-            code = subprocess.run([sys.executable, str(script), *forwarded, "--results", str(results)],
-                                  check=False).returncode
-            runs[script.stem] = {"exit": code, "seconds": round(time.monotonic() - started, 1)}
-            own = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
-        if code != 0:
-            own.append(row(script.stem, "(run)", "the benchmark script", None, None, "-",
-                           status=f"error: exit code {code}"))
+        own, runs[script.stem] = run_script(script, forwarded)
         rows += own
     return rows, runs
 
