@@ -29,6 +29,18 @@ def test_each_variant_matches_hand_value(loss_type, beta, smoothing, expected):
     assert chosen.item() == pytest.approx(beta * 0.5) and rejected.item() == pytest.approx(-beta * 0.5)
 
 
+def test_lengths_make_h_per_token_and_leave_the_rewards_summed():
+    # log-ratios 0.5 (chosen, 2 tokens) and -0.5 (rejected, 5 tokens): h = 0.5 / 2 + 0.5 / 5 = 0.35
+    lengths = (torch.tensor([2]), torch.tensor([5]))
+    losses, chosen, rejected = dpo_loss(PC, PR, RC, RR, beta=0.5, loss_type="ipo", lengths=lengths)
+    assert losses.item() == pytest.approx((0.35 - 1 / (2 * 0.5)) ** 2, rel=1e-12)  # IPO per token
+    assert chosen.item() == pytest.approx(0.5 * 0.5) and rejected.item() == pytest.approx(-0.5 * 0.5)
+    losses, _, _ = dpo_loss(PC, PR, RC, RR, beta=0.5, lengths=lengths)
+    assert losses.item() == pytest.approx(softplus(-0.5 * 0.35), rel=1e-12)  # any loss type
+    with pytest.raises(ValueError, match="two \\(B,\\) lengths"):
+        dpo_loss(PC, PR, RC, RR, lengths=(torch.tensor([2, 3]), torch.tensor([5, 1])))
+
+
 @pytest.mark.parametrize("loss_type, expected", [("sigmoid", math.log(2)), ("robust", math.log(2)),
                                                  ("hinge", 1.0), ("ipo", 25.0)])
 def test_policy_equal_to_reference(loss_type, expected):

@@ -1,8 +1,8 @@
 """Tiny training runs on the engine: DPO, the reward model and the RL step each move their metric the right way;
-the bandit's closed form; the claims at smoke preset."""
+IPO's per-token form and TRL's metrics against values worked out by hand; 2-rank DDP against one process on the
+union batch; the bandit's closed form; the claims at smoke preset."""
 
 import copy
-import random
 from pathlib import Path
 
 import pytest
@@ -13,28 +13,9 @@ from paperzoo.dpo import bandit as B
 from paperzoo.dpo.data import PreferencePairs, Sequences
 from paperzoo.dpo.experiments import CLAIMS
 from paperzoo.dpo.methods import DPO, Reinforce, RewardModel, RewardTraining
-from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
 from paperzoo.engine.trainer import TrainConfig, Trainer
-
-TOK = CharTokenizer()
-
-
-def tiny_lm(seed=0):
-    torch.manual_seed(seed)
-    return TinyGPT(TinyGPTConfig(vocab_size=TOK.vocab_size, context=24, hidden_size=32, layers=1, heads=2))
-
-
-def toy_pairs(n, seed, copy_rule=True):
-    """Prompts of random letters; the chosen completion repeats the prompt's first letter, the rejected does not
-    (or, without `copy_rule`, the chosen one is "aaa" and the rejected one another letter)."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        prompt = "".join(rng.choice("abcdefgh") for _ in range(4))
-        good = prompt[0] if copy_rule else "a"
-        other = rng.choice([c for c in "abcdefgh" if c != good])
-        rows.append({"prompt": prompt, "chosen": good * 3, "rejected": other * 3})
-    return PreferencePairs.from_rows(rows, TOK, max_length=16, max_prompt_length=8)
+from paperzoo.multigpu.launch import spawn_group
+from dpo_helpers import TOK, dpo_run, tiny_lm, toy_pairs
 
 
 def fit(method, steps, lr=3e-3, batch_size=16):
@@ -67,6 +48,65 @@ def test_dpo_without_cached_reference_gives_the_same_losses():
     assert "reference_logps" not in batch_fresh
     torch.testing.assert_close(cached.losses(policy, batch_cached)[0], fresh.losses(policy, batch_fresh)[0])
     assert not any(p.requires_grad for p in fresh.reference.parameters()) and not fresh.reference.training
+
+
+def hand_logps(model, prompt: str, completion: str) -> tuple[float, int]:
+    """(summed log-prob, token count) of [BOS] prompt completion [EOS]'s completion, one token at a time."""
+    ids = [TOK.bos_token_id, *TOK.encode(prompt)]
+    start, ids = len(ids), ids + TOK.encode(completion) + [TOK.eos_token_id]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+    return sum(logp[t - 1, ids[t]].item() for t in range(start, len(ids))), len(ids) - start
+
+
+@pytest.mark.parametrize("average_logps", [None, True, False])
+def test_ipo_is_per_token_by_default_and_logs_trl_metrics(average_logps):
+    """IPO's h is per token unless asked (Azar et al. 2023 / TRL's `ipo`); rewards/logps are TRL's: summed."""
+    rows = [{"prompt": "ab", "chosen": "c", "rejected": "ddddd"}, {"prompt": "efg", "chosen": "hhhh", "rejected": "i"}]
+    pairs = PreferencePairs.from_rows(rows, TOK, max_length=16, max_prompt_length=8)
+    policy, reference, beta = tiny_lm(seed=1), tiny_lm(), 0.5
+    method = DPO(lambda: policy, copy.deepcopy(reference), pairs, beta=beta, loss_type="ipo",
+                 average_logps=average_logps)
+    losses, metrics = method.losses(policy, method.train_dataset()[:])
+    per_token = average_logps in (None, True)
+    expected, rewards, logps = [], [], []
+    for row in rows:
+        (pc, nc), (pr, nr) = (hand_logps(policy, row["prompt"], row[k]) for k in ("chosen", "rejected"))
+        (rc, _), (rr, _) = (hand_logps(reference, row["prompt"], row[k]) for k in ("chosen", "rejected"))
+        h = (pc - rc) / nc - (pr - rr) / nr if per_token else (pc - rc) - (pr - rr)
+        expected.append((h - 1 / (2 * beta)) ** 2)
+        rewards.append((beta * (pc - rc), beta * (pr - rr)))
+        logps.append((pc, pr))
+    assert losses.tolist() == pytest.approx(expected, rel=1e-4)
+    mean = lambda pairs, side: sum(p[side] for p in pairs) / len(pairs)  # noqa: E731
+    assert metrics["rewards/chosen"].item() == pytest.approx(mean(rewards, 0), rel=1e-4)
+    assert metrics["rewards/rejected"].item() == pytest.approx(mean(rewards, 1), rel=1e-4)
+    assert metrics["logps/chosen"].item() == pytest.approx(mean(logps, 0), rel=1e-5)
+    assert metrics["logps/rejected"].item() == pytest.approx(mean(logps, 1), rel=1e-5)
+
+
+def test_other_losses_sum_by_default_and_can_average():
+    """sigmoid stays the summed form of Eq. 7 (the claims' numbers); average_logps=True divides each log-ratio."""
+    pairs = toy_pairs(4, 0)
+    policy, reference = tiny_lm(seed=1), tiny_lm()
+    batch = pairs[:]
+    summed = DPO(lambda: policy, copy.deepcopy(reference), pairs, precompute_reference=False).losses(policy, batch)[0]
+    mean = DPO(lambda: policy, copy.deepcopy(reference), pairs, precompute_reference=False,
+               average_logps=True).losses(policy, batch)[0]
+    h_summed = -torch.log(torch.expm1(summed)) / 0.1  # invert -log sigmoid(beta h)
+    h_mean = -torch.log(torch.expm1(mean)) / 0.1
+    torch.testing.assert_close(h_mean, h_summed / 4)  # every completion is 3 letters + EOS
+
+
+def test_two_rank_ddp_equals_one_process_on_the_union_batch():
+    """2 ranks x 8 pairs take the same SGD steps as 1 process x 16 pairs: same losses and parameters."""
+    ranks = spawn_group(dpo_run, world_size=2, args=(8,), timeout_s=180)
+    union_params, union_losses = dpo_run(16)
+    half_params, _ = dpo_run(8)
+    assert ranks[0] == ranks[1]  # DDP keeps the replicas equal
+    assert ranks[0][1] == pytest.approx(union_losses, abs=1e-6)
+    assert (torch.tensor(ranks[0][0]) - torch.tensor(union_params)).abs().max() < 1e-6
+    assert (torch.tensor(half_params) - torch.tensor(union_params)).abs().max() > 1e-3  # 8 pairs differ from 16
 
 
 def test_reward_model_learns_the_preference():

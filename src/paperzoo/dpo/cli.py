@@ -67,7 +67,7 @@ class DPOConfig:
     beta: float = 0.1
     loss_type: Literal["sigmoid", "robust", "hinge", "ipo"] = "sigmoid"
     label_smoothing: float = 0.0
-    average_logps: bool = False  # mean instead of sum of completion token log-probs (IPO's choice)
+    average_logps: bool | None = None  # per-token log-ratios in the loss; none: true for ipo only (`DPO`)
     precompute_reference_logps: bool = True
     max_length: int = 64
     max_prompt_length: int = 32

@@ -14,9 +14,8 @@ from paperzoo.dpo.loss import sequence_logps
 from paperzoo.errors import ConfigError
 
 
-def pair_logps(model: nn.Module, batch: dict[str, torch.Tensor],
-               average: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) completion log-probs, each (B,), of a batch of `PreferencePairs` items (B, 2, T)."""
+def pair_logps(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen, rejected) summed completion log-probs, each (B,), of a batch of `PreferencePairs` items (B, 2, T)."""
     ids = batch["input_ids"]
     b, _, t = ids.shape
 
@@ -24,7 +23,7 @@ def pair_logps(model: nn.Module, batch: dict[str, torch.Tensor],
         return x.transpose(0, 1).reshape(2 * b, t)  # (2B, T): the B chosen rows, then the B rejected rows
 
     logits = model(flat(ids), attention_mask=flat(batch["attention_mask"])).logits  # (2B, T, V)
-    logps = sequence_logps(logits, flat(ids), flat(batch["completion_mask"]), average)  # (2B,)
+    logps = sequence_logps(logits, flat(ids), flat(batch["completion_mask"]))  # (2B,)
     return logps[:b], logps[b:]
 
 
@@ -55,9 +54,8 @@ def check_same_vocabulary(policy: nn.Module, reference: nn.Module, name: str = "
 
 
 @torch.no_grad()
-def reference_logps(reference: nn.Module, pairs: PreferencePairs, batch_size: int = 64,
-                    average: bool = False) -> torch.Tensor:
-    """(N, 2) log-probs of every pair under the frozen reference, computed once (cache them in the dataset)."""
+def reference_logps(reference: nn.Module, pairs: PreferencePairs, batch_size: int = 64) -> torch.Tensor:
+    """(N, 2) summed log-probs of every pair under the frozen reference, computed once (cache them in the dataset)."""
     was_training = reference.training
     reference.eval()
     device = model_device(reference)
@@ -65,6 +63,6 @@ def reference_logps(reference: nn.Module, pairs: PreferencePairs, batch_size: in
     for start in range(0, len(pairs), batch_size):
         batch = pairs[slice(start, start + batch_size)]
         batch = trim({k: v.to(device) for k, v in batch.items() if k != "reference_logps"})
-        out.append(torch.stack(pair_logps(reference, batch, average), dim=1).float().cpu())  # (b, 2)
+        out.append(torch.stack(pair_logps(reference, batch), dim=1).float().cpu())  # (b, 2)
     reference.train(was_training)
     return torch.cat(out)

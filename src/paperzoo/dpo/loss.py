@@ -37,11 +37,13 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tenso
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
-             beta: float = 0.1, loss_type: str = "sigmoid",
-             label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0,
+             lengths: tuple[torch.Tensor, torch.Tensor] | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-pair losses and the implicit rewards beta * log(pi / pi_ref) of the chosen and rejected completions.
 
-    All inputs are (B,) sequence log-probabilities. With h = log(pi(y_w)/pi_ref(y_w)) - log(pi(y_l)/pi_ref(y_l)):
+    All inputs are (B,) summed sequence log-probabilities. With h = log(pi(y_w)/pi_ref(y_w)) -
+    log(pi(y_l)/pi_ref(y_l)):
       sigmoid  -log sigmoid(beta h)                                  (Eq. 7, DPO)
                with label_smoothing e: -(1-e) log sigmoid(beta h) - e log sigmoid(-beta h)  (conservative cDPO,
                Mitchell 2023: labels flipped with probability e)
@@ -49,7 +51,11 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
                arXiv 2403.00409, Eq. 8: unbiased under label-flip rate e)
       hinge    max(0, 1 - beta h)                                   (SLiC, Zhao et al. 2023, arXiv 2305.10425)
       ipo      (h - 1 / (2 beta))^2                                  (IPO, Azar et al. 2023, arXiv 2310.12036, Eq. 17)
-    The rewards (Section 5, "Your language model is secretly a reward model") are detached.
+    `lengths`, the (chosen, rejected) completion token counts, each (B,), make h per token: each log-ratio is
+    divided by its completion's length, h = log(pi(y_w)/pi_ref(y_w)) / |y_w| - log(pi(y_l)/pi_ref(y_l)) / |y_l|.
+    That is the form of IPO the IPO paper's results used (as TRL's `ipo` does; the official DPO code sums).
+    The rewards (Section 5, "Your language model is secretly a reward model") are beta times the summed
+    log-ratios either way, detached: TRL's `rewards/chosen` and `rewards/rejected`.
     """
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"unknown loss_type {loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
@@ -60,13 +66,18 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     if label_smoothing and loss_type in ("hinge", "ipo"):
         raise ValueError(f"label_smoothing applies to the sigmoid and robust losses, not to {loss_type!r}")
     shapes = {t.shape for t in (policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-                                reference_rejected_logps)}
+                                reference_rejected_logps, *(lengths or ()))}
     if len(shapes) != 1 or len(next(iter(shapes))) != 1:
-        raise ValueError(f"dpo_loss wants four (B,) tensors of one shape; got {sorted(map(tuple, shapes))}")
+        raise ValueError(f"dpo_loss wants four (B,) tensors (and two (B,) lengths) of one shape; got "
+                         f"{sorted(map(tuple, shapes))}")
 
     chosen_logratios = policy_chosen_logps - reference_chosen_logps
     rejected_logratios = policy_rejected_logps - reference_rejected_logps
-    h = chosen_logratios - rejected_logratios  # (B,)
+    if lengths is None:
+        h = chosen_logratios - rejected_logratios  # (B,)
+    else:
+        chosen_length, rejected_length = (n.to(chosen_logratios.dtype).clamp(min=1) for n in lengths)
+        h = chosen_logratios / chosen_length - rejected_logratios / rejected_length  # (B,) per token
     e = label_smoothing
     if loss_type == "sigmoid":
         losses = -(1 - e) * F.logsigmoid(beta * h) - e * F.logsigmoid(-beta * h)

@@ -108,11 +108,16 @@ class RewardTraining:
 
 class DPO:
     """`reference` is frozen here (eval mode, no gradients); with `precompute_reference` its log-probs are computed
-    once in `train_dataset()` on `device` and read from the batch afterwards."""
+    once in `train_dataset()` on `device` and read from the batch afterwards.
+
+    `average_logps` feeds the loss per-token log-ratios (`dpo_loss`'s `lengths`) instead of summed ones; its default
+    (None) is per token for `ipo`, the form the IPO paper's results used (Azar et al. 2023, arXiv 2310.12036, as
+    TRL's `ipo`), and summed for the other losses (Rafailov et al. Eq. 7, as the official DPO code and TRL). The
+    logged metrics are TRL's whichever is chosen: rewards from summed log-ratios, `logps/*` summed log-probs."""
 
     def __init__(self, build_policy: Callable[[], nn.Module], reference: nn.Module, pairs: PreferencePairs,
                  eval_pairs: PreferencePairs | None = None, beta: float = 0.1, loss_type: str = "sigmoid",
-                 label_smoothing: float = 0.0, average_logps: bool = False, precompute_reference: bool = True,
+                 label_smoothing: float = 0.0, average_logps: bool | None = None, precompute_reference: bool = True,
                  device: str | torch.device = "cpu"):
         try:  # the settings are checked before any work
             dpo_loss(*torch.zeros(4, 1), beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
@@ -121,7 +126,8 @@ class DPO:
         self.build_policy, self.reference = build_policy, freeze(reference)
         self.pairs, self.eval_pairs = pairs, eval_pairs
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
-        self.average, self.precompute, self.device = average_logps, precompute_reference, torch.device(device)
+        self.average = loss_type == "ipo" if average_logps is None else average_logps
+        self.precompute, self.device = precompute_reference, torch.device(device)
 
     def build_model(self) -> nn.Module:
         policy = self.build_policy()
@@ -131,7 +137,7 @@ class DPO:
     def train_dataset(self) -> PreferencePairs:
         if self.precompute and "reference_logps" not in self.pairs.tensors:
             self.reference.to(self.device)
-            self.pairs.set_reference_logps(reference_logps(self.reference, self.pairs, average=self.average))
+            self.pairs.set_reference_logps(reference_logps(self.reference, self.pairs))
         return self.pairs
 
     def _reference(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,15 +147,16 @@ class DPO:
         if model_device(self.reference) != device:
             self.reference.to(device)
         with torch.no_grad():
-            return pair_logps(self.reference, batch, self.average)
+            return pair_logps(self.reference, batch)
 
     def losses(self, model: nn.Module, batch: dict[str, torch.Tensor]):
         """(per-pair losses, TRL-named metrics) of one batch."""
         batch = trim(batch)
-        chosen, rejected = pair_logps(model, batch, self.average)
+        chosen, rejected = pair_logps(model, batch)
         ref_chosen, ref_rejected = self._reference(batch)
+        lengths = batch["completion_mask"].sum(-1).unbind(-1) if self.average else None  # (B,) tokens per side
         losses, chosen_rewards, rejected_rewards = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, self.beta,
-                                                            self.loss_type, self.label_smoothing)
+                                                            self.loss_type, self.label_smoothing, lengths)
         return losses, preference_metrics(losses, chosen_rewards, rejected_rewards, chosen, rejected)
 
     def training_step(self, model: nn.Module, batch) -> StepOutput:

@@ -1,0 +1,43 @@
+"""A tiny GPT, toy preference pairs and a DPO run, shared by the tests and the spawned DDP ranks (importable)."""
+
+import copy
+import random
+
+import torch
+
+from paperzoo.dpo.data import PreferencePairs
+from paperzoo.dpo.methods import DPO
+from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
+from paperzoo.engine.trainer import TrainConfig, Trainer
+
+TOK = CharTokenizer()
+
+
+def tiny_lm(seed=0):
+    torch.manual_seed(seed)
+    return TinyGPT(TinyGPTConfig(vocab_size=TOK.vocab_size, context=24, hidden_size=32, layers=1, heads=2))
+
+
+def toy_pairs(n, seed, copy_rule=True):
+    """Prompts of random letters; the chosen completion repeats the prompt's first letter, the rejected does not
+    (or, without `copy_rule`, the chosen one is "aaa" and the rejected one another letter)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        prompt = "".join(rng.choice("abcdefgh") for _ in range(4))
+        good = prompt[0] if copy_rule else "a"
+        other = rng.choice([c for c in "abcdefgh" if c != good])
+        rows.append({"prompt": prompt, "chosen": good * 3, "rejected": other * 3})
+    return PreferencePairs.from_rows(rows, TOK, max_length=16, max_prompt_length=8)
+
+
+def dpo_run(batch_size: int, steps: int = 3) -> tuple[list[float], list[float]]:
+    """(parameters after `steps` plain-SGD steps, logged losses) of DPO on 32 fixed pairs; under `spawn_group`
+    each rank runs it on its shard of the batches (the engine starts DDP from the spawned environment)."""
+    reference = tiny_lm()
+    method = DPO(lambda: copy.deepcopy(reference), copy.deepcopy(reference), toy_pairs(32, 0), beta=0.5)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, optimizer="sgd", momentum=0.0, lr=0.05, log_every=1,
+                      device="cpu", progress=False, seed=3)
+    result = Trainer(method, cfg).fit()
+    parameters = torch.cat([p.detach().reshape(-1) for p in result.model.parameters()])
+    return parameters.tolist(), result.history.series("train", "loss")[1]
