@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dpo_helpers import TOK, dpo_run, tiny_lm, toy_pairs
 
 from paperzoo.claims import RunContext, run_claim
 from paperzoo.dpo import bandit as B
@@ -15,7 +16,6 @@ from paperzoo.dpo.experiments import CLAIMS
 from paperzoo.dpo.methods import DPO, Reinforce, RewardModel, RewardTraining
 from paperzoo.engine.trainer import TrainConfig, Trainer
 from paperzoo.multigpu.launch import spawn_group
-from dpo_helpers import TOK, dpo_run, tiny_lm, toy_pairs
 
 
 def fit(method, steps, lr=3e-3, batch_size=16):
