@@ -143,4 +143,4 @@ def test_cue_reliance_by_hand():
     agrees = torch.tensor([True, True, False, False, True, False])  # agreeing: 3 of 3 right; disagreeing: 1 of 3
     r = reliance(correct, agrees)
     assert r["acc_cue_agrees"] == 1.0 and r["acc_cue_disagrees"] == pytest.approx(1 / 3)
-    assert r["cue_reliance"] == pytest.approx(2 / 3) and r["yes_no_questions"] == 6
+    assert r["cue_reliance"] == pytest.approx(2 / 3) and r["cue_pairs"] == 3

@@ -4,6 +4,10 @@
 CNN image grid (B, C, h, w) + LSTM question vector (B, D); attention logits from a 1x1-conv MLP on the grid
 concatenated with the tiled question, `glimpses` softmax maps over the h*w cells (Eq. 3-4 of SAAA); the attended
 features of every glimpse and the question go through an MLP classifier over the answer vocabulary.
+
+SAAA uses a pretrained ResNet; trained from scratch here, the CNN normalises its input and has batch
+normalisation after each convolution (Ioffe & Szegedy 2015), without which a few hundred steps leave it blind: the
+model answers from the question alone (see docs/causal_vqa.md).
 """
 
 from __future__ import annotations
@@ -12,13 +16,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25  # images are in [0, 1]
+
+
+def conv_pool_bn(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 convolution, 2x2 max-pool, batch norm, ReLU: (B, c_in, H, W) -> (B, c_out, H/2, W/2). Pooling before
+    the normalisation halves its cost on the largest maps."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU())
+
 
 class SAAA(nn.Module):
     def __init__(self, vocab_size: int, answers: int, dim: int = 64, glimpses: int = 2, word_dim: int = 32):
         super().__init__()
         self.cnn = nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, H/2, W/2)
-            nn.Conv2d(32, dim, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, dim, H/4, W/4)
+            conv_pool_bn(3, 16),  # (B, 16, H/2, W/2)
+            conv_pool_bn(16, dim),  # (B, dim, H/4, W/4)
             nn.Conv2d(dim, dim, 1), nn.ReLU(),
         )
         self.embed = nn.Embedding(vocab_size + 1, word_dim, padding_idx=0)
@@ -35,11 +47,13 @@ class SAAA(nn.Module):
         return h[-1]  # (B, dim)
 
     def attention(self, images: Tensor, questions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(grid features (B, dim, h*w), question (B, dim), attention weights (B, glimpses, h*w))."""
-        if images.dim() != 4 or questions.dim() != 2 or len(images) != len(questions):
-            raise ValueError(f"expected images (B, 3, H, W) and questions (B, L), got {tuple(images.shape)} and "
-                             f"{tuple(questions.shape)}")
-        grid = self.cnn(images)  # (B, dim, h, w)
+        """(grid features (B, dim, h*w), question (B, dim), attention weights (B, glimpses, h*w)). One image
+        (1, 3, H, W) is shared by every question: the question-only baseline passes one blank image."""
+        if images.dim() != 4 or questions.dim() != 2 or len(images) not in (1, len(questions)):
+            raise ValueError(f"expected images (B, 3, H, W) or (1, 3, H, W) and questions (B, L), got "
+                             f"{tuple(images.shape)} and {tuple(questions.shape)}")
+        grid = self.cnn((images - PIXEL_MEAN) / PIXEL_STD)  # (B or 1, dim, h, w)
+        grid = grid.expand(len(questions), *grid.shape[1:])  # (B, dim, h, w)
         q = self.encode_question(questions)  # (B, dim)
         tiled = q[:, :, None, None].expand(-1, -1, *grid.shape[2:])  # (B, dim, h, w)
         logits = self.attend(torch.cat([grid, tiled], 1)).flatten(2)  # (B, glimpses, h*w)

@@ -4,7 +4,9 @@ predictions on an original and its IV edit).
 
 Each training item carries the original example and, when one exists, one edit of it (a CV edit for a counting
 question that allows one, else an IV edit): (image, question, answer, edited image, edited answer, edit kind).
-Without augmentation the edit fields are ignored.
+Without augmentation the edit fields are ignored. With augmentation a step takes half a batch of items with both
+their images, so that every model sees `batch_size` images per step: the same budget as the model it is compared
+with.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class CausalVQAConfig:
     cue_bias: float = 0.9  # P(cue | yes) = P(no cue | no) in the training scenes; -1 = no correlation
     augment: bool = False  # add the edited images to training (the paper's robustification)
     consistency: float = 0.0  # weight of the symmetric KL between original and IV-edited predictions
-    blind: bool = False  # the question-only baseline: every image is replaced by zeros, in training and evaluation
+    blind: bool = False  # the question-only baseline: every image is replaced by a blank one, in training and tests
     max_area: float = 0.1  # the paper's rule: remove only objects covering <= 10% of the image
     dim: int = 64
     data_seed: int = 0
@@ -74,14 +76,21 @@ def training_tensors(examples: list[Example], seed: int, max_area: float) -> Ten
     return TensorDataset(original.images, original.questions, original.answers, edited.images, edited.answers, kinds)
 
 
-class CausalVQAMethod:
-    """Method protocol for the engine: cross-entropy on the originals (+ edits, + consistency when asked)."""
+def blank(images: Tensor) -> Tensor:
+    """The question-only baseline's input: one blank image (1, 3, H, W), shared by every question of the batch."""
+    return torch.zeros_like(images[:1])
 
-    def __init__(self, cfg: CausalVQAConfig):
+
+class CausalVQAMethod:
+    """Method protocol for the engine: cross-entropy on the originals (+ edits, + consistency when asked).
+    `examples` (train, test) replaces the generated scenes (tests use hand-made ones)."""
+
+    def __init__(self, cfg: CausalVQAConfig, examples: tuple[list[Example], list[Example]] | None = None):
         self.cfg = cfg
         bias = None if cfg.cue_bias < 0 else cfg.cue_bias
-        self.train_examples = make_examples(cfg.train_examples, cfg.data_seed, bias, cfg.image_size)
-        self.test_examples = make_examples(cfg.test_examples, cfg.data_seed + 10_000, None, cfg.image_size)
+        self.train_examples, self.test_examples = examples or (
+            make_examples(cfg.train_examples, cfg.data_seed, bias, cfg.image_size),
+            make_examples(cfg.test_examples, cfg.data_seed + 10_000, None, cfg.image_size))
         self._train = training_tensors(self.train_examples, cfg.data_seed, cfg.max_area)
         self._test = tensors([e.scene for e in self.test_examples], [e.question for e in self.test_examples],
                              [e.answer for e in self.test_examples])
@@ -95,11 +104,14 @@ class CausalVQAMethod:
     def training_step(self, model: nn.Module, batch) -> StepOutput:
         images, questions, answers, edited_images, edited_answers, kinds = batch
         if self.cfg.blind:
-            images = torch.zeros_like(images)
+            images = blank(images)
         if not self.cfg.augment:
             logits = model(images, questions)
             loss = F.cross_entropy(logits, answers)
             return StepOutput(loss, {"acc": (logits.argmax(1) == answers).float().mean()})
+        half = max(1, len(answers) // 2)  # B/2 items, each with its original and its edited image: B images
+        images, questions, answers, edited_images, edited_answers, kinds = (
+            t[:half] for t in (images, questions, answers, edited_images, edited_answers, kinds))
         logits = model(torch.cat([images, edited_images]), torch.cat([questions, questions]))  # (2B, answers)
         original, edited = logits.chunk(2)
         has_edit = (kinds != NO_EDIT).float()
@@ -111,19 +123,27 @@ class CausalVQAMethod:
         return StepOutput(loss, {"acc": (original.argmax(1) == answers).float().mean()})
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        images = torch.zeros_like(self._test.images) if self.cfg.blind else self._test.images
-        preds = predict(model, images, self._test.questions, device)
-        return {"test_acc": float((preds == self._test.answers).float().mean())}
+        return {"test_acc": float((self.test_predictions(model, device) == self._test.answers).float().mean())}
+
+    def test_answers(self) -> Tensor:
+        return self._test.answers  # (n,)
+
+    def test_predictions(self, model: nn.Module, device: torch.device | str = "cpu") -> Tensor:
+        """Answer indices (n,) on the test examples (on a blank image for the question-only baseline)."""
+        images = blank(self._test.images) if self.cfg.blind else self._test.images
+        return predict(model, images, self._test.questions, device)
 
 
 def predict(model: nn.Module, images: Tensor, questions: Tensor, device: torch.device | str = "cpu",
             batch: int = 500) -> Tensor:
-    """Answer indices (n,)."""
+    """Answer indices (n,); one image (1, 3, H, W) is shared by every question."""
     was_training = model.training
     model.eval()
+    shared = len(images) == 1
     with torch.no_grad():
-        out = torch.cat([model(images[i:i + batch].to(device), questions[i:i + batch].to(device)).argmax(1).cpu()
-                         for i in range(0, len(images), batch)])
+        out = torch.cat([model((images if shared else images[i:i + batch]).to(device),
+                               questions[i:i + batch].to(device)).argmax(1).cpu()
+                         for i in range(0, len(questions), batch)])
     model.train(was_training)
     return out
 
@@ -144,21 +164,27 @@ def edit_pairs(model: nn.Module, examples: list[Example], edits: list[Edit], dev
 
 
 def cue_reliance(model: nn.Module, examples: list[Example], device: torch.device | str = "cpu") -> dict[str, float]:
-    """How much the model answers yes/no questions by the cue: accuracy on the yes/no questions whose cue presence
-    agrees with the answer (cue and "yes", or no cue and "no") minus accuracy where it disagrees. On test scenes
-    where the cue is independent of the answer, a model that ignores the cue scores 0."""
-    yes_no = [e for e in examples if e.answer in ("yes", "no")]
-    data = tensors([e.scene for e in yes_no], [e.question for e in yes_no], [e.answer for e in yes_no])
-    correct = predict(model, data.images, data.questions, device) == data.answers
-    agrees = torch.tensor([any(o.is_cue for o in e.scene.objects) == (e.answer == "yes") for e in yes_no])
-    return reliance(correct, agrees)
+    """How much the model answers yes/no questions by the cue, on counterfactual pairs: every yes/no question whose
+    scene has the cue, asked of the scene with and without it (nothing else changes). The version whose cue
+    presence agrees with the answer (cue and "yes", or no cue and "no") against the one where it disagrees: a model
+    that ignores the cue scores exactly 0. (Comparing different scenes would not: a scene with room for the cue
+    has fewer objects, hence more "no" answers.)"""
+    with_cue = [(e, e.scene.objects.index(o)) for e in examples if e.answer in ("yes", "no")
+                for o in e.scene.objects if o.is_cue]
+    questions, answers = [e.question for e, _ in with_cue], [e.answer for e, _ in with_cue]
+    shown = tensors([e.scene for e, _ in with_cue], questions, answers)
+    removed = tensors([e.scene.without(i) for e, i in with_cue], questions, answers)
+    correct = torch.cat([predict(model, shown.images, shown.questions, device) == shown.answers,
+                         predict(model, removed.images, removed.questions, device) == removed.answers])  # (2n,)
+    says_yes = torch.tensor([a == "yes" for a in answers])
+    return reliance(correct, torch.cat([says_yes, ~says_yes]))
 
 
 def reliance(correct: Tensor, agrees: Tensor) -> dict[str, float]:
     """correct, agrees: (n,) bool -> accuracy where the cue agrees, where it disagrees, and their difference."""
     accuracy = lambda mask: float(correct[mask].float().mean()) if mask.any() else float("nan")  # noqa: E731
     return {"acc_cue_agrees": accuracy(agrees), "acc_cue_disagrees": accuracy(~agrees),
-            "cue_reliance": accuracy(agrees) - accuracy(~agrees), "yes_no_questions": len(correct)}
+            "cue_reliance": accuracy(agrees) - accuracy(~agrees), "cue_pairs": len(correct) // 2}
 
 
 def edit_metrics(model: nn.Module, examples: list[Example], kind: str, max_area: float = 0.1,
