@@ -42,6 +42,20 @@ def test_iv_categories_by_hand():
     assert m["accuracy_edited"] == pytest.approx((4 + 1 / 3) / 8)
 
 
+def test_iv_pairs_are_judged_against_the_edited_questions_answers_as_the_notebook_does():
+    """When the original and the edited question have different human answers, both predictions of a pair are
+    judged against the edited question's (flip_accuracy_cal_iv_vqa.ipynb), so every unflipped pair is both right or
+    both wrong; the accuracies still judge each prediction against its own question's answers."""
+    dogs = ["dog"] * 10
+    pairs = [Pair("cat", "cat", TEN_CATS, dogs),  # same: wrong for the edited question
+             Pair("dog", "dog", TEN_CATS, dogs),  # same: right for the edited question
+             Pair("cat", "dog", TEN_CATS, dogs)]  # flipped wrong -> right by the edited answers
+    m = flip_metrics("iv", pairs)
+    assert (m["same_right_count"], m["same_wrong_count"], m["neg_to_pos_count"]) == (1, 1, 1)
+    assert m["same_right_count"] + m["same_wrong_count"] == m["same_count"]
+    assert m["accuracy_original"] == pytest.approx(2 / 3) and m["accuracy_edited"] == pytest.approx(2 / 3)
+
+
 def test_cv_consistency_and_non_numeric_exclusion():
     three, two = ["3"] * 10, ["2"] * 10
     pairs = [

@@ -6,9 +6,11 @@ prediction on the original is repeated for each of its edited pairs, and every s
 
 IV-VQA (the answer should not change):
   flipped = pred_original != pred_edited. A prediction is right when it equals any of the ten human answers
-  ("one answer match is good"). Flips split into neg->pos (wrong -> right), pos->neg (right -> wrong), pos->pos
-  (both right: possible with several human answers) and neg->neg; unflipped pairs into both right / both wrong.
-  Accuracy is the standard VQA accuracy min(#humans who gave the answer / 3, 1).
+  ("one answer match is good") of the edited question: the notebook judges both predictions of a pair against the
+  edited question's answers, so an unflipped pair is either both right or both wrong. Flips split into neg->pos
+  (wrong -> right), pos->neg (right -> wrong), pos->pos (both right: possible with several human answers) and
+  neg->neg; unflipped pairs into both right / both wrong. Accuracy is the standard VQA accuracy
+  min(#humans who gave the answer / 3, 1), of each prediction against its own question's answers.
 CV-VQA (a counting answer should drop by one):
   the ground truth is the first human answer (the notebook keeps questions whose ten answers agree); right means
   equal to it. A pair is consistent when pred_original == str(int(pred_edited) + 1). Pairs whose edited prediction
@@ -75,7 +77,7 @@ def flip_metrics(kind: str, pairs: Sequence[Pair]) -> dict[str, float]:
         raise UserError("no edited pairs to score")
     out: dict[str, float] = {"pairs": n}
     if kind == "iv":
-        rows = [(p.pred_original != p.pred_edited, p.pred_original in p.answers_original,
+        rows = [(p.pred_original != p.pred_edited, p.pred_original in p.answers_edited,
                  p.pred_edited in p.answers_edited) for p in pairs]
         out["accuracy_original"] = sum(vqa_accuracy(p.pred_original, p.answers_original) for p in pairs) / n
         out["accuracy_edited"] = sum(vqa_accuracy(p.pred_edited, p.answers_edited) for p in pairs) / n
