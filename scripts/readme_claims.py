@@ -2,10 +2,12 @@
 never hand-typed ones.
 
 The blocks between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers are generated:
-  README.md:         posts (the posts table with verdict counts), claims (every claim), timing (wall times)
+  README.md:         posts (the posts table with verdict counts), claims (every claim), timing (wall times),
+                     benchmarks (the goals table of the speed/memory benchmarks)
   docs/MODULE.md:    claims MODULE (that paper's claims)
-from docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`) and
-docs/results/quick-jobs1.json (the same preset with --jobs 1, for its wall time).
+from docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`),
+docs/results/quick-jobs1.json (the same preset with --jobs 1, for its wall time) and docs/results/bench.json
+(`paperzoo bench --out docs/results/bench.json`).
 
     python scripts/readme_claims.py          rewrite the blocks in place
     python scripts/readme_claims.py --check  exit 1 when a block differs from what the results give
@@ -19,6 +21,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from paperzoo import bench
 from paperzoo.catalog import ENGINE, POSTS
 from paperzoo.claims import VERDICTS
 from paperzoo.report import measured_text
@@ -26,6 +29,7 @@ from paperzoo.report import measured_text
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quick.json"
 RESULTS_JOBS1 = ROOT / "docs" / "results" / "quick-jobs1.json"
+BENCH = ROOT / "docs" / "results" / "bench.json"
 SHOWN = {"reproduced": "reproduced", "not_reproduced": "**not reproduced**", "inconclusive": "*inconclusive*",
          "skipped": "skipped", "error": "**error**"}
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w ]+?) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
@@ -80,6 +84,8 @@ def timing(data: dict, jobs1: dict | None) -> str:
 
 def blocks(data: dict, jobs1: dict | None) -> dict[str, str]:
     out = {"posts": posts_table(data), "claims": claims_table(data["claims"]), "timing": timing(data, jobs1)}
+    if BENCH.exists():
+        out["benchmarks"] = bench.markdown(json.loads(BENCH.read_text()))
     for post in [ENGINE, *POSTS]:
         out[f"claims {post.module}"] = claims_table([c for c in data["claims"]
                                                      if c["id"].split(".")[0] == post.module])
