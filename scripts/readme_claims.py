@@ -5,9 +5,8 @@ The blocks between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers 
   README.md:         posts (the posts table with verdict counts), claims (every claim), timing (wall times),
                      benchmarks (the goals table of the speed/memory benchmarks)
   docs/MODULE.md:    claims MODULE (that paper's claims)
-from docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`),
-docs/results/quick-jobs1.json (the same preset with --jobs 1, for its wall time) and docs/results/bench.json
-(`paperzoo bench --out docs/results/bench.json`).
+from docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`) and
+docs/results/bench.json (`paperzoo bench --out docs/results/bench.json`).
 
     python scripts/readme_claims.py          rewrite the blocks in place
     python scripts/readme_claims.py --check  exit 1 when a block differs from what the results give
@@ -28,7 +27,6 @@ from paperzoo.report import measured_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quick.json"
-RESULTS_JOBS1 = ROOT / "docs" / "results" / "quick-jobs1.json"
 BENCH = ROOT / "docs" / "results" / "bench.json"
 SHOWN = {"reproduced": "reproduced", "not_reproduced": "**not reproduced**", "inconclusive": "*inconclusive*",
          "skipped": "skipped", "error": "**error**"}
@@ -73,17 +71,15 @@ def claims_table(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def timing(data: dict, jobs1: dict | None) -> str:
-    runs = [d for d in (jobs1, data) if d]
-    lines = ["| command | torch threads per process | wall time |", "|---|---|---|"]
-    for d in runs:
-        lines.append(f"| `paperzoo reproduce --preset quick --jobs {d['run']['jobs']}` | {d['run']['threads']} | "
-                     f"{d['run']['wall_seconds'] / 60:.1f} min |")
-    return "\n".join(lines)
+def timing(data: dict) -> str:
+    run = data["run"]
+    return "\n".join(["| command | torch threads per process | wall time |", "|---|---|---|",
+                      f"| `paperzoo reproduce --preset quick --jobs {run['jobs']}` | {run['threads']} | "
+                      f"{run['wall_seconds'] / 60:.1f} min |"])
 
 
-def blocks(data: dict, jobs1: dict | None) -> dict[str, str]:
-    out = {"posts": posts_table(data), "claims": claims_table(data["claims"]), "timing": timing(data, jobs1)}
+def blocks(data: dict) -> dict[str, str]:
+    out = {"posts": posts_table(data), "claims": claims_table(data["claims"]), "timing": timing(data)}
     if BENCH.exists():
         out["benchmarks"] = bench.markdown(json.loads(BENCH.read_text()))
     for post in [ENGINE, *POSTS]:
@@ -107,8 +103,7 @@ def targets() -> list[Path]:
 
 def main(argv: list[str]) -> int:
     data = json.loads(RESULTS.read_text())
-    jobs1 = json.loads(RESULTS_JOBS1.read_text()) if RESULTS_JOBS1.exists() else None
-    rendered = blocks(data, jobs1)
+    rendered = blocks(data)
     stale = []
     for path in targets():
         text = path.read_text()

@@ -45,8 +45,7 @@ def test_readme_verdicts_equal_the_results_file(quick):
 
 def test_every_generated_block_is_up_to_date(quick):
     script = _script()
-    jobs1 = json.loads(script.RESULTS_JOBS1.read_text()) if script.RESULTS_JOBS1.exists() else None
-    rendered = script.blocks(quick, jobs1)
+    rendered = script.blocks(quick)
     for path in script.targets():
         text = path.read_text()
         assert script.render(text, rendered) == text, f"{path.name} is stale: run python scripts/readme_claims.py"
