@@ -84,3 +84,13 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(path, model=model)
     with pytest.raises(UserError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.safetensors", model=model)
+
+
+def test_state_dict_mismatches_names_each_kind_once():
+    from paperzoo.engine.checkpoint import state_dict_mismatches
+
+    model = torch.nn.Linear(2, 3)
+    assert state_dict_mismatches(model, model.state_dict()) == []
+    state = {"weight": torch.zeros(3, 4), "extra": torch.zeros(1)}
+    assert state_dict_mismatches(model, state) == ["  missing keys (1): bias", "  unexpected keys (1): extra",
+                                                   "  shape mismatches (1): weight: (3, 4) vs model (3, 2)"]

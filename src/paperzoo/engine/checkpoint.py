@@ -137,6 +137,19 @@ def atomic_write(path: Path, payload: bytes) -> None:
         os.close(dir_fd)
 
 
+def state_dict_mismatches(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """One line per kind of mismatch between `state` and the model's own state dict (missing keys, unexpected keys,
+    shapes); empty when `state` loads strictly."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+             for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    return [f"  {what} ({len(items)}): {sep.join(items)}" for what, items, sep in
+            (("missing keys", missing, ", "), ("unexpected keys", unexpected, ", "), ("shape mismatches", wrong, "; "))
+            if items]
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """The tensors and the JSON metadata of a checkpoint; a missing or corrupt file is a clear error."""
     path = Path(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from paperzoo.engine.checkpoint import state_dict_mismatches
 from paperzoo.errors import DataError, UserError
 from paperzoo.registers.model import ARCHS, VisionTransformer, build_vit
 
@@ -32,20 +33,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Raise a `DataError` naming every missing key, unexpected key and shape mismatch."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-             for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
-    if not (missing or unexpected or wrong):
+    mismatches = state_dict_mismatches(model, state)
+    if not mismatches:
         return
-    lines = [f"{source} does not match the model:"]
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if wrong:
-        lines.append(f"  shape mismatches ({len(wrong)}): {'; '.join(wrong)}")
+    expected = model.state_dict()
+    lines = [f"{source} does not match the model:", *mismatches]
     if "register_tokens" in state and "register_tokens" not in expected:
         lines.append(f"  hint: the checkpoint has {state['register_tokens'].shape[1]} registers; "
                      f"pass num_registers={state['register_tokens'].shape[1]}")

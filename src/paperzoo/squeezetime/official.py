@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from paperzoo.engine.checkpoint import state_dict_mismatches
 from paperzoo.errors import DataError, UserError
 from paperzoo.squeezetime.model import STAGE_WIDTHS, SqueezeTime
 
@@ -127,20 +128,11 @@ def _configuration(state: dict[str, torch.Tensor], in_channels: int, source: str
 
 def check_state_dict(model: SqueezeTime, state: dict[str, torch.Tensor], source: str) -> None:
     """Raise one `DataError` naming every missing key, unexpected key and shape mismatch."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-             for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
-    if not (missing or unexpected or wrong):
-        return
-    lines = [f"{source} does not match SqueezeTime({model.fc.out_features}, num_frames={model.num_frames}, "
-             f"in_channels={model.in_channels}):"]
-    for what, items, sep in (("missing keys", missing, ", "), ("unexpected keys", unexpected, ", "),
-                             ("shape mismatches", wrong, "; ")):
-        if items:
-            lines.append(f"  {what} ({len(items)}): {sep.join(items)}")
-    raise DataError("\n".join(lines))
+    mismatches = state_dict_mismatches(model, state)
+    if mismatches:
+        raise DataError("\n".join([f"{source} does not match SqueezeTime({model.fc.out_features}, "
+                                   f"num_frames={model.num_frames}, in_channels={model.in_channels}):",
+                                   *mismatches]))
 
 
 def load_squeezetime(path: str | Path, num_classes: int | None = None, head: bool = True,
