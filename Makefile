@@ -1,11 +1,11 @@
-# The two commands: `make demo` and `make test`. Both set everything up from nothing.
+# The two commands: `make demo` and `make test`. Both set everything up from nothing (so does `make docs`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 JOBS ?= 2  # papers in 2 worker processes: faster than 1 on the 2-core CPU (README, "The two commands")
 
-.PHONY: demo test setup setup-dev data bench gpu-check clean
+.PHONY: demo test setup setup-dev data bench gpu-check docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,video,hf]'
+	$(BIN)/pip install --quiet -e '.[dev,video,hf,docs]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -46,5 +46,9 @@ bench: setup-dev
 gpu-check: setup-dev
 	$(BIN)/python scripts/gpu_check.py
 
+# the docs site into site/ (open site/index.html), numbers rendered from docs/results/*.json as it builds
+docs: setup-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -1,14 +1,18 @@
-"""Render the README's and the docs' numbers from the committed quick-preset results, so they show measured numbers,
+"""Render the numbers of the README and the docs site from the committed results, so they show measured numbers,
 never hand-typed ones.
 
-The blocks between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers are generated:
-  README.md:         posts (the posts table with verdict counts), claims (every claim), timing (wall times),
-                     benchmarks (the goals table of the speed/memory benchmarks)
-  docs/MODULE.md:    claims MODULE (that paper's claims)
-from docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`) and
-docs/results/bench.json (`paperzoo bench --out docs/results/bench.json`).
+The blocks between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers are generated from
+docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`) and docs/results/bench.json
+(`paperzoo bench --out docs/results/bench.json`):
+  posts           the posts table with each module's latest verdict counts (README.md, docs/index.md)
+  claims MODULE   that paper's claims with their measured numbers (docs/MODULE.md)
+  timing          the quick preset's wall time (docs/claims.md)
+  benchmarks      the goals table of the speed/memory benchmarks (docs/benchmarks.md)
+The README's blocks are written into README.md by this script. The docs pages keep a one-line placeholder in
+theirs, filled when the site is built (`make docs`; scripts/docs_hooks.py calls `blocks` and `render` below), so
+the site shows the results files as they are at build time.
 
-    python scripts/readme_claims.py          rewrite the blocks in place
+    python scripts/readme_claims.py          rewrite the README's blocks (and reset the docs' placeholders)
     python scripts/readme_claims.py --check  exit 1 when a block differs from what the results give
 """
 
@@ -30,6 +34,7 @@ RESULTS = ROOT / "docs" / "results" / "quick.json"
 BENCH = ROOT / "docs" / "results" / "bench.json"
 SHOWN = {"reproduced": "reproduced", "not_reproduced": "**not reproduced**", "inconclusive": "*inconclusive*",
          "skipped": "skipped", "error": "**error**"}
+PLACEHOLDER = "*Rendered from `docs/results/` when the site is built (`make docs`).*"
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w ]+?) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -43,7 +48,12 @@ def _counts(claims: list[dict]) -> str:
     return ", ".join(f"{counts[v]} {v.replace('_', ' ')}" for v in VERDICTS if counts[v])
 
 
-def posts_table(data: dict) -> str:
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text())
+
+
+def posts_table(data: dict, pages: str) -> str:
+    """The posts table; `pages` is the folder of the paper pages relative to where the table is shown."""
     by_module: dict[str, list] = {}
     for c in data["claims"]:
         by_module.setdefault(c["id"].split(".")[0], []).append(c)
@@ -55,8 +65,7 @@ def posts_table(data: dict) -> str:
     for post in [ENGINE, *POSTS]:
         claims = by_module.get(post.module, [])
         names = ", ".join(f"`{c['id'].split('.', 1)[1]}`" for c in claims)
-        page = f"docs/{post.module}.md" if post.number else "#the-engine"  # the engine is the README's own section
-        lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`]({page}) "
+        lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`]({pages}{post.module}.md) "
                      f"| {names} | {_counts(claims) or 'not yet implemented'} |")
     return "\n".join(lines)
 
@@ -78,10 +87,19 @@ def timing(data: dict) -> str:
                       f"{run['wall_seconds'] / 60:.1f} min |"])
 
 
-def blocks(data: dict) -> dict[str, str]:
-    out = {"posts": posts_table(data), "claims": claims_table(data["claims"]), "timing": timing(data)}
+def bench_goals(data: dict) -> str:
+    """The goals table of docs/results/bench.json, after a line counting the goals by status."""
+    counts = Counter(r["status"] if r["status"] in ("met", "missed", "undecided") else "skipped"
+                     for r in data["rows"] if r["goal"])
+    tally = ", ".join(f"{counts[s]} {s}" for s in ("met", "missed", "undecided", "skipped") if counts[s])
+    return f"Goals: {tally} (of {sum(counts.values())}).\n\n{bench.markdown(data)}"
+
+
+def blocks(data: dict, pages: str = "docs/") -> dict[str, str]:
+    """Every results block by name; the posts table links to the paper pages under `pages`."""
+    out = {"posts": posts_table(data, pages), "timing": timing(data)}
     if BENCH.exists():
-        out["benchmarks"] = bench.markdown(json.loads(BENCH.read_text()))
+        out["benchmarks"] = bench_goals(json.loads(BENCH.read_text()))
     for post in [ENGINE, *POSTS]:
         out[f"claims {post.module}"] = claims_table([c for c in data["claims"]
                                                      if c["id"].split(".")[0] == post.module])
@@ -97,15 +115,16 @@ def render(text: str, rendered: dict[str, str]) -> str:
     return BLOCK.sub(fill, text)
 
 
-def targets() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+def targets(data: dict) -> dict[Path, dict[str, str]]:
+    """Each file this script writes, with the blocks it gets: the README its numbers, a docs page placeholders."""
+    rendered = blocks(data)
+    placeholders = dict.fromkeys(rendered, PLACEHOLDER)
+    return {ROOT / "README.md": rendered, **{path: placeholders for path in sorted((ROOT / "docs").glob("*.md"))}}
 
 
 def main(argv: list[str]) -> int:
-    data = json.loads(RESULTS.read_text())
-    rendered = blocks(data)
     stale = []
-    for path in targets():
+    for path, rendered in targets(load_results()).items():
         text = path.read_text()
         new = render(text, rendered)
         if new != text:
