@@ -6,6 +6,7 @@ docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --
 (`paperzoo bench --out docs/results/bench.json`):
   posts           the posts table with each module's latest verdict counts (README.md, docs/index.md)
   claims MODULE   that paper's claims with their measured numbers (docs/MODULE.md)
+  post MODULE     the box at the top of a paper's page: paper, module, API link, latest verdicts (docs/MODULE.md)
   timing          the quick preset's wall time (docs/claims.md)
   benchmarks      the goals table of the speed/memory benchmarks (docs/benchmarks.md)
 The README's blocks are written into README.md by this script. The docs pages keep a one-line placeholder in
@@ -80,6 +81,16 @@ def claims_table(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def post_card(post, claims: list[dict]) -> str:
+    """The box at the top of a paper's page on the site: the post, the paper, the module, where its API is
+    documented, how to run its claims, and their latest verdicts."""
+    number = f"Seed post {post.number}" if post.number else "Not a post"
+    return "\n".join([f'!!! abstract "{number}: {post.title}"', f"    **Paper**: {post.paper}. **Module**: "
+                      f"`paperzoo.{post.module}` ([API reference](api/{post.module}.md)). **Claims**: "
+                      f"`paperzoo reproduce {post.module}`; latest verdicts (quick): "
+                      f"{_counts(claims) or 'none yet'} ([how to read them](claims.md))."])
+
+
 def timing(data: dict) -> str:
     run = data["run"]
     return "\n".join(["| command | torch threads per process | wall time |", "|---|---|---|",
@@ -101,8 +112,9 @@ def blocks(data: dict, pages: str = "docs/") -> dict[str, str]:
     if BENCH.exists():
         out["benchmarks"] = bench_goals(json.loads(BENCH.read_text()))
     for post in [ENGINE, *POSTS]:
-        out[f"claims {post.module}"] = claims_table([c for c in data["claims"]
-                                                     if c["id"].split(".")[0] == post.module])
+        claims = [c for c in data["claims"] if c["id"].split(".")[0] == post.module]
+        out[f"claims {post.module}"] = claims_table(claims)
+        out[f"post {post.module}"] = post_card(post, claims)
     return out
 
 
