@@ -43,7 +43,8 @@ def fence_listings(text: str) -> str:
             indented = line.startswith("  ")  # an indented listing ends at its first unindented line
             while end < len(lines) and lines[end].strip() and (lines[end].startswith("  ") or not indented):
                 end += 1
-            out += ([""] if out and out[-1].strip() else []) + ["```text", *lines[i:end], "```", ""]
+            out += ([""] if out and out[-1].strip() else []) + ["```text", *lines[i:end], "```"]
+            out += [""] if end < len(lines) and lines[end].strip() else []
             i = end
             continue
         out.append(line)
