@@ -10,7 +10,8 @@ Markdown would run those lines together into one paragraph; this extension fence
 it renders as written. A listing line is indented by two or more spaces, or holds a run of two or more spaces
 between words (the column gap; prose has none). A paragraph whose first line is a listing line, after a blank line
 or a line ending with ':', is fenced up to its end (an indented listing up to its first unindented line). An
-indented line under a list item is that item's continuation and stays as it is.
+indented line under a list item is that item's continuation and stays as it is. A list that follows its
+paragraph without a blank line gets one before it and after it, so that it renders as a list.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ def listing_line(line: str) -> bool:
     return bool(line.strip()) and (line.startswith("  ") or bool(COLUMNS.match(line)))
 
 
-def fence_listings(text: str) -> str:
-    """`text` with each indented listing wrapped in a ```text fence; fenced code is left alone."""
+def docstring_markdown(text: str) -> str:
+    """`text` with each indented listing wrapped in a ```text fence and blank lines around each list; fenced code
+    is left alone."""
     out: list[str] = []
     lines = text.split("\n")
-    i, fenced = 0, False
+    i, fenced, in_list = 0, False, False
     while i < len(lines):
         line = lines[i]
         if line.lstrip().startswith("```"):
@@ -47,6 +49,13 @@ def fence_listings(text: str) -> str:
             out += [""] if end < len(lines) and lines[end].strip() else []
             i = end
             continue
+        item = bool(LIST_ITEM.match(line))
+        if not fenced and line.strip() and not line.startswith(" ") and item != in_list:
+            if previous.strip():
+                out.append("")  # a list starts and ends at a blank line, or Markdown runs it into the paragraph
+            in_list = item
+        elif not line.strip():
+            in_list = False
         out.append(line)
         i += 1
     return "\n".join(out)
@@ -64,10 +73,10 @@ def drop_undocumented_attributes(obj) -> None:
             drop_undocumented_attributes(member)
 
 
-class FenceListings(Extension):
+class DocstringLayout(Extension):
     def on_instance(self, *, obj, **kwargs) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = fence_listings(obj.docstring.value)
+            obj.docstring.value = docstring_markdown(obj.docstring.value)
 
 
 class QuietClasses(Extension):

@@ -69,8 +69,9 @@ def exports(name: str) -> dict[str, str | None]:
 
 def api_page(name: str) -> str:
     """The markdown of one API page: the module's docstring, its exported names, then every public submodule."""
-    lines = [f"# paperzoo.{name}", "", f"::: paperzoo.{name}", "    options:",
-             f"      members: {'false' if submodules(name) else 'true'}", "      show_root_heading: false", ""]
+    members = ["      members: false"] if submodules(name) else []  # a package's modules follow one by one
+    lines = [f"# paperzoo.{name}", "", f"::: paperzoo.{name}", "    options:", *members,
+             "      show_root_heading: false", ""]
     names = exports(name)
     if names:
         lines += ["Exported by the package (`from paperzoo.{0} import ...`):".format(name), ""]

@@ -79,8 +79,8 @@ def test_exports_follow_re_exports_to_their_definition():
     assert hooks.exports("claims") == {}  # a plain module exports nothing
 
 
-def test_aligned_docstring_listings_are_fenced_and_prose_is_not():
-    fence = _load("docs_griffe").fence_listings
+def test_docstring_listings_are_fenced_lists_set_apart_and_prose_left_alone():
+    fence = _load("docs_griffe").docstring_markdown
     listing = "Title.\n\nsquash          Eq. 1\nmargin_loss     Eq. 4\n                continued\n\nProse after."
     assert fence(listing) == ("Title.\n\n```text\nsquash          Eq. 1\nmargin_loss     Eq. 4\n"
                               "                continued\n```\n\nProse after.")
@@ -89,3 +89,4 @@ def test_aligned_docstring_listings_are_fenced_and_prose_is_not():
                                "```\n\nA closing line.")
     prose = "One line of prose,\n  wrapped under a sentence.\n\n- an item\n  its continuation"
     assert fence(prose) == prose
+    assert fence("Decided on:\n- one\n- two,\n  continued.\nAfter.") == "Decided on:\n\n- one\n- two,\n  continued.\n\nAfter."
