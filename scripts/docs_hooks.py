@@ -83,14 +83,19 @@ def api_page(name: str) -> str:
     return "\n".join(lines)
 
 
+def summary(name: str) -> str:
+    """The first paragraph of a module's docstring, up to any list, on one line."""
+    doc = ast.get_docstring(ast.parse(_source(f"paperzoo.{name}").read_text())) or ""
+    return doc.split("\n\n")[0].split("\n-")[0].replace("\n", " ").rstrip(":")
+
+
 def api_index() -> str:
     """The overview page of the API reference: every module with the first line of its docstring."""
     lines = ["# API reference", "", "Generated from the docstrings of paperzoo's public modules when the site is "
              "built. A paper's package exports the names its page uses; each page below lists them and then "
              "documents every module of the package.", "", "| module | what |", "|---|---|"]
     for name in api_modules():
-        doc = (ast.get_docstring(ast.parse(_source(f"paperzoo.{name}").read_text())) or "").split("\n\n")[0].replace("\n", " ")
-        lines.append(f"| [`paperzoo.{name}`]({name}.md) | {readme_claims.cell(doc)} |")
+        lines.append(f"| [`paperzoo.{name}`]({name}.md) | {readme_claims.cell(summary(name))} |")
     return "\n".join(lines)
 
 
