@@ -41,3 +41,14 @@ def dpo_run(batch_size: int, steps: int = 3) -> tuple[list[float], list[float]]:
     result = Trainer(method, cfg).fit()
     parameters = torch.cat([p.detach().reshape(-1) for p in result.model.parameters()])
     return parameters.tolist(), result.history.series("train", "loss")[1]
+
+
+def uncached_sample(model, prompt_ids, prompt_mask, new_tokens, seed):
+    """The reference for `sample`: every token from one forward over the whole sequence so far."""
+    generator, ids, attention = torch.Generator().manual_seed(seed), prompt_ids, prompt_mask
+    with torch.no_grad():
+        for _ in range(new_tokens):
+            probs = torch.softmax(model(ids, attention_mask=attention).logits[:, -1].float(), -1)
+            token = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+            ids, attention = torch.cat([ids, token], 1), torch.cat([attention, torch.ones_like(token)], 1)
+    return ids

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from dpo_helpers import uncached_sample
 
 from paperzoo import config
 from paperzoo.dpo.cli import TRAIN_METHODS, load_lm
 from paperzoo.dpo.data import PreferencePairs, Sequences
+from paperzoo.dpo.generation import sample
 from paperzoo.dpo.logprobs import pair_logps
 from paperzoo.dpo.methods import SFT, RewardModel, pair_rewards
 from paperzoo.dpo.model import TinyGPTConfig
@@ -104,6 +106,16 @@ def test_reward_model_reads_the_last_real_token():
         expected = model.head(hidden)
     torch.testing.assert_close(rejected[1:], expected)
     assert chosen.shape == rejected.shape == (2,)
+
+
+@needs_hf
+def test_sampling_reads_the_hf_models_cache_and_draws_the_uncached_tokens():
+    model = gpt2()
+    prompts = torch.randint(3, 30, (3, 5))
+    mask = torch.ones_like(prompts)
+    prompts[0, :2], mask[0, :2] = 0, 0  # left padding
+    ids, _, _ = sample(model, prompts, 8, prompt_mask=mask, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(ids, uncached_sample(model, prompts, mask, 8, seed=1))
 
 
 def train(name, overrides, out):

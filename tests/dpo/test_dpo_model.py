@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from dpo_helpers import uncached_sample
 
 from paperzoo.dpo.generation import sample, token_kl
 from paperzoo.dpo.methods import RewardModel
@@ -75,6 +76,37 @@ def test_sample_stops_after_eos_and_masks_the_rest():
     ids, attention, completion = sample(Scripted(), torch.tensor([[1, 4]]), 4, eos_token_id=2, pad_token_id=0)
     assert ids.tolist() == [[1, 4, 5, 2, 0, 0]]
     assert attention.tolist() == [[1, 1, 1, 1, 0, 0]] and completion.tolist() == [[0, 0, 1, 1, 0, 0]]
+
+
+def left_padded_prompts():
+    ids = torch.randint(3, 99, (3, 5))
+    mask = torch.ones_like(ids)
+    ids[0, :2], mask[0, :2] = 0, 0  # the first prompt is 3 tokens, left-padded
+    return ids, mask
+
+
+def test_cached_forward_equals_one_forward_over_the_whole_sequence():
+    model = tiny().eval()
+    ids, mask = left_padded_prompts()
+    ids, mask = torch.cat([ids, torch.randint(3, 99, (3, 4))], 1), torch.cat([mask, torch.ones(3, 4).long()], 1)
+    whole = model(ids, attention_mask=mask).logits  # (3, 9, V)
+    first = model(ids[:, :5], attention_mask=mask[:, :5], use_cache=True)
+    cache, steps = first.past_key_values, [first.logits]
+    for t in range(5, 9):
+        out = model(ids[:, t:t + 1], attention_mask=mask[:, :t + 1], past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        steps.append(out.logits)
+    assert cache[0][0].shape == (3, 2, 9, 8)  # (B, H, T, Dh) of every position
+    torch.testing.assert_close(torch.cat(steps, 1), whole)
+    with pytest.raises(ValueError, match="17 tokens is longer than the model's context 16"):
+        model(torch.zeros(3, 8, dtype=torch.long), past_key_values=cache)
+
+
+def test_sample_with_the_cache_draws_the_tokens_of_the_uncached_loop():
+    model = tiny().eval()
+    prompts, mask = left_padded_prompts()
+    ids, _, _ = sample(model, prompts, 8, prompt_mask=mask, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(ids, uncached_sample(model, prompts, mask, 8, seed=3))
 
 
 def test_token_kl_is_zero_for_the_same_model_and_positive_otherwise():

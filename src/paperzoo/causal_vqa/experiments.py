@@ -26,9 +26,9 @@ TRAIN_METHODS = {"causal_vqa": TrainSpec("causal_vqa", "SAAA-style VQA on genera
                                          "the IV/CV-edited images)", CausalVQAConfig, CausalVQAMethod)}
 
 
-CUE_BIAS = 0.75  # P(cue | yes) = P(no cue | no) in training. At 0.9 and 8,000 scenes a pilot model answered every
-# yes/no question by the cue alone, below the question-only baseline on the uncorrelated test scenes; whether the
-# model learns the cue at 0.75 is what the cue-reliance precondition reports (see docs/causal_vqa.md)
+CUE_BIAS = 0.9  # P(cue | yes) = P(no cue | no) in the training (and test) scenes, chosen before judging the bias
+# claim so that the model learns the cue: in the committed quick run at 0.75 its cue reliance was 0.002 [-0.008,
+# 0.013] over 3 seeds (not learned); two pilot seeds at 0.9 gave 0.99 and 0.94 (see docs/causal_vqa.md)
 
 
 def _config(ctx: RunContext, seed: int, augment: bool, blind: bool = False) -> CausalVQAConfig:
@@ -211,9 +211,9 @@ CLAIMS = [
         run=_run_bias,
         check=_check_bias,
         preconditions=(_uses_image(), Precondition(
-            f"the model learned the spurious cue: on test scenes where the cue is independent of the answer, its "
-            f"yes/no accuracy where the cue agrees with the answer exceeds that where it disagrees by >= "
-            f"{CUE_RELIANCE * 100:.0f} points over seeds",
+            f"the model learned the spurious cue: asked every yes/no test question whose scene has the cue with "
+            f"and without it, its accuracy where the cue's presence agrees with the answer exceeds that where it "
+            f"disagrees by >= {CUE_RELIANCE * 100:.0f} points over seeds",
             lambda m: at_least("cue reliance", m["cue_reliance"], CUE_RELIANCE))),
     ),
     Claim(

@@ -83,14 +83,17 @@ def blank(images: Tensor) -> Tensor:
 
 class CausalVQAMethod:
     """Method protocol for the engine: cross-entropy on the originals (+ edits, + consistency when asked).
-    `examples` (train, test) replaces the generated scenes (tests use hand-made ones)."""
+    The test scenes are drawn like the training scenes, cue correlation included, as a VQA test split shares its
+    training split's biases; how much a model answers by the cue is measured on counterfactual pairs
+    (`cue_reliance`), which that correlation does not affect. `examples` (train, test) replaces the generated
+    scenes (tests use hand-made ones)."""
 
     def __init__(self, cfg: CausalVQAConfig, examples: tuple[list[Example], list[Example]] | None = None):
         self.cfg = cfg
         bias = None if cfg.cue_bias < 0 else cfg.cue_bias
         self.train_examples, self.test_examples = examples or (
             make_examples(cfg.train_examples, cfg.data_seed, bias, cfg.image_size),
-            make_examples(cfg.test_examples, cfg.data_seed + 10_000, None, cfg.image_size))
+            make_examples(cfg.test_examples, cfg.data_seed + 10_000, bias, cfg.image_size))
         self._train = training_tensors(self.train_examples, cfg.data_seed, cfg.max_area)
         self._test = tensors([e.scene for e in self.test_examples], [e.question for e in self.test_examples],
                              [e.answer for e in self.test_examples])

@@ -1,10 +1,14 @@
 """Sampling completions from a causal LM and measuring KL(pi || pi_ref) along them.
 
-No KV cache: each new token re-reads the whole sequence, which is cheap for the short completions used here.
+When the model's forward takes `past_key_values` (Hugging Face causal LMs, `TinyGPT`), each new token reads the
+keys and values cached from the previous positions, so a completion of n tokens costs n single-position forwards
+after the prompt's; any other model re-reads the whole sequence for each token.
 Prompts may be left-padded (`prompt_mask` 0 on padding); tokens after an EOS are padding.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
@@ -21,12 +25,20 @@ def sample(model: nn.Module, prompt_ids: torch.Tensor, new_tokens: int, prompt_m
     ids = prompt_ids
     attention = torch.ones_like(prompt_ids) if prompt_mask is None else prompt_mask.long()
     alive = torch.ones(b, dtype=torch.bool, device=ids.device)
+    cached = "past_key_values" in inspect.signature(model.forward).parameters
+    cache, fresh = None, ids  # fresh: the positions the model has not read yet
     for _ in range(new_tokens):
-        logits = model(ids, attention_mask=attention).logits[:, -1].float() / temperature  # (B, V)
+        if cached:
+            out = model(fresh, attention_mask=attention, past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+        else:
+            out = model(ids, attention_mask=attention)
+        logits = out.logits[:, -1].float() / temperature  # (B, V)
         probs = torch.softmax(logits, dim=-1)
         token = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
         token = torch.where(alive, token, torch.full_like(token, pad_token_id))
-        ids = torch.cat([ids, token[:, None]], dim=1)
+        fresh = token[:, None]  # (B, 1)
+        ids = torch.cat([ids, fresh], dim=1)
         attention = torch.cat([attention, alive.long()[:, None]], dim=1)
         if eos_token_id is not None:
             alive = alive & (token != eos_token_id)

@@ -1,7 +1,8 @@
 """paperzoo's own tiny causal language model and a character tokenizer, shaped like their Hugging Face twins.
 
 The DPO trainer only assumes `model(input_ids, attention_mask=...).logits` (and, for a reward model,
-`output_hidden_states=True` giving `.hidden_states[-1]`), and a tokenizer with `encode(text,
+`output_hidden_states=True` giving `.hidden_states[-1]`; sampling also uses `past_key_values` and `use_cache`
+where the model takes them), and a tokenizer with `encode(text,
 add_special_tokens=False)`, `decode(ids)`, `pad_token_id`, `bos_token_id`, `eos_token_id`. `TinyGPT` and
 `CharTokenizer` provide exactly that, so the offline claims and any `transformers` causal LM go through the same
 code. The architecture is GPT-2's (Radford et al. 2019): pre-LayerNorm blocks, learned positions, tied embeddings.
@@ -32,10 +33,14 @@ class TinyGPTConfig:
         require_divisor(self.heads, prefix + "heads", self.hidden_size, f"{prefix}hidden_size={self.hidden_size}")
 
 
+KeyValues = tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per block: keys and values, each (B, H, T, Dh)
+
+
 @dataclass
 class CausalLMOutput:
     logits: torch.Tensor  # (B, T, V)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # each (B, T, D); the last is after the final norm
+    past_key_values: KeyValues | None = None  # with use_cache=True: every position's keys and values so far
 
 
 class Block(nn.Module):
@@ -46,13 +51,18 @@ class Block(nn.Module):
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, T, D) of the new positions, `allowed` (B or 1, 1, T, P + T) over the P cached and the new keys;
+        returns the block's output and the keys and values of all P + T positions."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)  # 3 x (B, T, H, Dh)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # (B, H, T, Dh)
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, H, P + T, Dh)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, T, Dh)
         x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))  # (B, T, D)
-        return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x)), (k, v)
 
 
 class TinyGPT(nn.Module):
@@ -75,25 +85,35 @@ class TinyGPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                output_hidden_states: bool = False) -> CausalLMOutput:
+                output_hidden_states: bool = False, past_key_values: KeyValues | None = None,
+                use_cache: bool = False) -> CausalLMOutput:
+        """Logits of `input_ids` (B, T). With `past_key_values` (from a call with use_cache=True) the ids are the
+        T positions after the P cached ones and `attention_mask`, when given, covers all P + T, as in Hugging Face
+        models; the logits then equal those of one call on the whole sequence."""
         b, t = input_ids.shape
-        if t > self.config.context:
-            raise ValueError(f"sequence of {t} tokens is longer than the model's context {self.config.context}")
-        causal = torch.ones(t, t, dtype=torch.bool, device=input_ids.device).tril()  # (T, T)
-        allowed = causal[None]  # (1, T, T)
+        p = past_key_values[0][0].shape[2] if past_key_values else 0
+        if p + t > self.config.context:
+            raise ValueError(f"sequence of {p + t} tokens is longer than the model's context {self.config.context}")
+        device = input_ids.device
+        position = torch.arange(p, p + t, device=device)  # (T,)
+        keys = torch.arange(p + t, device=device)  # (P + T,)
+        causal = keys[None, :] <= position[:, None]  # (T, P + T)
+        allowed = causal[None]  # (1, T, P + T)
         if attention_mask is not None:  # padding keys are hidden; a token always sees itself (no empty rows)
-            eye = torch.eye(t, dtype=torch.bool, device=input_ids.device)
-            allowed = causal & (attention_mask.bool()[:, None, :] | eye)  # (B, T, T)
-        allowed = allowed[:, None]  # (B or 1, 1, T, T)
-        x = self.embed(input_ids) + self.pos(torch.arange(t, device=input_ids.device))  # (B, T, D)
-        hidden = [x]
-        for block in self.blocks:
-            x = block(x, allowed)
+            itself = keys[None, :] == position[:, None]  # (T, P + T)
+            allowed = causal & (attention_mask.bool()[:, None, :] | itself)  # (B, T, P + T)
+        allowed = allowed[:, None]  # (B or 1, 1, T, P + T)
+        x = self.embed(input_ids) + self.pos(position)  # (B, T, D)
+        hidden, cache = [x], []
+        for i, block in enumerate(self.blocks):
+            x, key_values = block(x, allowed, past_key_values[i] if past_key_values else None)
             hidden.append(x)
+            cache.append(key_values)
         x = self.norm(x)
         hidden[-1] = x
         logits = x @ self.embed.weight.T  # (B, T, V), tied embeddings
-        return CausalLMOutput(logits, tuple(hidden) if output_hidden_states else None)
+        return CausalLMOutput(logits, tuple(hidden) if output_hidden_states else None,
+                              tuple(cache) if use_cache else None)
 
 
 class CharTokenizer:
