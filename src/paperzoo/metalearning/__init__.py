@@ -1,22 +1,24 @@
 """Meta-learning (seed post 8): episodic few-shot learning with Prototypical Networks (Snell et al. 2017,
 arXiv 1703.05175), MAML (Finn et al. 2017, arXiv 1703.03400; first-order and Meta-SGD options) and the
-pretrain-then-adapt transfer baseline, on the offline glyph set (`paperzoo.data.glyphs`) or a real Omniglot folder."""
+pretrain-then-adapt transfer baseline (Chen et al. 2019's Baseline++, arXiv 1904.04232), on the offline glyph set
+(`paperzoo.data.glyphs`) or a real Omniglot folder."""
 
-from paperzoo.metalearning.evaluate import (episode_accuracies, feature_accuracies, linear_head_logits, mean_ci95,
+from paperzoo.metalearning.evaluate import (cosine_head_logits, episode_accuracies, feature_accuracies, mean_ci95,
                                             nearest_neighbour_logits)
 from paperzoo.metalearning.maml import MAML
-from paperzoo.metalearning.networks import Conv4, ConvClassifier, EpisodeBatchNorm
+from paperzoo.metalearning.networks import Conv4, ConvClassifier, CosineHead, EpisodeBatchNorm
 from paperzoo.metalearning.protonet import ProtoNet, protonet_logits, prototypes
 
 __all__ = [
     "MAML",
     "Conv4",
     "ConvClassifier",
+    "CosineHead",
     "EpisodeBatchNorm",
     "ProtoNet",
+    "cosine_head_logits",
     "episode_accuracies",
     "feature_accuracies",
-    "linear_head_logits",
     "mean_ci95",
     "nearest_neighbour_logits",
     "protonet_logits",

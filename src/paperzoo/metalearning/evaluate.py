@@ -1,7 +1,7 @@
 """Few-shot evaluation: accuracy over many test episodes with a 95% confidence interval (the protocol of Snell et
 al. 2017, Sec. 3.1, and Finn et al. 2017: 600+ episodes, mean +- 1.96 standard errors), and the classifiers that
 work on fixed features: nearest prototype, nearest neighbour (the pixel baseline of Vinyals et al. 2016, Table 1)
-and a linear head fitted on the support set (the transfer baseline of Chen et al. 2019, arXiv 1904.04232)."""
+and a cosine classifier fitted on the support set (the Baseline++ of Chen et al. 2019, arXiv 1904.04232)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from paperzoo.data.episodes import EpisodeSampler, as_float
+from paperzoo.metalearning.protonet import prototypes
 
 
 def mean_ci95(accuracies) -> tuple[float, float]:
@@ -60,20 +61,23 @@ def nearest_neighbour_logits(support_f: torch.Tensor, support_y: torch.Tensor, q
     return (-dist[:, :, None, :]).masked_fill(~mask, float("-inf")).amax(-1)  # (T, Q, N)
 
 
-def linear_head_logits(support_f: torch.Tensor, support_y: torch.Tensor, query_f: torch.Tensor, n_way: int,
-                       steps: int = 100, lr: float = 0.1, weight_decay: float = 1e-3) -> torch.Tensor:
-    """A new softmax head per episode fitted on the (L2-normalised) support features with Adam, all episodes at once;
-    the features stay frozen (Chen et al. 2019's "Baseline")."""
+def cosine_head_logits(support_f: torch.Tensor, support_y: torch.Tensor, query_f: torch.Tensor, n_way: int,
+                       steps: int = 100, lr: float = 0.01, scale: float = 10.0) -> torch.Tensor:
+    """Chen et al. 2019's Baseline++ adaptation: a new cosine classifier per episode (logit = scale * cos(f, w_k)),
+    fitted on the frozen support features by cross-entropy with Adam, all episodes at once. The class weights start
+    at the support class means (the first step's classifier is the cosine nearest centroid).
+    support_f (T, S, D), support_y (T, S), query_f (T, Q, D) -> query logits (T, Q, n_way)."""
     sf, qf = F.normalize(support_f, dim=-1), F.normalize(query_f, dim=-1)
-    t, _, d = sf.shape
-    w = torch.zeros(t, d, n_way, requires_grad=True)
-    b = torch.zeros(t, 1, n_way, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=lr, weight_decay=weight_decay)
+    w = prototypes(sf, support_y, n_way).clone().requires_grad_()  # (T, N, D)
+    opt = torch.optim.Adam([w], lr=lr)
+
+    def logits(f: torch.Tensor) -> torch.Tensor:
+        return scale * f @ F.normalize(w, dim=-1).transpose(-1, -2)  # (T, rows, N)
+
     with torch.enable_grad():
         for _ in range(steps):
-            logits = 10.0 * (sf @ w) + b  # (T, S, N); the scale lets unit-norm features reach confident outputs
-            loss = F.cross_entropy(logits.flatten(0, 1), support_y.flatten())
+            loss = F.cross_entropy(logits(sf).flatten(0, 1), support_y.flatten())
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return (10.0 * (qf @ w) + b).detach()  # (T, Q, N)
+    return logits(qf).detach()

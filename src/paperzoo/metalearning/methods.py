@@ -20,7 +20,7 @@ from paperzoo.data.glyphs import CharacterSet, GlyphConfig, glyph_set
 from paperzoo.data.omniglot import omniglot
 from paperzoo.engine.trainer import StepOutput, TrainConfig
 from paperzoo.errors import ConfigError, DataError
-from paperzoo.metalearning.evaluate import (episode_accuracies, feature_accuracies, linear_head_logits, mean_ci95,
+from paperzoo.metalearning.evaluate import (cosine_head_logits, episode_accuracies, feature_accuracies, mean_ci95,
                                             nearest_neighbour_logits)
 from paperzoo.metalearning.maml import MAML
 from paperzoo.metalearning.networks import Conv4, ConvClassifier
@@ -212,7 +212,7 @@ class MamlMethod:
 class TransferConfig:
     data: FewShotData = field(default_factory=FewShotData)
     channels: int = 64
-    head_steps: int = 100  # Adam steps of the new linear head on each episode's support set
+    head_steps: int = 100  # Adam steps of the new cosine head on each episode's support set (Chen et al.: 100)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20000, batch_size=128, lr=1e-3,
                                                                      log_every=50))
 
@@ -232,7 +232,7 @@ class TransferMethod:
         self.train_y = self.remap(self.chars.labels[member])
 
     def build_model(self) -> nn.Module:
-        return ConvClassifier(len(self.chars.split("train")), channels=self.cfg.channels)
+        return ConvClassifier(len(self.chars.split("train")), channels=self.cfg.channels, head="cosine")
 
     def train_dataset(self):
         return TensorDataset(self.train_x, self.train_y)
@@ -244,7 +244,7 @@ class TransferMethod:
 
     def accuracies(self, model: ConvClassifier, device: torch.device) -> dict[str, dict[int, torch.Tensor]]:
         features = embed(model.encoder, self.chars.images, device, only=test_mask(self.chars))
-        head = lambda sf, sy, qf, n: linear_head_logits(sf, sy, qf, n, steps=self.cfg.head_steps)  # noqa: E731
+        head = lambda sf, sy, qf, n: cosine_head_logits(sf, sy, qf, n, steps=self.cfg.head_steps)  # noqa: E731
         return {
             "centroid": {k: feature_accuracies(protonet_logits, features, s, self.cfg.data.test_episodes)
                          for k, s in self.samplers.items()},

@@ -10,6 +10,10 @@ arXiv 2003.03284): the original MAML code normalises the query set with the quer
 query's prediction depends on the other queries (transductive, and class-balanced query sets leak label
 information). With `n_stats` set, the statistics come from the first `n_stats` rows only (the support set), and
 every query is then classified on its own.
+
+`CosineHead` is the classifier of Chen et al.'s "Baseline++" (A Closer Look at Few-shot Classification, ICLR 2019,
+arXiv 1904.04232, Sec. 3.2): logit_k = s * cos(f(x), w_k), the cosine similarity between the feature and the class
+weight vector times a fixed scale s, so that the learned weights act as class prototypes on the unit sphere.
 """
 
 from __future__ import annotations
@@ -56,18 +60,35 @@ class Conv4(nn.Module):
         return x.flatten(1)  # (B, D)
 
 
+class CosineHead(nn.Module):
+    """(B, D) features -> (B, n_out) logits scale * cos(feature, weight row)."""
+
+    def __init__(self, in_features: int, n_out: int, scale: float = 10.0):
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"the cosine head's scale must be > 0, got {scale}")
+        self.weight = nn.Parameter(torch.randn(n_out, in_features) / in_features**0.5)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(x, dim=-1) @ F.normalize(self.weight, dim=-1).T  # (B, n_out)
+
+
 class ConvClassifier(nn.Module):
-    """Conv-4 and a linear head: MAML's few-shot learner (head of n_way outputs) and the transfer baseline's
-    pretraining classifier (head over all meta-train classes)."""
+    """Conv-4 and a head: MAML's few-shot learner (a linear head of n_way outputs) and the transfer baseline's
+    pretraining classifier (a cosine head over all meta-train classes, `head="cosine"`)."""
 
     def __init__(self, n_out: int, in_channels: int = 1, channels: int = 64, image_size: int = 28,
-                 episodic: bool = False):
+                 episodic: bool = False, head: str = "linear"):
         super().__init__()
+        if head not in ("linear", "cosine"):
+            raise ValueError(f"head must be 'linear' or 'cosine', got {head!r}")
         self.encoder = Conv4(in_channels, channels, episodic)
         side = image_size
         for _ in range(4):
             side //= 2
-        self.head = nn.Linear(channels * side * side, n_out)
+        features = channels * side * side
+        self.head = nn.Linear(features, n_out) if head == "linear" else CosineHead(features, n_out)
 
     def forward(self, x: torch.Tensor, n_stats: int | None = None) -> torch.Tensor:
         return self.head(self.encoder(x, n_stats))  # (B, n_out)

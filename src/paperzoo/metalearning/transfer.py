@@ -1,7 +1,7 @@
 """The transfer-learning baseline (pretrain, then adapt; Chen et al., "A Closer Look at Few-shot Classification",
-ICLR 2019, arXiv 1904.04232, Sec. 3.1): a classifier is trained with ordinary cross-entropy on every meta-train
-class at once; for a new episode its head is dropped and the frozen features are classified either by the nearest
-support-class centroid or by a new linear head fitted on the support set."""
+ICLR 2019, arXiv 1904.04232, Sec. 3.1-3.2, "Baseline++"): a classifier with a cosine head is trained with ordinary
+cross-entropy on every meta-train class at once; for a new episode its head is dropped and the frozen features are
+classified either by the nearest support-class centroid or by a new cosine head fitted on the support set."""
 
 from __future__ import annotations
 
