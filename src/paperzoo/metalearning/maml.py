@@ -9,8 +9,10 @@ parameters summed over tasks (Eq. 2-3, Algorithm 2). Second-order MAML different
 The inner loop uses `torch.func.grad` on `torch.func.functional_call`, and the tasks of a meta-batch run together
 under `torch.func.vmap` (one batched graph instead of a Python loop over tasks). `task_chunk` sets how many tasks
 vmap batches at once (vmap's `chunk_size`; 0 = all): batching pays where per-task kernel launches dominate (GPUs),
-while on a CPU a batched convolution over tasks is a grouped convolution that runs several times slower than the
-same work task by task, so `task_chunk=1` is the fast choice there (benchmarks/metalearning_maml.py).
+while on a CPU at the paper's sizes (64 channels, 32 tasks) a batched convolution over tasks is a grouped
+convolution that runs several times slower than the same work task by task, so `task_chunk=1` is the fast choice
+there (benchmarks/metalearning_maml.py). At small sizes (16 channels, 4 tasks: the quick preset) per-call overhead
+dominates on a CPU too, and `task_chunk=0` takes about half the time of `task_chunk=1`.
 
 Batch norm: the learner must use `EpisodeBatchNorm` (no running statistics). `bn="support"` (the default)
 normalises queries with the support set's statistics, so no query sees another; `bn="transductive"` normalises
