@@ -90,3 +90,11 @@ def test_docstring_listings_are_fenced_lists_set_apart_and_prose_left_alone():
     prose = "One line of prose,\n  wrapped under a sentence.\n\n- an item\n  its continuation"
     assert fence(prose) == prose
     assert fence("Decided on:\n- one\n- two,\n  continued.\nAfter.") == "Decided on:\n\n- one\n- two,\n  continued.\n\nAfter."
+
+
+@pytest.mark.slow
+def test_no_list_is_rendered_as_a_paragraph(site):
+    """Python-Markdown needs a blank line before a list; without it the items run on inside the paragraph above."""
+    run_on = {page.relative_to(site).as_posix(): hit.group(0)[-60:]
+              for page in site.rglob("*.html") if (hit := re.search(r"<p>[^<]*\n(- |\d+\. )", page.read_text()))}
+    assert not run_on, f"lists run into the paragraph above (add a blank line before them): {run_on}"
