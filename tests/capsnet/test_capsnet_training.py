@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperzoo.capsnet import CapsNetConfig, multimnist, random_affine
+import torch.nn.functional as F
+
+from paperzoo.capsnet import BaselineCNN, BaselineConfig, CapsNetConfig, multimnist, random_affine
 from paperzoo.capsnet.experiments import CLAIMS, TRAIN_METHODS
 from paperzoo.capsnet.training import CapsNetMethod, CapsNetTrainConfig, pair_accuracy
 from paperzoo.claims import RunContext, run_claim
@@ -66,13 +68,38 @@ def test_engine_training_rises_well_above_chance():
     assert "capsnet" in TRAIN_METHODS and "capsnet_baseline" in TRAIN_METHODS
 
 
+def test_cnn_baseline_learns_two_overlapping_patterns():
+    """Ten hand-made 12x12 'digits' (fixed random ink), overlaid in pairs on a 16x16 canvas as in MultiMNIST: the
+    baseline gets both right far above the 1/45 chance. With PyTorch's default initialisation it stayed at the
+    label prior (binary cross-entropy 0.50, pair accuracy about 0.02) on this problem and on MultiMNIST."""
+    torch.manual_seed(0)
+    patterns = (torch.rand(10, 1, 12, 12) < 0.3).float()
+    model = BaselineCNN(BaselineConfig(image_size=16, channels=(8, 16, 16), hidden=(64, 32), dropout=0.0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(250):
+        labels = torch.randint(0, 10, (32,))
+        overlay, pairs, _ = multimnist(patterns[labels], labels, size=16, max_shift=2)
+        loss = F.binary_cross_entropy_with_logits(model(overlay), F.one_hot(pairs, 10).sum(1).float())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    labels = torch.randint(0, 10, (300,))
+    overlay, pairs, _ = multimnist(patterns[labels], labels, size=16, max_shift=2)
+    with torch.no_grad():
+        assert pair_accuracy(model(overlay), pairs) > 1 / 45 + 0.3
+
+
 def test_claims_run_at_smoke(tmp_path: Path):
     memo: dict = {}
     for claim in CLAIMS:
-        result = run_claim(claim, RunContext("smoke", tmp_path / claim.id, memo=memo))
+        result = run_claim(claim, RunContext("smoke", tmp_path / claim.id, memo=memo, stream="capsnet"))
         assert result.verdict != "error", result.message
         assert result.figures and all(Path(f).is_file() for f in result.figures)
-        if claim.id == "capsnet.multimnist_beats_cnn":  # a baseline near chance makes the claim inconclusive
-            trained = result.measured["cnn_pair_acc"] >= result.measured["chance_pair_acc"] + 0.1
+        assert result.per_seed and all(len(v) == len(result.seeds) for v in result.per_seed.values())
+        if claim.id == "capsnet.multimnist_beats_cnn":  # a model near chance makes the claim inconclusive
+            floor = result.measured["chance_pair_acc"] + 0.1
+            trained = min(result.per_seed["capsnet_pair_acc"] + result.per_seed["cnn_pair_acc"]) >= floor
             assert result.preconditions[0]["held"] is trained
-            assert (result.verdict == "inconclusive") is not trained
+            if not trained:
+                assert result.verdict == "inconclusive"

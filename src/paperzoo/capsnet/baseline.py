@@ -3,6 +3,11 @@ fully connected layers with dropout, widths configurable so the baseline can mat
 
 The paper's baseline is 256, 256, 128 channels and 328, 192 hidden units; it is trained with cross-entropy for one
 digit, and here with per-class sigmoid (binary cross-entropy) for the two digits of MultiMNIST.
+
+Weights are He-initialised (normal, fan-in, for ReLU; zero biases). With PyTorch's default layer initialisation
+(weight variance 1/(3 fan-in)) each ReLU layer shrinks the signal, and on MultiMNIST the five-layer network stayed at
+the loss of predicting the label prior (binary cross-entropy 0.500 = entropy of 2/10) for hundreds of steps: its
+pair accuracy stayed at chance. With He initialisation it leaves that plateau within tens of steps.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class BaselineCNN(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(c3 * side * side, cfg.hidden[0]), nn.ReLU(),
                                   nn.Linear(cfg.hidden[0], cfg.hidden[1]), nn.ReLU(), nn.Dropout(cfg.dropout),
                                   nn.Linear(cfg.hidden[1], cfg.classes))
+        for layer in self.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

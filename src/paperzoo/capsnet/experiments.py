@@ -1,10 +1,12 @@
 """The claims of "Dynamic Routing Between Capsules" (Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829)
-on the 5,000 real MNIST digits, and `paperzoo train capsnet` / `capsnet_baseline`.
+on the 5,000 real MNIST digits, over seeds, and `paperzoo train capsnet` / `capsnet_baseline`.
 
-All four claims share three trained models (CapsNet with 3 routing iterations, with 1, and the CNN baseline, all
-trained with 2 px shifts the same way) plus a CapsNet/CNN pair trained on overlapping digits. `quick` uses a
-narrow CapsNet (Conv1 32 channels, 4 primary capsule types) so that the paper's four experiments fit a laptop
-CPU in about a minute; `full` is the paper's network and schedule (GPU).
+Per seed, five models are trained once and shared by the claims: CapsNet with 3 routing iterations (Procedure 1),
+with 1, and the CNN baseline on shifted single digits (Sec. 5), and a CapsNet/CNN pair on overlapping digits
+(Sec. 6), each pair on an equal budget (steps, batch, optimiser, schedule). Every model is evaluated ten times during
+training; the last 30% of those evaluations show whether it reached a plateau, a precondition of the claims that
+compare trained models. `quick` trains narrow models for a few hundred steps on a CPU, far from the plateau, so
+those claims are honestly `inconclusive` there; `full` is the paper's networks and schedule (GPU).
 """
 
 from __future__ import annotations
@@ -16,16 +18,35 @@ import torch
 
 from paperzoo import plotting
 from paperzoo.capsnet.baseline import BaselineConfig
+from paperzoo.capsnet.capsules import Decoder
+from paperzoo.capsnet.dimensions import (
+    ATTRIBUTES,
+    attribute_changes,
+    axis_directions,
+    consistency,
+    random_directions,
+)
 from paperzoo.capsnet.model import CapsNetConfig, parameter_count
-from paperzoo.capsnet.training import (BaselineMethod, BaselineTrainConfig, CapsNetMethod, CapsNetTrainConfig,
-                                       batched, paper_schedule)
+from paperzoo.capsnet.training import (
+    BaselineMethod,
+    BaselineTrainConfig,
+    CapsNetMethod,
+    CapsNetTrainConfig,
+    paper_schedule,
+)
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
-from paperzoo.criteria import Precondition
-from paperzoo.data.transforms import random_affine
+from paperzoo.criteria import Precondition, at_least, beats, decide, every_seed
+from paperzoo.engine.distributed import derive_seed
 from paperzoo.engine.trainer import TrainConfig, Trainer
 
 PAPER = "Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829"
+CHANCE_PAIR_ACC = 1 / 45  # two distinct classes out of 10, guessed
+PLATEAU_TAIL = 0.3  # the plateau is judged on the last 30% of training
+PLATEAU_POINTS = {"mnist": 1.0, "multimnist": 3.0}  # largest rise (points of test accuracy) over that tail
+MATCH_POINTS = 1.0  # affine_robustness: the two clean accuracies compared differ by <= 1 point
+STEP = 0.25  # Fig. 4: perturbations up to +-0.25
+CONSISTENCY_MARGIN = 0.1  # interpretable_dimensions: trained decoder ahead of each control by > 0.1 (cosine)
 
 TRAIN_METHODS = {
     "capsnet": TrainSpec("capsnet", "CapsNet (dynamic routing) on the 5,000 real MNIST digits; task=multimnist "
@@ -35,13 +56,14 @@ TRAIN_METHODS = {
 }
 
 
-def _train_config(ctx: RunContext) -> TrainConfig:
+def _train_config(ctx: RunContext, seed: int, task: str) -> TrainConfig:
     if ctx.preset == "full":
         if not torch.cuda.is_available():
             raise SkipClaim("needs a GPU (the paper's 8.2M-parameter CapsNet; use --preset quick on a CPU)")
-        return replace(paper_schedule(steps=20000), seed=ctx.seed, progress=False, log_every=100)
-    return TrainConfig(steps=ctx.pick(smoke=10, quick=300, full=0), batch_size=ctx.pick(smoke=32, quick=64, full=0),
-                       lr=2e-3, schedule="cosine", log_every=10, seed=ctx.seed, progress=False)
+        return replace(paper_schedule(steps=20000), seed=seed, progress=False, log_every=100, eval_every=2000)
+    steps = ctx.pick(smoke=10, quick={"mnist": 150, "multimnist": 100}[task], full=0)
+    return TrainConfig(steps=steps, batch_size=ctx.pick(smoke=32, quick=64, full=0), lr=2e-3, schedule="cosine",
+                       log_every=10, eval_every=max(1, steps // 10), seed=seed, progress=False)
 
 
 def _capsnet_config(ctx: RunContext, image_size: int, iterations: int) -> CapsNetConfig:
@@ -51,8 +73,13 @@ def _capsnet_config(ctx: RunContext, image_size: int, iterations: int) -> CapsNe
 
 
 def _baseline_config(ctx: RunContext, image_size: int) -> BaselineConfig:
-    width = ctx.pick(smoke=dict(channels=(8, 16, 16)), quick=dict(channels=(32, 64, 64)), full={})
+    quick = (32, 64, 64) if image_size == 28 else (16, 32, 32)  # multimnist: 36 px costs 2x per channel pair
+    width = ctx.pick(smoke=dict(channels=(8, 16, 16)), quick=dict(channels=quick), full={})
     return BaselineConfig(image_size=image_size, **width)
+
+
+def _test_examples(ctx: RunContext, task: str) -> int:
+    return ctx.pick(smoke=100, quick={"mnist": 500, "multimnist": 300}[task], full=1000)
 
 
 def _fit(method, train: TrainConfig) -> dict:
@@ -63,49 +90,67 @@ def _fit(method, train: TrainConfig) -> dict:
             "seconds": time.perf_counter() - started, "params": parameter_count(result.model)}
 
 
-def _capsnet(ctx: RunContext, iterations: int, task: str = "mnist") -> dict:
-    size = 36 if task == "multimnist" else 28
-    test = ctx.pick(smoke=200, quick=1000, full=1000)
-
+def _capsnet(ctx: RunContext, seed: int, iterations: int, task: str = "mnist") -> dict:
     def build():
-        cfg = CapsNetTrainConfig(model=_capsnet_config(ctx, size, iterations), task=task, test_examples=test,
-                                 train=_train_config(ctx))
+        cfg = CapsNetTrainConfig(model=_capsnet_config(ctx, 36 if task == "multimnist" else 28, iterations),
+                                 task=task, test_examples=_test_examples(ctx, task), affine_test=task == "mnist",
+                                 train=_train_config(ctx, seed, task))
         return _fit(CapsNetMethod(cfg), cfg.train)
 
-    return ctx.shared(f"capsnet-{task}-r{iterations}", build)
+    return ctx.shared(f"capsnet-{task}-r{iterations}/{seed}", build)
 
 
-def _baseline(ctx: RunContext, task: str = "mnist") -> dict:
-    size = 36 if task == "multimnist" else 28
-    test = ctx.pick(smoke=200, quick=1000, full=1000)
-
+def _baseline(ctx: RunContext, seed: int, task: str = "mnist") -> dict:
     def build():
-        cfg = BaselineTrainConfig(model=_baseline_config(ctx, size), task=task, test_examples=test,
-                                  train=_train_config(ctx))
+        cfg = BaselineTrainConfig(model=_baseline_config(ctx, 36 if task == "multimnist" else 28), task=task,
+                                  test_examples=_test_examples(ctx, task), affine_test=task == "mnist",
+                                  train=_train_config(ctx, seed, task))
         return _fit(BaselineMethod(cfg), cfg.train)
 
-    return ctx.shared(f"baseline-{task}", build)
+    return ctx.shared(f"baseline-{task}/{seed}", build)
+
+
+def _late_rise(run: dict, metric: str) -> float:
+    """Points of test accuracy gained over the last 30% of training: final minus the first evaluation at or after
+    70% of the steps (> 0 while the model is still learning)."""
+    steps, values = run["history"].series("eval", metric)
+    tail = next(v for s, v in zip(steps, values) if s >= (1 - PLATEAU_TAIL) * steps[-1])
+    return 100 * (values[-1] - tail)
+
+
+def _plateau(label: str, keys: tuple[str, ...], points: float) -> Precondition:
+    text = (f"{label} reached a plateau: test accuracy rises by <= {points:g} points over the last "
+            f"{PLATEAU_TAIL:.0%} of training, on every seed")
+    return Precondition(text, lambda m: decide(*(every_seed(k, m[k], "<=", points) for k in keys)).outcome is True,
+                        keys)
 
 
 # -- claim 1: accuracy, and 3 routing iterations beat 1 ---------------------------------------------------------
 
 def _run_accuracy(ctx: RunContext) -> Measurement:
-    r3, r1, cnn = _capsnet(ctx, 3), _capsnet(ctx, 1), _baseline(ctx)
-    series = {}
-    for name, run in (("CapsNet, 3 iterations", r3), ("CapsNet, 1 iteration", r1), ("CNN baseline", cnn)):
-        steps, accs = run["history"].series("train", "acc")
-        series[name] = (steps, accs)
-    path = plotting.curves(ctx.figure_path("train_accuracy.png"), series, "step", "training accuracy (shifted digits)",
-                           "MNIST (4,000 real training digits)")
-    return Measurement({
-        "capsnet_r3_test_acc": round(r3["final"]["test_acc"], 4),
-        "capsnet_r1_test_acc": round(r1["final"]["test_acc"], 4),
-        "cnn_test_acc": round(cnn["final"]["test_acc"], 4),
-        "capsnet_r3_error_pct": round(100 * (1 - r3["final"]["test_acc"]), 2),
-        "capsnet_r1_error_pct": round(100 * (1 - r1["final"]["test_acc"]), 2),
-        "capsnet_params": r3["params"], "cnn_params": cnn["params"],
-        "test_examples": len(r3["method"].test_y),
-    }, [path], timings={"train_seconds_r3": round(r3["seconds"], 1)})
+    def measure(seed: int) -> dict:
+        r3, r1 = _capsnet(ctx, seed, 3), _capsnet(ctx, seed, 1)
+        return {"r3_test_acc": r3["final"]["test_acc"], "r1_test_acc": r1["final"]["test_acc"],
+                "r3_error_pct": 100 * (1 - r3["final"]["test_acc"]), "r1_error_pct": 100 * (1 - r1["final"]["test_acc"]),
+                "r3_late_rise_pts": _late_rise(r3, "test_acc"), "r1_late_rise_pts": _late_rise(r1, "test_acc")}
+
+    per_seed = ctx.over_seeds(measure, "CapsNet, 3 and 1 routing iterations")
+    first = ctx.seeds[0]
+    series = {name: run["history"].series("eval", "test_acc") for name, run in
+              (("3 iterations", _capsnet(ctx, first, 3)), ("1 iteration", _capsnet(ctx, first, 1)))}
+    path = plotting.curves(ctx.figure_path("test_accuracy.png"), series, "step", "test accuracy",
+                           "CapsNet on MNIST (4,000 real training digits), first seed")
+    r3 = _capsnet(ctx, first, 3)
+    return Measurement({"test_examples": len(r3["method"].test_y), "steps": r3["history"].series("eval", "test_acc")[0][-1],
+                        "capsnet_params": r3["params"]}, [path], per_seed=per_seed,
+                       timings={"train_seconds_r3_first_seed": round(r3["seconds"], 1)},
+                       notes="the paper's gap (0.25% vs 0.29% error) is 0.04 points: far below what a few seeds on "
+                             "1,000 test digits resolve, so the routing test is expected to be inconclusive")
+
+
+def _check_accuracy(m: dict):
+    return decide(at_least("3-iteration test accuracy", m["r3_test_acc"], 0.97),
+                  beats("test error, 1 iteration - 3 iterations (points)", m["r1_error_pct"], m["r3_error_pct"]))
 
 
 # -- claim 2: overlapping digits -----------------------------------------------------------------------------------
@@ -142,104 +187,146 @@ def _plot_overlaps(path, method, recon) -> object:
 
 
 def _run_multimnist(ctx: RunContext) -> Measurement:
-    caps, cnn = _capsnet(ctx, 3, "multimnist"), _baseline(ctx, "multimnist")
-    separated, recon = _separation(caps["model"], caps["method"], len(caps["method"].test_y))
-    path = _plot_overlaps(ctx.figure_path("multimnist_reconstructions.png"), caps["method"], recon)
-    return Measurement({
-        "capsnet_pair_acc": round(caps["final"]["test_pair_acc"], 4),
-        "cnn_pair_acc": round(cnn["final"]["test_pair_acc"], 4),
-        "separated_fraction": round(separated, 4),
-        "capsnet_params": caps["params"], "cnn_params": cnn["params"], "test_pairs": len(caps["method"].test_y),
-        "chance_pair_acc": round(1 / 45, 4),
-    }, [path], notes="pair accuracy: both digits are the two longest capsules (CNN: two largest logits)")
+    def measure(seed: int) -> dict:
+        caps, cnn = _capsnet(ctx, seed, 3, "multimnist"), _baseline(ctx, seed, "multimnist")
+        separated, _ = _separation(caps["model"], caps["method"], len(caps["method"].test_y))
+        return {"capsnet_pair_acc": caps["final"]["test_pair_acc"], "cnn_pair_acc": cnn["final"]["test_pair_acc"],
+                "separated_fraction": separated,
+                "capsnet_late_rise_pts": _late_rise(caps, "test_pair_acc"),
+                "cnn_late_rise_pts": _late_rise(cnn, "test_pair_acc")}
+
+    per_seed = ctx.over_seeds(measure, "MultiMNIST CapsNet and CNN")
+    caps, cnn = _capsnet(ctx, ctx.seeds[0], 3, "multimnist"), _baseline(ctx, ctx.seeds[0], "multimnist")
+    _, recon = _separation(caps["model"], caps["method"], 8)
+    figures = [_plot_overlaps(ctx.figure_path("multimnist_reconstructions.png"), caps["method"], recon),
+               plotting.curves(ctx.figure_path("pair_accuracy.png"),
+                               {"CapsNet": caps["history"].series("eval", "test_pair_acc"),
+                                "CNN baseline": cnn["history"].series("eval", "test_pair_acc")},
+                               "step", "both digits right (test pairs)", "MultiMNIST, first seed")]
+    return Measurement({"chance_pair_acc": round(CHANCE_PAIR_ACC, 4), "test_pairs": len(caps["method"].test_y),
+                        "capsnet_params": caps["params"], "cnn_params": cnn["params"]}, figures, per_seed=per_seed,
+                       notes="pair accuracy: both digits are the two longest capsules (CNN: two largest logits); "
+                             "both models trained with the same steps, batch, optimiser and schedule")
 
 
-# -- claim 3: affine robustness ------------------------------------------------------------------------------------
+def _check_multimnist(m: dict):
+    return decide(beats("pair accuracy, CapsNet - CNN", m["capsnet_pair_acc"], m["cnn_pair_acc"]),
+                  at_least("separated fraction", m["separated_fraction"], 0.8))
+
+
+def _above_chance(m: dict) -> bool:
+    floor = CHANCE_PAIR_ACC + 0.1
+    return decide(every_seed("capsnet_pair_acc", m["capsnet_pair_acc"], ">=", floor),
+                  every_seed("cnn_pair_acc", m["cnn_pair_acc"], ">=", floor)).outcome is True
+
+
+# -- claim 3: affine robustness at matched clean accuracy -------------------------------------------------------
+
+def _matched(caps: dict, cnn: dict) -> dict:
+    """Both models at the same clean accuracy, as in the paper (99.23% vs 99.22%): the target is the lower of the
+    two models' best evaluated clean accuracies; each model is read at its first evaluation reaching it."""
+    curves = {}
+    for name, run in (("capsnet", caps), ("cnn", cnn)):
+        steps, clean = run["history"].series("eval", "test_acc")
+        curves[name] = steps, clean, run["history"].series("eval", "test_affine_acc")[1]
+    target = min(max(c[1]) for c in curves.values())
+    out = {}
+    for name, (steps, clean, affine) in curves.items():
+        i = next(i for i, a in enumerate(clean) if a >= target)
+        out.update({f"{name}_clean_acc": clean[i], f"{name}_affine_acc": affine[i], f"{name}_step": steps[i]})
+    out["clean_gap_pts"] = 100 * abs(out["capsnet_clean_acc"] - out["cnn_clean_acc"])
+    return out
+
 
 def _run_affine(ctx: RunContext) -> Measurement:
-    caps, cnn = _capsnet(ctx, 3), _baseline(ctx)
-    method = caps["method"]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(4321)
-        warped = random_affine(method.test_x)
-    device = next(caps["model"].parameters()).device
-    with torch.no_grad():
-        caps_scores = batched(lambda x: caps["model"].capsules(x).norm(dim=-1), warped, device)
-        cnn_scores = batched(cnn["model"], warped, device)
-    values = {
-        "capsnet_clean_acc": round(caps["final"]["test_acc"], 4), "cnn_clean_acc": round(cnn["final"]["test_acc"], 4),
-        "capsnet_affine_acc": round((caps_scores.argmax(1) == method.test_y).float().mean().item(), 4),
-        "cnn_affine_acc": round((cnn_scores.argmax(1) == method.test_y).float().mean().item(), 4),
-    }
+    per_seed = ctx.over_seeds(lambda seed: _matched(_capsnet(ctx, seed, 3), _baseline(ctx, seed)),
+                              "affine test at matched clean accuracy")
+    warped = _capsnet(ctx, ctx.seeds[0], 3)["method"].test_affine
     fig, ax = plotting.figure(8, 1.4)
     ax.imshow(warped[:8, 0].permute(1, 0, 2).reshape(28, 8 * 28).numpy(), cmap="gray", vmin=0, vmax=1)  # (28, 8*28)
     ax.axis("off")
     path = plotting.save(fig, ctx.figure_path("affine_test_examples.png"))
-    return Measurement(values, [path], notes="test digits rotated by up to 20 degrees, sheared by up to 0.2 and "
-                                             "scaled by 0.8-1.2; training saw 2 px shifts only")
+    return Measurement({"test_examples": len(warped)}, [path], per_seed=per_seed,
+                       notes="test digits rotated by up to 20 degrees, sheared by up to 0.2 and scaled by 0.8-1.2; "
+                             "training saw 2 px shifts only; each model read at its first evaluation reaching the "
+                             "lower of the two best clean accuracies")
 
 
 # -- claim 4: interpretable dimensions ----------------------------------------------------------------------------
 
-STEPS = torch.linspace(-0.25, 0.25, 11)  # Fig. 4: perturbations in [-0.25, 0.25] by 0.05
-
-
-def _perturbation_changes(model, images: torch.Tensor, labels: torch.Tensor):
-    """Reconstructions with one dimension of the label's capsule shifted by each step: returns the mean RMS pixel
-    change from the unperturbed reconstruction, (D, steps), and the first image's grid (D, steps, C, H, W)."""
+def _dimension_consistency(ctx: RunContext, seed: int) -> dict:
+    """Consistency (see `paperzoo.capsnet.dimensions`) of the 16 dimensions through the trained decoder, and of two
+    controls: the same dimensions through an untrained decoder of the same shape, and per-image random directions
+    through the trained decoder; on up to 200 correctly classified test digits."""
+    caps = _capsnet(ctx, seed, 3)
+    model, method = caps["model"], caps["method"]
     with torch.no_grad():
-        v = model.capsules(images)  # (B, J, D)
-        base = model.decoder(v, labels)
-        d = v.shape[2]
-        changes, grid = torch.zeros(d, len(STEPS)), []
-        for dim in range(d):
-            row = []
-            for s, step in enumerate(STEPS):
-                moved = v.clone()
-                moved[torch.arange(len(labels)), labels, dim] += step
-                recon = model.decoder(moved, labels)
-                changes[dim, s] = ((recon - base) ** 2).flatten(1).mean(1).sqrt().mean()
-                row.append(recon[0])
-            grid.append(torch.stack(row))
-    return changes, torch.stack(grid)
-
-
-def _monotonic_in_step(curve: torch.Tensor) -> bool:
-    """Non-decreasing away from the zero step on both sides."""
-    mid = len(curve) // 2
-    right, left = curve[mid:], curve[:mid + 1].flip(0)
-    return bool((right.diff() >= -1e-7).all() and (left.diff() >= -1e-7).all())
+        v = model.capsules(method.test_x[:250])  # (B, J, D)
+    right = (v.norm(dim=-1).argmax(1) == method.test_y[:250]).nonzero().flatten()[:200]
+    v, labels = v[right], method.test_y[right]
+    b, _, d = v.shape
+    generator = torch.Generator().manual_seed(derive_seed(seed, 4))
+    cfg = model.cfg
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, 5))
+        untrained = Decoder(cfg.classes, cfg.digit_dim, cfg.decoder_hidden,
+                            (cfg.in_channels, cfg.image_size, cfg.image_size)).eval()
+    axes = axis_directions(b, d)
+    trained = consistency(attribute_changes(model.decoder, v, labels, axes, STEP), labels)  # (D,)
+    return {"trained_axes": trained.mean().item(),
+            "untrained_decoder_axes": consistency(attribute_changes(untrained, v, labels, axes, STEP),
+                                                  labels).mean().item(),
+            "random_directions": consistency(attribute_changes(model.decoder, v, labels,
+                                                               random_directions(b, d, d, generator), STEP),
+                                             labels).mean().item(),
+            "images": float(b), "per_dimension": trained}
 
 
 def _run_dimensions(ctx: RunContext) -> Measurement:
-    caps = _capsnet(ctx, 3)
-    model, method = caps["model"], caps["method"]
+    rows = {}
+
+    def measure(seed: int) -> dict:
+        rows[seed] = _dimension_consistency(ctx, seed)
+        return {k: v for k, v in rows[seed].items() if k != "per_dimension"}
+
+    per_seed = ctx.over_seeds(measure, "capsule dimensions")
+    caps = _capsnet(ctx, ctx.seeds[0], 3)
+    model, x, y = caps["model"], caps["method"].test_x[:1], caps["method"].test_y[:1]
+    steps = torch.linspace(-STEP, STEP, 11)
     with torch.no_grad():
-        predicted = model.capsules(method.test_x[:200]).norm(dim=-1).argmax(1)
-    right = (predicted == method.test_y[:200]).nonzero().flatten()[:100]
-    changes, grid = _perturbation_changes(model, method.test_x[right], method.test_y[right])
-    per_unit = changes[:, -1] / STEPS[-1]  # (D,) RMS pixel change per unit step at +0.25
-    monotonic = [_monotonic_in_step(c) for c in changes]
-    d, steps, _, h, w = grid.shape
-    tiles = grid[:, :, 0].permute(0, 2, 1, 3).reshape(d * h, steps * w)  # (D*H, steps*W): one row per dimension
+        v = model.capsules(x)  # (1, J, D)
+        d = v.shape[2]
+        moved = v.repeat(d * len(steps), 1, 1)  # (D*steps, J, D): one row per (dimension, step)
+        moved[:, y[0]] += (torch.eye(d)[:, None, :] * steps[None, :, None]).reshape(-1, d)  # (D*steps, D)
+        grid = model.decoder(moved, y.repeat(len(moved)))  # (D*steps, 1, H, W)
+    h, w = grid.shape[2:]
+    tiles = grid[:, 0].reshape(d, len(steps), h, w).permute(0, 2, 1, 3).reshape(d * h, len(steps) * w)  # (D*H, S*W)
     fig, ax = plotting.figure(5, 0.4 * d)
     ax.imshow(tiles.numpy(), cmap="gray", vmin=0, vmax=1)
-    ax.set_xticks([w * (s + 0.5) for s in range(steps)], [f"{x:+.2f}" for x in STEPS.tolist()], fontsize=6)
+    ax.set_xticks([w * (s + 0.5) for s in range(len(steps))], [f"{x:+.2f}" for x in steps.tolist()], fontsize=6)
     ax.set_yticks([h * (i + 0.5) for i in range(d)], [f"dim {i}" for i in range(d)], fontsize=6)
     ax.grid(False)
     ax.set_title("one digit's reconstruction, one capsule dimension perturbed per row")
     grid_path = plotting.save(fig, ctx.figure_path("dimension_perturbations.png"))
-    curve_path = plotting.curves(ctx.figure_path("reconstruction_change.png"),
-                                 {f"dim {i}": (STEPS.tolist(), changes[i].tolist()) for i in range(d)},
-                                 "perturbation of one capsule dimension", "RMS pixel change of the reconstruction",
-                                 "each line: one of the 16 dimensions")
-    return Measurement({
-        "monotonic_fraction": round(sum(monotonic) / d, 4),
-        "change_per_unit_step_mean": round(per_unit.mean().item(), 4),
-        "change_per_unit_step_min": round(per_unit.min().item(), 4),
-        "change_per_unit_step_max": round(per_unit.max().item(), 4),
-        "images": len(right), "dimensions": d,
-    }, [grid_path, curve_path])
+    fig, ax = plotting.figure(6, 3.2)
+    ax.bar(range(d), rows[ctx.seeds[0]]["per_dimension"].tolist())
+    for name, key in (("untrained decoder", "untrained_decoder_axes"), ("random directions", "random_directions")):
+        ax.axhline(per_seed[key][0], linestyle="--", linewidth=0.8, label=name, color="grey" if "un" in name else "k")
+    ax.set(xlabel="capsule dimension", ylabel="same-attribute consistency (mean cosine)",
+           title="trained decoder per dimension, first seed")
+    ax.legend(fontsize=7)
+    bar_path = plotting.save(fig, ctx.figure_path("dimension_consistency.png"))
+    return Measurement({"step": STEP, "attributes": list(ATTRIBUTES)}, [grid_path, bar_path], per_seed=per_seed,
+                       notes="consistency: mean cosine, over pairs of different digits of one class, between the "
+                             "changes of six image attributes when the capsule moves from -0.25 to +0.25 along a "
+                             "direction; 1 = the same attribute change in every digit, 0 = unrelated changes")
+
+
+def _check_dimensions(m: dict):
+    return decide(beats("consistency, trained - untrained decoder", m["trained_axes"], m["untrained_decoder_axes"],
+                        CONSISTENCY_MARGIN),
+                  beats("consistency, dimensions - random directions", m["trained_axes"], m["random_directions"],
+                        CONSISTENCY_MARGIN))
 
 
 CLAIMS = [
@@ -250,10 +337,13 @@ CLAIMS = [
                   "than 1.",
         paper_reports="99.75% test accuracy (0.25% error) on full MNIST; with reconstruction 0.25% error "
                       "with 3 iterations vs 0.29% with 1 (Table 1)",
-        criterion="capsnet_r3_test_acc >= 0.97 and capsnet_r3_error_pct <= capsnet_r1_error_pct "
-                  "(4,000 training / 1,000 test real digits)",
+        criterion="3-iteration test accuracy >= 0.97 (t-interval over seeds) and the paired difference of test "
+                  "error, 1 iteration - 3 iterations, > 0 on its interval over seeds (4,000 training / 1,000 test "
+                  "real digits; an interval containing 0 is inconclusive)",
         run=_run_accuracy,
-        check=lambda m: m["capsnet_r3_test_acc"] >= 0.97 and m["capsnet_r3_error_pct"] <= m["capsnet_r1_error_pct"],
+        check=_check_accuracy,
+        preconditions=(_plateau("both CapsNets (3 and 1 iterations)", ("r3_late_rise_pts", "r1_late_rise_pts"),
+                                PLATEAU_POINTS["mnist"]),),
     ),
     Claim(
         id="capsnet.multimnist_beats_cnn",
@@ -262,37 +352,49 @@ CLAIMS = [
                   "reconstructs each digit separately.",
         paper_reports="MultiMNIST error 5.2% (CapsNet) vs 8.1% (CNN baseline); reconstructions separate the "
                       "two digits (Fig. 5)",
-        criterion="capsnet_pair_acc > cnn_pair_acc and separated_fraction >= 0.8",
+        criterion="the paired difference of pair accuracy, CapsNet - CNN, > 0 on its interval over seeds, and the "
+                  "separated fraction >= 0.8 (t-interval), at an equal training budget",
         run=_run_multimnist,
-        check=lambda m: m["capsnet_pair_acc"] > m["cnn_pair_acc"] and m["separated_fraction"] >= 0.8,
-        preconditions=(Precondition(
-            "the CNN baseline trained: its both-digits accuracy is >= 10 points above chance (1/45 for two distinct "
-            "digits)", lambda m: m["cnn_pair_acc"] >= m["chance_pair_acc"] + 0.1, ("cnn_pair_acc", "chance_pair_acc")),),
+        check=_check_multimnist,
+        preconditions=(
+            Precondition(f"both models trained: pair accuracy >= {CHANCE_PAIR_ACC + 0.1:.3f} (10 points above the "
+                         "1/45 chance of two distinct digits) on every seed", _above_chance,
+                         ("capsnet_pair_acc", "cnn_pair_acc", "chance_pair_acc")),
+            _plateau("both models", ("capsnet_late_rise_pts", "cnn_late_rise_pts"), PLATEAU_POINTS["multimnist"]),
+        ),
     ),
     Claim(
         id="capsnet.affine_robustness",
         paper=PAPER,
         statement="Trained on shifted digits only, CapsNet keeps more accuracy than a CNN on affinely transformed "
-                  "digits.",
+                  "digits, at the same accuracy on untransformed digits.",
         paper_reports="affNIST: 79% (CapsNet) vs 66% (CNN) at similar MNIST accuracy (99.23% vs 99.22%)",
-        criterion="capsnet_affine_acc > cnn_affine_acc",
+        criterion="the paired difference of affine test accuracy, CapsNet - CNN, > 0 on its interval over seeds, "
+                  "each model read where it first reaches the lower of the two best clean accuracies",
         run=_run_affine,
-        check=lambda m: m["capsnet_affine_acc"] > m["cnn_affine_acc"],
-        preconditions=(Precondition(
-            "the comparison is at similar clean accuracy, as in the paper (99.23% vs 99.22%): the two models' clean "
-            "test accuracies differ by <= 1 point", lambda m: abs(m["capsnet_clean_acc"] - m["cnn_clean_acc"]) <= 0.01,
-            ("capsnet_clean_acc", "cnn_clean_acc")),),
+        check=lambda m: decide(beats("affine accuracy, CapsNet - CNN", m["capsnet_affine_acc"], m["cnn_affine_acc"])),
+        preconditions=(
+            Precondition(f"matched clean accuracy, as in the paper: the two models' clean test accuracies differ by "
+                         f"<= {MATCH_POINTS:g} point on every seed",
+                         lambda m: every_seed("clean_gap_pts", m["clean_gap_pts"], "<=", MATCH_POINTS)),
+            Precondition("the matched clean accuracy is MNIST-level: >= 0.97 for both models on every seed",
+                         lambda m: decide(every_seed("capsnet_clean_acc", m["capsnet_clean_acc"], ">=", 0.97),
+                                          every_seed("cnn_clean_acc", m["cnn_clean_acc"], ">=", 0.97)).outcome is True,
+                         ("capsnet_clean_acc", "cnn_clean_acc")),
+        ),
     ),
     Claim(
         id="capsnet.interpretable_dimensions",
         paper=PAPER,
-        statement="Perturbing one dimension of the active digit capsule changes the reconstruction smoothly: the "
-                  "change grows with the size of the perturbation.",
+        statement="Each dimension of the active digit capsule encodes one kind of attribute: perturbing it changes "
+                  "the same attributes of the reconstruction across different digits.",
         paper_reports="Fig. 4: dimensions encode stroke thickness, skew, width, ... under perturbations in "
-                      "[-0.25, 0.25]",
-        criterion="monotonic_fraction >= 0.9 (the mean reconstruction change of >= 90% of the dimensions is "
-                  "non-decreasing in |step| on both sides) and change_per_unit_step_min > 0",
+                      "[-0.25, 0.25]; one dimension almost always represents the width",
+        criterion=f"same-attribute consistency of the 16 dimensions through the trained decoder exceeds, by > "
+                  f"{CONSISTENCY_MARGIN:g} on the paired interval over seeds, both controls: the same dimensions "
+                  "through an untrained decoder, and random directions in capsule space (fresh per digit) through "
+                  "the trained decoder",
         run=_run_dimensions,
-        check=lambda m: m["monotonic_fraction"] >= 0.9 and m["change_per_unit_step_min"] > 0,
+        check=_check_dimensions,
     ),
 ]

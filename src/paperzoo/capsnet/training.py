@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperzoo.capsnet.baseline import BaselineCNN, BaselineConfig
+from paperzoo.capsnet.capsules import margin_loss
 from paperzoo.capsnet.data import multimnist
 from paperzoo.capsnet.model import CapsNet, CapsNetConfig, capsnet_loss
-from paperzoo.capsnet.capsules import margin_loss
 from paperzoo.config import at_least, require
 from paperzoo.data import ImageSplit, fashion_mnist, mnist_5k
-from paperzoo.data.transforms import random_shift
+from paperzoo.data.transforms import random_affine, random_shift
 from paperzoo.engine.trainer import StepOutput, TrainConfig
 
 Task = Literal["mnist", "multimnist"]
@@ -49,6 +49,7 @@ class CapsNetTrainConfig:
     task: Task = "mnist"
     max_shift: int = 2  # mnist: shift augmentation (px); multimnist uses 4 px per digit (Sec. 6)
     test_examples: int = 1000
+    affine_test: bool = False  # mnist: also evaluate on the test digits affinely warped (Sec. 5.2), test_affine_acc
     train: TrainConfig = field(default_factory=paper_schedule)
 
     def check(self, prefix: str) -> None:
@@ -62,6 +63,7 @@ class BaselineTrainConfig:
     task: Task = "mnist"
     max_shift: int = 2
     test_examples: int = 1000
+    affine_test: bool = False  # mnist: also evaluate on the test digits affinely warped (Sec. 5.2), test_affine_acc
     train: TrainConfig = field(default_factory=paper_schedule)
 
     def check(self, prefix: str) -> None:
@@ -83,6 +85,13 @@ def multimnist_test_set(split: ImageSplit, n: int, seed: int = 1234):
     return overlays, labels, digits
 
 
+def affine_test_set(images: torch.Tensor, seed: int = 4321) -> torch.Tensor:
+    """The same affNIST-style warps of `images` on every call (rotation, shear, scale; see `random_affine`)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return random_affine(images)
+
+
 def batched(fn, x: torch.Tensor, device: torch.device, batch: int = 250) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
 
@@ -102,6 +111,14 @@ class _DigitsMethod:
         self.test_x, self.test_y = self.data.test_x[:cfg.test_examples], self.data.test_y[:cfg.test_examples]
         if cfg.task == "multimnist":
             self.test_x, self.test_y, self.test_digits = multimnist_test_set(self.data, cfg.test_examples)
+        self.test_affine = affine_test_set(self.test_x) if cfg.affine_test and cfg.task == "mnist" else None
+
+    def _accuracies(self, score) -> dict[str, float]:
+        """Test accuracy of `score` (images -> (B, J) class scores), and on the warped digits when configured."""
+        out = {"test_acc": (score(self.test_x).argmax(1) == self.test_y).float().mean().item()}
+        if self.test_affine is not None:
+            out["test_affine_acc"] = (score(self.test_affine).argmax(1) == self.test_y).float().mean().item()
+        return out
 
     def train_dataset(self):
         return self.data.train()
@@ -130,10 +147,10 @@ class CapsNetMethod(_DigitsMethod):
                                                   "pair_acc": pair_accuracy(lengths.detach(), pair)})
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        lengths = batched(lambda x: model.capsules(x).norm(dim=-1), self.test_x, device)
+        score = lambda x: batched(lambda b: model.capsules(b).norm(dim=-1), x, device)
         if self.cfg.task == "mnist":
-            return {"test_acc": (lengths.argmax(1) == self.test_y).float().mean().item()}
-        return {"test_pair_acc": pair_accuracy(lengths, self.test_y)}
+            return self._accuracies(score)
+        return {"test_pair_acc": pair_accuracy(score(self.test_x), self.test_y)}
 
 
 class BaselineMethod(_DigitsMethod):
@@ -152,7 +169,7 @@ class BaselineMethod(_DigitsMethod):
                           {"pair_acc": pair_accuracy(logits.detach(), pair)})
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        logits = batched(model, self.test_x, device)
+        score = lambda x: batched(model, x, device)
         if self.cfg.task == "mnist":
-            return {"test_acc": (logits.argmax(1) == self.test_y).float().mean().item()}
-        return {"test_pair_acc": pair_accuracy(logits, self.test_y)}
+            return self._accuracies(score)
+        return {"test_pair_acc": pair_accuracy(score(self.test_x), self.test_y)}

@@ -1,0 +1,58 @@
+"""The same-attribute consistency of capsule dimensions (Fig. 4 of the CapsNet paper) on hand-made decoders: 1 when
+a dimension changes one attribute in every digit, about 0 when what it changes differs between digits or when the
+direction is random per digit."""
+
+import math
+
+import torch
+
+from paperzoo.capsnet.dimensions import (attribute_changes, attributes, axis_directions, consistency,
+                                         random_directions)
+
+SIDE = 28
+
+
+def _blob(z: torch.Tensor, turn: torch.Tensor | None = None) -> torch.Tensor:
+    """A Gaussian blob drawn from capsule coordinates z (B, D): dimension 0 sets the width (or, with `turn`, width
+    and height mixed by an angle that differs per digit), 1 the height, 2 the horizontal position."""
+    ys, xs = torch.arange(SIDE, dtype=z.dtype)[:, None], torch.arange(SIDE, dtype=z.dtype)[None, :]
+    angle = torch.zeros(len(z)) if turn is None else turn
+    sx = 3 + 4 * z[:, 0] * torch.cos(angle) + 2 * z[:, 1]
+    sy = 4 + 4 * z[:, 0] * torch.sin(angle) + 2 * z[:, 1]
+    cx = 14 + 8 * z[:, 2]
+    image = torch.exp(-((xs - cx[:, None, None]) / sx[:, None, None]) ** 2 / 2
+                      - ((ys - 14) / sy[:, None, None]) ** 2 / 2)  # (B, H, W)
+    return image[:, None]
+
+
+def _capsules(n: int = 60):
+    torch.manual_seed(0)
+    return 0.2 * torch.rand(n, 1, 3), torch.zeros(n, dtype=torch.long)  # one class, one 3-D capsule per digit
+
+
+def _decoder(turn=None):
+    return lambda v, labels: _blob(v[torch.arange(len(labels)), labels], turn)
+
+
+def test_attributes_of_a_rectangle_by_hand():
+    image = torch.zeros(1, 1, SIDE, SIDE)
+    image[0, 0, 10:14, 4:12] = 1.0  # rows 10-13, columns 4-11
+    ink, cx, cy, width, height, slant = attributes(image)[0].tolist()
+    assert ink == 32 and cx == 7.5 and cy == 11.5 and slant == 0
+    assert math.isclose(width, math.sqrt((8 ** 2 - 1) / 12), rel_tol=1e-5)
+    assert math.isclose(height, math.sqrt((4 ** 2 - 1) / 12), rel_tol=1e-5)
+
+
+def test_a_dimension_with_one_attribute_is_consistent():
+    v, labels = _capsules()
+    scores = consistency(attribute_changes(_decoder(), v, labels, axis_directions(len(v), 3)), labels)
+    assert (scores > 0.95).all(), scores
+
+
+def test_random_directions_and_a_dimension_that_differs_per_digit_are_not():
+    v, labels = _capsules()
+    random = random_directions(len(v), 3, 3, torch.Generator().manual_seed(1))
+    assert consistency(attribute_changes(_decoder(), v, labels, random), labels).abs().max() < 0.1
+    turn = torch.linspace(0, 2 * math.pi, len(v) + 1)[:-1]  # dimension 0 moves width/height at a per-digit angle
+    first = axis_directions(len(v), 3)[:, :1]  # (B, 1, 3)
+    assert consistency(attribute_changes(_decoder(turn), v, labels, first), labels).abs().item() < 0.1
