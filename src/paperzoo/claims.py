@@ -75,6 +75,8 @@ class RunContext:
     progress: bool = False  # show training progress bars (reproduce's --no-progress turns them off)
     seeds: list[int] = field(default_factory=list)  # default: the preset's number of seeds, from (seed, stream)
     stream: str = ""
+    weights: dict[str, str] = field(default_factory=dict)  # reproduce's --weights NAME=PATH: checkpoints to measure
+    images: str | None = None  # reproduce's --images DIR: the user's images for the papers that take them
 
     def __post_init__(self):
         if not self.seeds:
@@ -246,6 +248,8 @@ class RunPlan:
     seed: int  # the base seed
     seeds: int  # seeds per stochastic measurement
     progress: bool = False
+    weights: tuple[tuple[str, str], ...] = ()  # --weights NAME=PATH, for the papers that take checkpoints
+    images: str | None = None  # --images DIR
 
 
 def run_paper(entry, claims: list[Claim], plan: RunPlan,
@@ -263,7 +267,8 @@ def run_paper(entry, claims: list[Claim], plan: RunPlan,
     results = []
     for claim in claims:
         ctx = RunContext(preset=plan.preset, out_dir=plan.out_dir / "figures" / claim.id, seed=plan.seed, memo=memo,
-                         progress=plan.progress, seeds=seeds, stream=stream)
+                         progress=plan.progress, seeds=seeds, stream=stream, weights=dict(plan.weights),
+                         images=plan.images)
         results.append(run_claim(claim, ctx))
         on_result(results[-1])
     return results
@@ -280,13 +285,16 @@ def _paper_in_worker(module: str, claim_ids: list[str], plan: RunPlan) -> list[C
 
 def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Path, seed: int,
                  progress: bool = True, seeds: int | None = None, jobs: int = 1, threads: int | None = None,
+                 weights: dict[str, str] | None = None, images: str | None = None,
                  on_results: Callable[[list[ClaimResult]], None] = lambda done: None) -> list[ClaimResult]:
     """Run every chosen claim; papers run in `jobs` worker processes (each with `threads` torch threads, by default
     its share of the cores) and the results come back in the order chosen, identical to `jobs=1`. `on_results` sees
-    every result so far each time one or more finish (in the order they finished)."""
+    every result so far each time one or more finish (in the order they finished). `weights` (name -> checkpoint)
+    and `images` (a folder) go to the papers that take them (see `paperzoo.cli`)."""
     from tqdm.auto import tqdm
 
-    plan = RunPlan(preset, Path(out_dir), seed, seeds or SEEDS_PER_PRESET[preset], progress and jobs == 1)
+    plan = RunPlan(preset, Path(out_dir), seed, seeds or SEEDS_PER_PRESET[preset], progress and jobs == 1,
+                   tuple((weights or {}).items()), images)
     threads = threads or default_threads(jobs)
     total = sum(len(claims) or 1 for _, claims in chosen)
     bar = tqdm(total=total, desc="claims", disable=not progress, dynamic_ncols=True)

@@ -29,6 +29,33 @@ def _cmd_list(args, entries) -> int:
     return 0
 
 
+def _named_paths(values: list[str]) -> dict[str, str]:
+    """--weights NAME=PATH ... -> {NAME: PATH}; a malformed or repeated NAME is a `UserError`."""
+    named = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--weights takes NAME=PATH (e.g. vitl14=dinov2_vitl14_pretrain.pth), got {value!r}")
+        if name in named:
+            raise UserError(f"--weights {name} is given twice")
+        named[name] = path
+    return named
+
+
+def _check_inputs(entries, chosen, weights: dict[str, str], images: str | None) -> None:
+    """Each chosen paper must take --weights / --images when they are given (a paper's experiments module
+    takes them by defining `check_inputs(weights, images)`, which raises a `UserError` for unusable ones)."""
+    if not weights and images is None:
+        return
+    for entry, _ in chosen:
+        check = getattr(entry.module, "check_inputs", None)
+        if check is None:
+            takers = [e.post.module for e in entries if hasattr(e.module, "check_inputs")]
+            raise UserError(f"{entry.post.module} takes no --weights or --images; name the papers that do: "
+                            f"{', '.join(takers)}")
+        check(weights, images)
+
+
 def _cmd_reproduce(args, entries) -> int:
     from paperzoo.claims import default_threads, run_selected, select
     from paperzoo.report import report_folder, write_partial, write_report
@@ -40,13 +67,16 @@ def _cmd_reproduce(args, entries) -> int:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.jobs < 1 or (args.threads is not None and args.threads < 1):
         raise UserError(f"--jobs and --threads must be >= 1, got --jobs {args.jobs} --threads {args.threads}")
+    weights = _named_paths(args.weights)
+    _check_inputs(entries, chosen, weights, args.images)
     out = report_folder(args.out, args.overwrite)
     threads = args.threads or default_threads(args.jobs)
     started = time.perf_counter()
     results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress, seeds=args.seeds,
-                           jobs=args.jobs, threads=threads,
+                           jobs=args.jobs, threads=threads, weights=weights, images=args.images,
                            on_results=lambda done: write_partial(done, out, args.preset, args.seed))
     run = {"papers": args.papers, "seeds_per_claim": args.seeds, "jobs": args.jobs, "threads": threads,
+           **({"weights": weights} if weights else {}), **({"images": args.images} if args.images else {}),
            "wall_seconds": round(time.perf_counter() - started, 1)}
     paths = write_report(results, out, args.preset, args.seed, run)
     for r in results:
@@ -147,6 +177,12 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="papers run in this many worker processes")
     p.add_argument("--threads", type=int, help="torch threads per process (default: cores / jobs)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                   help="a local checkpoint for the papers that measure given weights (repeatable), e.g. registers: "
+                        "--weights vitl14=dinov2_vitl14_pretrain.pth "
+                        "--weights vitl14_reg=dinov2_vitl14_reg4_pretrain.pth")
+    p.add_argument("--images", metavar="DIR", help="a folder of images (ImageNet-style: one subfolder per class) for "
+                                                  "the papers that take images (registers)")
     p = sub.add_parser("compare", help="what changed between two reproduce runs (verdicts, values beyond intervals)")
     p.add_argument("a", help="results.json of the first run (or its folder)")
     p.add_argument("b", help="results.json of the second run (or its folder)")

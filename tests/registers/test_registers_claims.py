@@ -1,5 +1,6 @@
 """The paper's claims run end to end at the smoke preset over two seeds (two tiny ViTs trained per seed, shared by
-the claims); the artifact claims need a scale and outlier tokens the tiny models do not have, and say so."""
+the claims); the artifact claims, and the attention maps the paper shows clean of artifacts, need a scale and outlier
+tokens the tiny models do not have, and say so."""
 
 from paperzoo.claims import RunContext, run_claim
 from paperzoo.registers.experiments import CLAIMS
@@ -25,4 +26,8 @@ def test_claims_run_at_smoke_over_seeds_and_unmet_regimes_are_inconclusive(tmp_p
     # 40 smoke steps leave both models below the 30% the precondition asks for: not judged, and it says why
     assert accuracy.verdict == "inconclusive" and accuracy.tests == []
     assert accuracy.preconditions[0]["held"] is False and "test_acc_0reg" in accuracy.reason
+    # without outlier tokens, a change in the attention maps is not about artifacts: not judged
+    attention = results["registers.cleaner_attention_maps"]
+    if min(attention.per_seed["outlier_fraction_0reg"]) < 0.01:
+        assert attention.verdict == "inconclusive" and "high-norm outlier tokens" in attention.reason
     assert len(CLAIMS) == 5 and len({c.id for c in CLAIMS}) == 5

@@ -10,12 +10,10 @@ import json
 import math
 from pathlib import Path
 
-import torch
-
 from paperzoo.errors import UserError
 from paperzoo.registers import figures
 from paperzoo.registers.dinov2 import load_dinov2
-from paperzoo.registers.images import bundled_photos, folder_images, normalize, preprocess
+from paperzoo.registers.images import image_set, normalize
 from paperzoo.registers.model import ARCHS
 from paperzoo.registers.study import study
 from paperzoo.run_folders import output_folder
@@ -23,12 +21,13 @@ from paperzoo.run_folders import output_folder
 
 def add_arguments(parser) -> None:
     parser.add_argument("--weights", required=True, help="local DINOv2-format .pth state dict (nothing downloads)")
-    parser.add_argument("--arch", default="vit_small", choices=list(ARCHS))
-    parser.add_argument("--registers", type=int, default=0, help="number of register tokens (4 for *_reg files)")
+    parser.add_argument("--arch", choices=list(ARCHS), help="default: read from the checkpoint (its width)")
+    parser.add_argument("--registers", type=int, help="number of register tokens (4 for *_reg files); default: read "
+                                                      "from the checkpoint")
     parser.add_argument("--images", help="folder of images (subfolders = classes, enables the class probe); "
-                                         "default: the photos bundled with scikit-image / scikit-learn")
+                                         "default: the 20 photos bundled with scikit-image and scikit-learn")
     parser.add_argument("--img-size", type=int, default=224, help="images are resized and centre-cropped to this")
-    parser.add_argument("--max-images", type=int, default=16)
+    parser.add_argument("--max-images", type=int, default=64, help="a random subset of this many when there are more")
     parser.add_argument("--threshold", type=float, help="fixed high-norm threshold (the paper: 150 for ViT-g); "
                                                         "default: 3x the median norm")
     parser.add_argument("--out", help="output folder (default: a new runs/analyze-vit-<timestamp>)")
@@ -61,32 +60,28 @@ def run(args) -> int:
     model = load_dinov2(args.weights, args.arch, args.registers)
     if args.img_size % model.patch_size:
         raise UserError(f"--img-size {args.img_size} is not a multiple of the patch size {model.patch_size}")
-    if args.images:
-        photos, classes = folder_images(args.images)
-    else:
-        photos, classes = bundled_photos(), {}
-    names = sorted(photos)[:args.max_images]
-    raw = preprocess([photos[n] for n in names], args.img_size)
-    labels = None
-    if classes and all(n in classes for n in names):
-        index = {c: i for i, c in enumerate(sorted(set(classes.values())))}
-        labels = torch.tensor([index[classes[n]] for n in names])
+    raw, labels, names = image_set(args.images, args.img_size, args.max_images)
     out = output_folder(args.out, "analyze-vit", "analysis.json", "an analysis", args.overwrite)
     s = study(model, normalize(raw), raw, labels, threshold=args.threshold)
     b = len(names)
+    count = f"{b} images, {args.img_size} px"
     figs = {
         "Token norms per layer (patch tokens, before the final norm)":
-            figures.norm_histograms(out / "norm_histograms.png", {"model": s}),
-        "High-norm tokens per layer": figures.outlier_fraction_curve(out / "outlier_fraction.png", {"model": s}),
+            figures.norm_histograms(out / "norm_histograms.png", {"model": s}, count),
+        "High-norm tokens per layer":
+            figures.outlier_fraction_curve(out / "outlier_fraction.png", {"model": s}, count),
         "Norm map and high-norm tokens over each image":
             figures.image_maps(out / "outlier_maps.png", raw, {"token norm": s.norms.reshape(b, *s.grid),
-                                                              "high-norm": s.outliers.reshape(b, *s.grid)}),
+                                                              "high-norm": s.outliers.reshape(b, *s.grid)}, count),
         "Last-layer [CLS] attention (mean over heads, prefix tokens dropped)":
-            figures.image_maps(out / "attention_maps.png", raw, {"[CLS] attention": s.cls_maps.mean(1)}),
-        "Probes": figures.probe_bars(out / "probes.png", s.values),
-        "Neighbour similarity after the patch embedding": figures.neighbor_cosine_hist(out / "neighbor_cos.png", s),
+            figures.image_maps(out / "attention_maps.png", raw, {"[CLS] attention": s.cls_maps.mean(1)}, count),
+        "Probes": figures.probe_bars(out / "probes.png", s.values, count),
+        "Neighbour similarity after the patch embedding":
+            figures.neighbor_cosine_hist(out / "neighbor_cos.png", s, count),
     }
-    values = {"weights": args.weights, "arch": args.arch, "registers": args.registers, "images": b,
+    figs = {f"{name} ({count})": path for name, path in figs.items()}
+    values = {"weights": args.weights, "width": model.embed_dim, "depth": len(model.blocks),
+              "registers": model.num_registers, "images": b,
               "image_names": ", ".join(names), **s.values}
     strict = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}  # valid JSON
     (out / "analysis.json").write_text(json.dumps(strict, indent=2, default=str) + "\n")

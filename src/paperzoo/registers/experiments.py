@@ -1,13 +1,18 @@
 """The claims of "Vision Transformers Need Registers" (Darcet et al., ICLR 2024, arXiv 2309.16588), measured on
 small ViTs (patch 4 on real 28x28 Fashion-MNIST; MNIST digits if it is not installed) trained once with 0 and once
-with 4 registers; the `paperzoo train vit_registers` method; the `paperzoo analyze-vit` verb.
+with 4 registers, or, for the three outlier claims, on two DINOv2 checkpoints the user gives
+(`paperzoo reproduce registers --weights NAME=PATH --weights NAME=PATH [--images DIR]`, one without and one with
+registers, told apart by their register tokens); the `paperzoo train vit_registers` method; the
+`paperzoo analyze-vit` verb.
 
 Design: 28x28 images cut into 7x7 patches of 4x4 pixels give a 49-token grid with much exactly-black background
 (the redundant, low-information patches where the paper finds artifacts), and two ViTs train in under a minute on
 a CPU. The paper finds artifacts only in large models trained long (ViT-L and up, after ~1/3 of training): the
 artifact claims state that scale, and the presence of enough outlier tokens to measure, as preconditions, so a
-small model that grows no outliers makes them `inconclusive`, not refuted. Every measurement runs over the preset's
-seeds (two models trained per seed).
+small model that grows no outliers makes them `inconclusive`, not refuted. Every measurement of trained models runs
+over the preset's seeds (two models trained per seed). On checkpoints, the analysis runs at the paper's 224 px on the
+user's images (ImageNet-style folder) or the 20 bundled photos: the outlier fraction and the neighbour similarity
+are judged on intervals over images, the probes over seeds that draw the halves of the images they train and test on.
 """
 
 from __future__ import annotations
@@ -22,10 +27,14 @@ from paperzoo.catalog import CliVerb, TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
 from paperzoo.criteria import Precondition, at_least, at_most, beats, decide, no_worse
 from paperzoo.engine.trainer import TrainConfig, Trainer
+from paperzoo.errors import UserError
 from paperzoo.registers import figures
 from paperzoo.registers.analyze import add_arguments as _analyze_arguments
 from paperzoo.registers.analyze import run as _analyze_run
-from paperzoo.registers.study import MIN_TOKENS, study
+from paperzoo.registers.dinov2 import load_dinov2
+from paperzoo.registers.images import image_set, normalize
+from paperzoo.registers.model import VisionTransformer
+from paperzoo.registers.study import MIN_TOKENS, Study, study
 from paperzoo.registers.train import RegistersClassification, RegistersConfig, load_images
 
 PAPER = "Darcet et al., ICLR 2024, arXiv 2309.16588"
@@ -33,6 +42,8 @@ REGISTERS = (0, 4)
 MIN_OUTLIER_FRACTION = 0.01  # the paper: ~2% of tokens are high-norm in DINOv2 ViT-g
 ACCURACY_MARGIN = 0.01  # registers may cost at most 1 point of test accuracy
 PAPER_SCALE_PARAMETERS = 300e6  # ViT-L: the smallest model in which the paper sees outlier tokens (Fig. 4)
+CHECKPOINT_SIZE = 224  # the paper analyses DINOv2 at 224 px: 16x16 patches of 14 px (smoke: 56 px, 4x4)
+MIN_IMAGES = 16  # >= 4,096 patch tokens at 224 px: a 2% fraction is ~80 tokens, over enough images for an interval
 
 
 def _config(ctx: RunContext, num_registers: int, seed: int) -> RegistersConfig:
@@ -43,14 +54,16 @@ def _config(ctx: RunContext, num_registers: int, seed: int) -> RegistersConfig:
                         amp=ctx.pick("off", "off", "bf16"))
     return RegistersConfig(num_registers=num_registers, dataset=ctx.pick("mnist_5k", "auto", "auto"),
                            n_train=ctx.pick(1000, 20000, 0),
-                           n_test=ctx.pick(500, 10000, 10000), embed_dim=ctx.pick(32, 64, 384),
+                           n_test=ctx.pick(500, 5000, 10000), embed_dim=ctx.pick(32, 64, 384),
                            depth=ctx.pick(2, 4, 12), num_heads=ctx.pick(2, 2, 6), max_shift=ctx.pick(0, 0, 2),
                            train=train)
 
 
 def _train_both(ctx: RunContext, seed: int) -> dict:
     if ctx.preset == "full" and not torch.cuda.is_available():
-        raise SkipClaim("needs a GPU (ViT-S-size models, 30k steps on the 60k Fashion-MNIST images)")
+        raise SkipClaim("needs a GPU (ViT-S-size models, 30k steps on the 60k Fashion-MNIST images: still below the "
+                        "ViT-L scale at which the paper sees outlier tokens, Fig. 4; for those, give official DINOv2 "
+                        "ViT-L/14 checkpoints with and without registers with --weights)")
     base = _config(ctx, 0, seed)
     data = load_images(base.dataset, base.n_train)
     runs = {}
@@ -63,15 +76,69 @@ def _train_both(ctx: RunContext, seed: int) -> dict:
 
 def _analyse(ctx: RunContext, seed: int) -> dict:
     runs = ctx.shared(f"registers.models/{seed}", lambda: _train_both(ctx, seed))
-    n = ctx.pick(200, 1000, 4000)
+    n = ctx.pick(200, 500, 4000)
     method = runs[0][1]
     raw, labels = method.data.test_x[:n], method.data.test_y[:n]
-    probe_tokens = ctx.pick(400, 3000, 3000)
-    studies = {f"{r} registers": study(model, m.normalize(raw), raw, labels, max_probe_tokens=probe_tokens,
-                                       seed=seed)
+    # the probes (most of the cost) only where a claim reads them: on the model without registers
+    studies = {f"{r} registers": study(model, m.normalize(raw), raw, labels, probes=r == 0,
+                                       max_probe_tokens=ctx.pick(400, 1500, 3000), seed=seed)
                for r, (model, m, _) in runs.items()}
     return {"runs": runs, "studies": studies, "raw": raw, "dataset": method.data.name,
-            "parameters": sum(p.numel() for p in runs[0][0].parameters())}
+            "parameters": sum(p.numel() for p in runs[0][0].parameters()), "images": n,
+            "title": f"{method.data.name}, {n} test images, first seed"}
+
+
+def _load_checkpoints(weights: dict[str, str]) -> dict[int, tuple[str, VisionTransformer]]:
+    """{0: (name, model without registers), 4: (name, model with registers)} from the user's two checkpoints, told
+    apart by the register tokens in their state dicts; a `UserError` for anything else."""
+    if len(weights) != 2:
+        raise UserError(f"registers takes two checkpoints, one without and one with registers (e.g. --weights "
+                        f"vitl14=dinov2_vitl14_pretrain.pth --weights vitl14_reg=dinov2_vitl14_reg4_pretrain.pth), "
+                        f"got {len(weights)}: {', '.join(weights)}")
+    models = {name: load_dinov2(path) for name, path in weights.items()}
+    by_registers = {bool(m.num_registers): (name, m) for name, m in models.items()}
+    if len(by_registers) != 2:
+        counts = ", ".join(f"{name}: {m.num_registers}" for name, m in models.items())
+        raise UserError(f"registers needs one checkpoint without registers and one with (register tokens: {counts})")
+    (plain, m0), (reg, m4) = by_registers[False], by_registers[True]
+    if (m0.embed_dim, len(m0.blocks)) != (m4.embed_dim, len(m4.blocks)):
+        raise UserError(f"{plain} (width {m0.embed_dim}, {len(m0.blocks)} blocks) and {reg} (width {m4.embed_dim}, "
+                        f"{len(m4.blocks)} blocks) are not the same model size: registers are compared on one size")
+    return {0: by_registers[False], 4: by_registers[True]}
+
+
+def check_inputs(weights: dict[str, str], images: str | None) -> None:
+    """`paperzoo reproduce registers --weights ... [--images DIR]`: the checkpoints load and pair up, the folder
+    holds images; checked before anything runs (a `UserError` otherwise)."""
+    if images is not None and not weights:
+        raise UserError("--images is for the checkpoints given with --weights (the trained models use their own "
+                        "test images)")
+    _load_checkpoints(weights)
+    if images is not None:
+        image_set(images, CHECKPOINT_SIZE, 1)
+
+
+def _checkpoints(ctx: RunContext) -> dict:
+    """The user's two checkpoints and the images they are analysed on (shared by the claims)."""
+    models = _load_checkpoints(ctx.weights)
+    size = ctx.pick(56, CHECKPOINT_SIZE, CHECKPOINT_SIZE)
+    raw, labels, names = image_set(ctx.images, size, ctx.pick(32, 64, 1000))
+    source = f"{len(names)} images from {ctx.images}" if ctx.images else f"{len(names)} bundled photos"
+    return {"models": models, "raw": raw, "labels": labels, "names": names, "size": size,
+            "title": f"{source}, {size} px"}
+
+
+def _checkpoint_study(ctx: RunContext, r: int, seed: int) -> Study:
+    """The analysis of checkpoint `r` (0 / 4 registers) with the images in the order drawn by `seed` (the probes
+    train on the first half, test on the second)."""
+    def run() -> Study:
+        c = ctx.shared("registers.checkpoints", lambda: _checkpoints(ctx))
+        order = torch.randperm(len(c["raw"]), generator=torch.Generator().manual_seed(seed))
+        raw = c["raw"][order]
+        labels = None if c["labels"] is None else c["labels"][order]
+        return study(c["models"][r][1], normalize(raw), raw, labels, probes=r == 0,
+                     max_probe_tokens=ctx.pick(400, 3000, 3000), seed=seed, batch=16)
+    return ctx.shared(f"registers.checkpoint_study/{r}/{seed}", run)
 
 
 def _clean(values: dict) -> dict:
@@ -89,46 +156,99 @@ def _get(ctx: RunContext, seed: int) -> tuple[dict, dict, dict]:
     return a, a["studies"]["0 registers"].values, a["studies"]["4 registers"].values
 
 
-def _per_seed(ctx: RunContext, keys: dict[str, tuple[int, str]]) -> dict[str, list]:
-    """{name: (registers, study key)} measured on every seed's pair of models; NaN (too few tokens) -> None."""
+def _study_values(ctx: RunContext, r: int, seed: int, trained: bool) -> dict:
+    """What the analysis measured on the model with `r` registers (0 or 4) of `seed`: the pair trained for that
+    seed, or (unless `trained`) the user's checkpoint, with that seed's halves of the images."""
+    if ctx.weights and not trained:
+        return _checkpoint_study(ctx, r, seed).values
+    return _get(ctx, seed)[1 + (r > 0)]
+
+
+def _per_seed(ctx: RunContext, keys: dict[str, tuple[int, str]], trained: bool = False) -> dict[str, list]:
+    """{name: (registers, study key)} measured on every seed; NaN (too few tokens) -> None."""
     def measure(seed: int) -> dict:
-        _, v0, v4 = _get(ctx, seed)
-        return {name: _none_if_nan({0: v0, 4: v4}[r].get(key, math.nan)) for name, (r, key) in keys.items()}
+        return {name: _none_if_nan(_study_values(ctx, r, seed, trained).get(key, math.nan))
+                for name, (r, key) in keys.items()}
     return ctx.over_seeds(measure, "ViT pairs")
 
 
 def _measurable(*names: str) -> Precondition:
     return Precondition(
         f"enough outlier tokens to measure: the no-register model has >= {MIN_TOKENS} high-norm tokens in each "
-        "half of the probe images on every seed (else these quantities are undefined)",
+        "half of the probe images on every seed (else these quantities are undefined; on checkpoints, the "
+        "neighbour similarity needs >= 2 x that many in all)",
         lambda m: all(v is not None for name in names for v in m[name]), ("outlier_tokens_0reg",))
 
 
 PAPER_SCALE = Precondition(
     "the model is at the scale where the paper sees outlier tokens: >= 300M parameters (ViT-L and up, Fig. 4), "
-    "trained long",
+    "trained long (official DINOv2 checkpoints: `--weights`)",
     lambda m: m["parameters"] >= PAPER_SCALE_PARAMETERS, ("parameters",))
+
+ENOUGH_IMAGES = Precondition(
+    f"enough images to measure a 2% fraction: >= {MIN_IMAGES} images (>= 4,096 patch tokens at 224 px)",
+    lambda m: m["images"] >= MIN_IMAGES, ("images",))
+
+
+def _first_seed_studies(ctx: RunContext) -> tuple[dict, str, dict]:
+    """({"0 registers": study, "4 registers": study}, figure title, values that describe the models and images)
+    of the first seed: the trained pair, or the user's checkpoints."""
+    seed = ctx.seeds[0]
+    if not ctx.weights:
+        a, _, _ = _get(ctx, seed)
+        return a["studies"], a["title"], {"dataset": a["dataset"], "parameters": a["parameters"],
+                                          "images": a["images"]}
+    c = ctx.shared("registers.checkpoints", lambda: _checkpoints(ctx))
+    (plain, m0), (reg, m4) = c["models"][0], c["models"][4]
+    studies = {f"{plain} (0 registers)": _checkpoint_study(ctx, 0, seed),
+               f"{reg} ({m4.num_registers} registers)": _checkpoint_study(ctx, 4, seed)}
+    return studies, c["title"], {
+        "checkpoint_0reg": plain, "checkpoint_reg": reg, "registers": m4.num_registers, "width": m0.embed_dim,
+        "depth": len(m0.blocks), "parameters": sum(p.numel() for p in m0.parameters()),
+        "parameters_reg": sum(p.numel() for p in m4.parameters()), "images": len(c["names"]),
+        "img_size": c["size"], "patch_tokens": int(studies[f"{plain} (0 registers)"].norms.numel())}
+
+
+def _per_image(mask: torch.Tensor) -> list[float]:
+    """(B, N) bool -> the fraction of True per image."""
+    return [round(float(f), 6) for f in mask.float().mean(1)]
 
 
 def _run_outliers(ctx: RunContext) -> Measurement:
+    studies, title, described = _first_seed_studies(ctx)
+    s0, s4 = studies.values()
+    b = len(s0.norms)
+    paths = [figures.norm_histograms(ctx.figure_path("norm_histograms.png"), studies, title),
+             figures.outlier_fraction_curve(ctx.figure_path("outlier_fraction_by_layer.png"), studies, title)]
+    raw = _first_seed_raw(ctx)
+    shown = min(6, b)
+    paths.append(figures.image_maps(ctx.figure_path("outlier_maps.png"), raw[:shown],
+                                    {f"norm ({name})": s.norms[:shown].reshape(shown, *s.grid)
+                                     for name, s in studies.items()}, title))
+    v0 = s0.values
+    first = {"first_outlier_layer_0reg_first_seed": v0["first_outlier_layer"],
+             "norm_median_0reg_first_seed": v0["norm_median"], "otsu_threshold_0reg_first_seed": v0["otsu_threshold"],
+             "layers": len(s0.layer_fraction)}
+    notes = "high-norm = patch-token norm (last block, before the final norm) > 3x the median norm; figures: "
+    if ctx.weights:  # one pair of checkpoints: the fractions vary over images, not seeds
+        values = {**described, **first, "outlier_tokens_0reg": v0["outlier_tokens"],
+                  "max_over_median_0reg": v0["max_over_median"], "max_over_median_reg": s4.values["max_over_median"],
+                  "outlier_fraction_0reg": _per_image(s0.outliers), "outlier_fraction_4reg": _per_image(s4.outliers)}
+        return Measurement(_clean(values), paths, notes=notes + f"{title}; outlier fractions per image (intervals "
+                                                                  "over images)")
     per_seed = _per_seed(ctx, {"outlier_fraction_0reg": (0, "outlier_fraction"),
                                "outlier_fraction_4reg": (4, "outlier_fraction"),
                                "max_over_median_0reg": (0, "max_over_median"),
                                "max_over_median_4reg": (4, "max_over_median")})
-    a, v0, v4 = _get(ctx, ctx.seeds[0])
-    paths = [figures.norm_histograms(ctx.figure_path("norm_histograms.png"), a["studies"]),
-             figures.outlier_fraction_curve(ctx.figure_path("outlier_fraction_by_layer.png"), a["studies"])]
-    s0 = a["studies"]["0 registers"]
-    paths.append(figures.image_maps(ctx.figure_path("outlier_maps.png"), a["raw"][:6],
-                                    {"norm (0 reg)": s0.norms[:6].reshape(6, *s0.grid),
-                                     "norm (4 reg)": a["studies"]["4 registers"].norms[:6].reshape(6, *s0.grid)}))
-    return Measurement(_clean({
-        "dataset": a["dataset"], "parameters": a["parameters"],
-        "first_outlier_layer_0reg_first_seed": v0["first_outlier_layer"],
-        "norm_median_0reg_first_seed": v0["norm_median"], "otsu_threshold_0reg_first_seed": v0["otsu_threshold"],
-        "layers": len(s0.layer_fraction)}), paths, per_seed=per_seed,
-        notes="high-norm = patch-token norm (last block, before the final norm) > 3x the median norm; figures: "
-              "first seed")
+    return Measurement(_clean({**described, **first}), paths, per_seed=per_seed, notes=notes + title)
+
+
+def _first_seed_raw(ctx: RunContext) -> torch.Tensor:
+    """The analysed images in [0, 1], in the first seed's order (the figures' rows)."""
+    if not ctx.weights:
+        return _get(ctx, ctx.seeds[0])[0]["raw"]
+    c = ctx.shared("registers.checkpoints", lambda: _checkpoints(ctx))
+    return c["raw"][torch.randperm(len(c["raw"]), generator=torch.Generator().manual_seed(ctx.seeds[0]))]
 
 
 def _check_outliers(m: dict):
@@ -138,12 +258,21 @@ def _check_outliers(m: dict):
 
 
 def _run_redundant(ctx: RunContext) -> Measurement:
+    studies, title, described = _first_seed_studies(ctx)
+    s0 = next(iter(studies.values()))
+    path = figures.neighbor_cosine_hist(ctx.figure_path("neighbor_cosine.png"), s0, title)
+    if ctx.weights:  # per image with high-norm tokens: mean cosine of its outlier and of its normal patches
+        enough = s0.values["outlier_tokens"] >= 2 * MIN_TOKENS
+        rows = [i for i in range(len(s0.norms)) if s0.outliers[i].any()] if enough else []
+        cos, out = s0.neighbor_cos, s0.outliers
+        values = {**described, "outlier_tokens_0reg": s0.values["outlier_tokens"], "images_with_outlier": len(rows),
+                  "neighbor_cos_outlier": [round(float(cos[i][out[i]].mean()), 6) for i in rows] or [None],
+                  "neighbor_cos_normal": [round(float(cos[i][~out[i]].mean()), 6) for i in rows] or [None]}
+        return Measurement(values, [path], notes=f"{title}; per image with high-norm tokens (intervals over images)")
     per_seed = _per_seed(ctx, {"outlier_tokens_0reg": (0, "outlier_tokens"),
                                "neighbor_cos_outlier": (0, "neighbor_cos_outlier"),
                                "neighbor_cos_normal": (0, "neighbor_cos_normal")})
-    a, _, _ = _get(ctx, ctx.seeds[0])
-    path = figures.neighbor_cosine_hist(ctx.figure_path("neighbor_cosine.png"), a["studies"]["0 registers"])
-    return Measurement({"parameters": a["parameters"]}, [path], per_seed=per_seed)
+    return Measurement(described, [path], per_seed=per_seed, notes=title)
 
 
 INFORMATION_KEYS = ("outlier_tokens", "images_with_outlier", "position_acc_normal", "position_acc_outlier",
@@ -154,12 +283,14 @@ INFORMATION_KEYS = ("outlier_tokens", "images_with_outlier", "position_acc_norma
 def _run_information(ctx: RunContext) -> Measurement:
     per_seed = _per_seed(ctx, {(k if k != "outlier_tokens" else "outlier_tokens_0reg"): (0, k)
                                for k in INFORMATION_KEYS})
-    a, v0, _ = _get(ctx, ctx.seeds[0])
-    path = figures.probe_bars(ctx.figure_path("probes.png"), v0)
-    return Measurement({"parameters": a["parameters"]}, [path], per_seed=per_seed,
-                       notes="probes trained and tested per token type on equal numbers of tokens (0-register model); "
-                             "class_acc_topnorm: the highest-norm patch of every image, outlier or not; figure: "
-                             "first seed")
+    studies, title, described = _first_seed_studies(ctx)
+    labelled = described["images"] if not ctx.weights or ctx.shared(
+        "registers.checkpoints", lambda: _checkpoints(ctx))["labels"] is not None else 0
+    path = figures.probe_bars(ctx.figure_path("probes.png"), next(iter(studies.values())).values, title)
+    return Measurement({**described, "labelled_images": labelled}, [path], per_seed=per_seed,
+                       notes="probes trained and tested per token type on equal numbers of tokens (0-register model; "
+                             "each seed draws which half of the images trains them); class_acc_topnorm: the "
+                             f"highest-norm patch of every image, outlier or not; figure: {title}")
 
 
 def _check_information(m: dict):
@@ -179,25 +310,30 @@ def _run_accuracy(ctx: RunContext) -> Measurement:
     a, _, _ = _get(ctx, ctx.seeds[0])
     for r, (_, _, result) in a["runs"].items():
         series[f"{r} registers (test {result.final['test_acc']:.3f})"] = result.history.series("train", "acc")
-    values = {"test_images": a["runs"][0][1].cfg.n_test, "steps": a["runs"][0][1].cfg.train.steps, "chance": 0.1}
+    n_test = a["runs"][0][1].cfg.n_test
+    values = {"test_images": n_test, "steps": a["runs"][0][1].cfg.train.steps, "chance": 0.1}
     path = plotting.curves(ctx.figure_path("accuracy.png"), series, "step", "training-batch accuracy",
-                           f"{a['dataset']}: accuracy with and without registers (first seed)")
+                           f"{a['dataset']}: accuracy with and without registers\n(first seed; test on {n_test} "
+                           "images)")
     return Measurement(values, [path], per_seed=per_seed)
 
 
 def _run_attention(ctx: RunContext) -> Measurement:
-    per_seed = _per_seed(ctx, {"background_fraction": (0, "background_fraction"),
+    per_seed = _per_seed(ctx, {"outlier_tokens_0reg": (0, "outlier_tokens"),
+                               "outlier_fraction_0reg": (0, "outlier_fraction"),
+                               "background_fraction": (0, "background_fraction"),
                                "cls_attention_background_0reg": (0, "cls_attention_background"),
                                "cls_attention_background_4reg": (4, "cls_attention_background"),
                                "cls_attention_max_0reg": (0, "cls_attention_max"),
-                               "cls_attention_max_4reg": (4, "cls_attention_max")})
+                               "cls_attention_max_4reg": (4, "cls_attention_max")}, trained=True)
     a, _, _ = _get(ctx, ctx.seeds[0])
     s0, s4 = a["studies"]["0 registers"], a["studies"]["4 registers"]
     path = figures.image_maps(ctx.figure_path("cls_attention.png"), a["raw"][:6],
-                              {"CLS attn, 0 reg": s0.cls_maps[:6].mean(1), "CLS attn, 4 reg": s4.cls_maps[:6].mean(1)})
-    return Measurement({}, [path], per_seed=per_seed,
+                              {"CLS attn, 0 reg": s0.cls_maps[:6].mean(1), "CLS attn, 4 reg": s4.cls_maps[:6].mean(1)},
+                              a["title"])
+    return Measurement({"images": a["images"]}, [path], per_seed=per_seed,
                        notes="last block, head-averaged [CLS] attention over patches (prefix tokens dropped, "
-                             "renormalised); background = patches with mean pixel < 0.02; figure: first seed")
+                             f"renormalised); background = patches with mean pixel < 0.02; figure: {a['title']}")
 
 
 CLAIMS = [
@@ -206,17 +342,19 @@ CLAIMS = [
                     "vanish when registers are added.",
           paper_reports="DINOv2 ViT-g: ~2.4% of tokens with norm > 150 (~10x the others), from ~layer 15 of 40; "
                         "none with 4 registers (Fig. 3, 4a, 7)",
-          criterion="over seeds (95% t-intervals): outlier_fraction_0reg >= 0.01 and outlier_fraction_0reg / 5 - "
-                    "outlier_fraction_4reg >= 0 (outlier: norm > 3x median)",
+          criterion="over seeds (trained models) or over images (checkpoints, --weights), 95% t-intervals: "
+                    "outlier_fraction_0reg >= 0.01 and outlier_fraction_0reg / 5 - outlier_fraction_4reg >= 0 "
+                    "(outlier: norm > 3x median)",
           run=_run_outliers,
           check=_check_outliers,
-          preconditions=(PAPER_SCALE,)),
+          preconditions=(PAPER_SCALE, ENOUGH_IMAGES)),
     Claim(id="registers.outliers_on_redundant_patches", paper=PAPER,
           statement="High-norm tokens appear on patches that are very similar to their 4 neighbours after the "
                     "patch embedding (redundant patches).",
           paper_reports="neighbour cosine of high-norm patches concentrated near 1, normal patches much lower "
                         "(Fig. 5a)",
-          criterion="paired over seeds (95% t-interval): neighbor_cos_outlier - neighbor_cos_normal > 0",
+          criterion="paired over seeds (trained models) or over the images with high-norm tokens (checkpoints), "
+                    "95% t-interval: neighbor_cos_outlier - neighbor_cos_normal > 0",
           run=_run_redundant,
           check=lambda m: beats("neighbour cosine, outlier - normal", m["neighbor_cos_outlier"],
                                 m["neighbor_cos_normal"]),
@@ -231,7 +369,11 @@ CLAIMS = [
                     "pixel_mse_outlier - pixel_mse_normal > 0, class_acc_outlier - class_acc_normal > 0",
           run=_run_information,
           check=_check_information,
-          preconditions=(_measurable("position_acc_outlier", "pixel_mse_outlier", "class_acc_outlier"),)),
+          preconditions=(
+              Precondition(f"class labels for the one-token class probe: >= {2 * MIN_TOKENS} labelled images "
+                           "(checkpoints: an ImageNet-style --images folder, one subfolder per class)",
+                           lambda m: m["labelled_images"] >= 2 * MIN_TOKENS, ("labelled_images",)),
+              _measurable("position_acc_outlier", "pixel_mse_outlier", "class_acc_outlier"))),
     Claim(id="registers.no_accuracy_cost", paper=PAPER,
           statement="Adding registers does not cost accuracy.",
           paper_reports="ImageNet linear probe with/without 4 registers: DeiT-III 84.7/84.7, OpenCLIP 78.0/78.1, "
@@ -255,9 +397,14 @@ CLAIMS = [
           check=lambda m: at_most("CLS attention on background, 4 reg / 0 reg",
                                   [b4 / b0 for b4, b0 in zip(m["cls_attention_background_4reg"],
                                                              m["cls_attention_background_0reg"])], 0.9),
-          preconditions=(Precondition(
-              "there is background to attend to: >= 10% of the patches are background on every seed",
-              lambda m: min(m["background_fraction"]) >= 0.1, ("background_fraction",)),)),
+          preconditions=(
+              Precondition("the regime of the paper's maps: the no-register model has high-norm outlier tokens "
+                           f"(>= {MIN_OUTLIER_FRACTION:.0%} of its patch tokens on every seed), which registers "
+                           "would remove; without them a difference is not about artifacts",
+                           lambda m: min(m["outlier_fraction_0reg"]) >= MIN_OUTLIER_FRACTION,
+                           ("outlier_fraction_0reg",)),
+              Precondition("there is background to attend to: >= 10% of the patches are background on every seed",
+                           lambda m: min(m["background_fraction"]) >= 0.1, ("background_fraction",)))),
 ]
 
 TRAIN_METHODS = {"vit_registers": TrainSpec(

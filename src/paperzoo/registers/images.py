@@ -1,5 +1,6 @@
-"""Images for `analyze-vit`: a user folder (optionally one subfolder per class) or the real photos bundled with
-scikit-image (when installed) and scikit-learn; resized and centre-cropped as DINOv2 expects (ImageNet
+"""Images for the artifact analysis of Darcet et al. (arXiv 2309.16588) on DINOv2 checkpoints (`analyze-vit`,
+`reproduce registers --weights`): a user folder (ImageNet-style: one subfolder per class) or the 20 real photos
+bundled with scikit-image (a dependency) and scikit-learn; resized and centre-cropped as DINOv2 expects (ImageNet
 normalisation)."""
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from paperzoo.errors import DataError
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "hubble_deep_field", "immunohistochemistry")
+# scikit-image's photographs that ship in its wheel (drawings, masks and the fetched-on-demand ones left out)
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
+                  "hubble_deep_field", "immunohistochemistry", "microaneurysms", "moon", "page", "retina", "rocket",
+                  "text")
 SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -25,44 +29,55 @@ def _rgb(array: np.ndarray) -> np.ndarray:
 
 
 def bundled_photos() -> dict[str, np.ndarray]:
-    """name -> (H, W, 3) uint8 photos that ship inside installed packages (nothing is downloaded)."""
-    photos = {}
-    try:
-        from skimage import data as skdata
-
-        for name in SKIMAGE_PHOTOS:
-            try:
-                photos[name] = _rgb(getattr(skdata, name)())
-            except Exception:  # some skimage images are fetched on demand; those are skipped
-                continue
-    except ImportError:
-        pass
+    """name -> (H, W, 3) uint8: the 20 photos that ship inside scikit-image and scikit-learn (nothing downloads)."""
+    from skimage import data as skdata
     from sklearn.datasets import load_sample_images
 
+    photos = {name: _rgb(getattr(skdata, name)()) for name in SKIMAGE_PHOTOS}
     sample = load_sample_images()
     for name, image in zip(sample.filenames, sample.images):
         photos[Path(name).stem] = _rgb(image)
     return photos
 
 
-def folder_images(root: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """name -> image for every image file under `root`, and name -> class (the subfolder) when there are
-    subfolders."""
-    from PIL import Image
-
+def folder_files(root: str | Path) -> list[str]:
+    """The image files under `root` (any depth), as sorted paths relative to it."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"--images {root} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES)
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in SUFFIXES)
     if not files:
         raise DataError(f"no image files ({', '.join(sorted(SUFFIXES))}) under {root}")
-    images, classes = {}, {}
-    for path in files:
-        name = str(path.relative_to(root))
-        images[name] = np.asarray(Image.open(path).convert("RGB"))
-        if path.parent != root:
-            classes[name] = path.parent.name
-    return images, classes
+    return files
+
+
+def image_set(folder: str | Path | None, size: int, max_images: int,
+              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+    """(B, 3, size, size) images in [0, 1], their (B,) class indices (None unless every image sits in a class
+    subfolder, as in an ImageNet-style folder) and names: the images under `folder`, or the bundled photos when it
+    is None; a random `max_images` of them (fixed by `seed`) when there are more. Only those are read."""
+    from PIL import Image
+
+    if folder is None:
+        photos = bundled_photos()
+        names, read = sorted(photos), photos.__getitem__
+    else:
+        names = folder_files(folder)
+
+        def read(name: str) -> np.ndarray:
+            try:
+                return np.asarray(Image.open(Path(folder) / name).convert("RGB"))
+            except OSError as e:
+                raise DataError(f"{Path(folder) / name} is not a readable image ({e})") from None
+    if len(names) > max_images:
+        pick = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed))[:max_images]
+        names = [names[i] for i in sorted(pick.tolist())]
+    classes = [Path(name).parent.name for name in names]
+    labels = None
+    if folder is not None and all(classes):
+        index = {c: i for i, c in enumerate(sorted(set(classes)))}
+        labels = torch.tensor([index[c] for c in classes])
+    return preprocess([read(name) for name in names], size), labels, names
 
 
 def preprocess(images: list[np.ndarray], size: int) -> torch.Tensor:

@@ -59,13 +59,46 @@ def _balanced(mask: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     return out.reshape(mask.shape)
 
 
+def _probe(values: dict, tokens: torch.Tensor, cls: torch.Tensor, norms: torch.Tensor, outliers: torch.Tensor,
+           pixels: torch.Tensor, labels: torch.Tensor | None, grid: tuple[int, int], max_probe_tokens: int,
+           seed: int) -> None:
+    """The linear probes, added to `values`: tokens (B, N, D), cls (B, D), norms and outliers (B, N), pixels
+    (B, N, C*P*P), labels (B,) or None."""
+    b, n = norms.shape
+    normal = ~outliers
+    n_out = int(outliers.sum())
+    # local information (Table 1): probes per token type on equal numbers of tokens
+    train_img = torch.arange(b) < b // 2
+    count = min(max_probe_tokens, n_out) if n_out >= MIN_TOKENS else max_probe_tokens
+    sample_normal = _balanced(normal, count, seed)
+    positions = A.patch_positions(b, grid)
+    for name, mask in (("normal", sample_normal), ("outlier", _balanced(outliers, count, seed))):
+        values[f"position_acc_{name}"], _ = _probe_pair(tokens, positions, mask, train_img, "position")
+        values[f"pixel_mse_{name}"], _ = _probe_pair(tokens, pixels, mask, train_img, "pixels")
+    # global information (Fig. 5b): one token per image -> class
+    if labels is not None:
+        gen = torch.Generator().manual_seed(seed)
+        scores = torch.where(normal, torch.rand(b, n, generator=gen), torch.tensor(-1.0))
+        normal_pick = tokens[torch.arange(b), scores.argmax(1)]  # a random normal token per image
+        top_pick = tokens[torch.arange(b), norms.argmax(1)]  # the highest-norm token per image
+        has = outliers.any(1)
+        for name, feats in (("cls", cls), ("normal", normal_pick), ("outlier", top_pick)):
+            keep = has if name == "outlier" else torch.ones(b, dtype=torch.bool)
+            tr, te = keep & train_img, keep & ~train_img
+            values[f"class_acc_{name}"] = (A.probe_accuracy(feats[tr], labels[tr], feats[te], labels[te])
+                                           if min(int(tr.sum()), int(te.sum())) >= MIN_TOKENS else math.nan)
+        values["class_acc_topnorm"] = A.probe_accuracy(top_pick[train_img], labels[train_img],
+                                                       top_pick[~train_img], labels[~train_img])
+
+
 @torch.no_grad()
 def study(model: VisionTransformer, images: torch.Tensor, raw: torch.Tensor | None = None,
           labels: torch.Tensor | None = None, ratio: float = 3.0, threshold: float | None = None,
-          background_below: float = 0.02,
+          background_below: float = 0.02, probes: bool = True,
           max_probe_tokens: int = 3000, seed: int = 0, batch: int = 250) -> Study:
     """`images`: model inputs (B, C, H, W); `raw`: the same images in [0, 1] for the pixel probe and the
-    background mask (default `images`); `labels`: (B,) classes for the single-token class probe (optional).
+    background mask (default `images`); `labels`: (B,) classes for the single-token class probe (optional);
+    `probes=False` leaves the linear probes (most of the cost) out.
     High-norm tokens: norm > `threshold` when given (the paper uses 150 for DINOv2 ViT-g), else > `ratio` x the
     median norm of the same layer."""
     model.eval()
@@ -109,29 +142,9 @@ def study(model: VisionTransformer, images: torch.Tensor, raw: torch.Tensor | No
         "neighbor_cos_normal": float(cos[normal].mean()),
         "neighbor_cos_outlier": _nan_if_few(n_out, lambda: float(cos[outliers].mean())),
     }
-    # local information (Table 1): probes per token type on equal numbers of tokens
-    train_img = torch.arange(b) < b // 2
-    count = min(max_probe_tokens, n_out) if n_out >= MIN_TOKENS else max_probe_tokens
-    sample_normal = _balanced(normal, count, seed)
-    positions = A.patch_positions(b, grid)
     pixels = A.patch_pixels(raw, model.patch_size)
-    for name, mask in (("normal", sample_normal), ("outlier", _balanced(outliers, count, seed))):
-        values[f"position_acc_{name}"], _ = _probe_pair(tokens, positions, mask, train_img, "position")
-        values[f"pixel_mse_{name}"], _ = _probe_pair(tokens, pixels, mask, train_img, "pixels")
-    # global information (Fig. 5b): one token per image -> class
-    if labels is not None:
-        gen = torch.Generator().manual_seed(seed)
-        scores = torch.where(normal, torch.rand(b, n, generator=gen), torch.tensor(-1.0))
-        normal_pick = tokens[torch.arange(b), scores.argmax(1)]  # a random normal token per image
-        top_pick = tokens[torch.arange(b), norms.argmax(1)]  # the highest-norm token per image
-        has = outliers.any(1)
-        for name, feats in (("cls", cls), ("normal", normal_pick), ("outlier", top_pick)):
-            keep = has if name == "outlier" else torch.ones(b, dtype=torch.bool)
-            tr, te = keep & train_img, keep & ~train_img
-            values[f"class_acc_{name}"] = (A.probe_accuracy(feats[tr], labels[tr], feats[te], labels[te])
-                                           if min(int(tr.sum()), int(te.sum())) >= MIN_TOKENS else math.nan)
-        values["class_acc_topnorm"] = A.probe_accuracy(top_pick[train_img], labels[train_img],
-                                                       top_pick[~train_img], labels[~train_img])
+    if probes:
+        _probe(values, tokens, cls, norms, outliers, pixels, labels, grid, max_probe_tokens, seed)
     # [CLS] attention (Fig. 9): share on background patches and on high-norm patches
     background = pixels.mean(-1) < background_below  # (B, N)
     values["background_fraction"] = float(background.float().mean())
