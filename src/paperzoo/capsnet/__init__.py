@@ -1,14 +1,7 @@
 """Capsule networks with dynamic routing (Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829)."""
 
 from paperzoo.capsnet.baseline import BaselineCNN, BaselineConfig
-from paperzoo.capsnet.capsules import (
-    Decoder,
-    DigitCaps,
-    PrimaryCaps,
-    dynamic_routing,
-    margin_loss,
-    squash,
-)
+from paperzoo.capsnet.capsules import Decoder, DigitCaps, PrimaryCaps, dynamic_routing, margin_loss, squash
 from paperzoo.capsnet.data import multimnist
 from paperzoo.capsnet.model import CapsNet, CapsNetConfig, capsnet_loss, parameter_count
 from paperzoo.data.transforms import random_affine

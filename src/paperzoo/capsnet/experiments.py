@@ -61,9 +61,11 @@ def _train_config(ctx: RunContext, seed: int, task: str) -> TrainConfig:
         if not torch.cuda.is_available():
             raise SkipClaim("needs a GPU (the paper's 8.2M-parameter CapsNet; use --preset quick on a CPU)")
         return replace(paper_schedule(steps=20000), seed=seed, progress=False, log_every=100, eval_every=2000)
-    steps = ctx.pick(smoke=10, quick={"mnist": 150, "multimnist": 100}[task], full=0)
-    return TrainConfig(steps=steps, batch_size=ctx.pick(smoke=32, quick=64, full=0), lr=2e-3, schedule="cosine",
-                       log_every=10, eval_every=max(1, steps // 10), seed=seed, progress=False)
+    steps = ctx.pick(smoke=10, quick={"mnist": 110, "multimnist": 80}[task], full=0)
+    # the paper's nearly constant rate (x0.96 per 2,000 steps), not one annealed to 0: under an annealed rate the
+    # accuracy stops rising at the end whether or not the model converged, and the plateau test would mean nothing
+    return replace(paper_schedule(steps=steps, batch_size=ctx.pick(smoke=32, quick=64, full=0)), lr=2e-3,
+                   log_every=10, eval_every=max(1, steps // 10), seed=seed, progress=False)
 
 
 def _capsnet_config(ctx: RunContext, image_size: int, iterations: int) -> CapsNetConfig:
@@ -79,7 +81,7 @@ def _baseline_config(ctx: RunContext, image_size: int) -> BaselineConfig:
 
 
 def _test_examples(ctx: RunContext, task: str) -> int:
-    return ctx.pick(smoke=100, quick={"mnist": 500, "multimnist": 300}[task], full=1000)
+    return ctx.pick(smoke=100, quick={"mnist": 400, "multimnist": 250}[task], full=1000)
 
 
 def _fit(method, train: TrainConfig) -> dict:
@@ -130,8 +132,9 @@ def _plateau(label: str, keys: tuple[str, ...], points: float) -> Precondition:
 def _run_accuracy(ctx: RunContext) -> Measurement:
     def measure(seed: int) -> dict:
         r3, r1 = _capsnet(ctx, seed, 3), _capsnet(ctx, seed, 1)
-        return {"r3_test_acc": r3["final"]["test_acc"], "r1_test_acc": r1["final"]["test_acc"],
-                "r3_error_pct": 100 * (1 - r3["final"]["test_acc"]), "r1_error_pct": 100 * (1 - r1["final"]["test_acc"]),
+        acc3, acc1 = r3["final"]["test_acc"], r1["final"]["test_acc"]
+        return {"r3_test_acc": acc3, "r1_test_acc": acc1, "r3_error_pct": 100 * (1 - acc3),
+                "r1_error_pct": 100 * (1 - acc1),
                 "r3_late_rise_pts": _late_rise(r3, "test_acc"), "r1_late_rise_pts": _late_rise(r1, "test_acc")}
 
     per_seed = ctx.over_seeds(measure, "CapsNet, 3 and 1 routing iterations")
@@ -141,11 +144,11 @@ def _run_accuracy(ctx: RunContext) -> Measurement:
     path = plotting.curves(ctx.figure_path("test_accuracy.png"), series, "step", "test accuracy",
                            "CapsNet on MNIST (4,000 real training digits), first seed")
     r3 = _capsnet(ctx, first, 3)
-    return Measurement({"test_examples": len(r3["method"].test_y), "steps": r3["history"].series("eval", "test_acc")[0][-1],
+    return Measurement({"test_examples": len(r3["method"].test_y), "steps": series["3 iterations"][0][-1],
                         "capsnet_params": r3["params"]}, [path], per_seed=per_seed,
                        timings={"train_seconds_r3_first_seed": round(r3["seconds"], 1)},
                        notes="the paper's gap (0.25% vs 0.29% error) is 0.04 points: far below what a few seeds on "
-                             "1,000 test digits resolve, so the routing test is expected to be inconclusive")
+                             "at most 1,000 test digits resolve, so the routing test is expected to be inconclusive")
 
 
 def _check_accuracy(m: dict):
@@ -224,7 +227,8 @@ def _above_chance(m: dict) -> bool:
 
 def _matched(caps: dict, cnn: dict) -> dict:
     """Both models at the same clean accuracy, as in the paper (99.23% vs 99.22%): the target is the lower of the
-    two models' best evaluated clean accuracies; each model is read at its first evaluation reaching it."""
+    two models' best evaluated clean accuracies; each model is read at its evaluation closest to it (the earliest
+    of equally close ones)."""
     curves = {}
     for name, run in (("capsnet", caps), ("cnn", cnn)):
         steps, clean = run["history"].series("eval", "test_acc")
@@ -232,7 +236,7 @@ def _matched(caps: dict, cnn: dict) -> dict:
     target = min(max(c[1]) for c in curves.values())
     out = {}
     for name, (steps, clean, affine) in curves.items():
-        i = next(i for i, a in enumerate(clean) if a >= target)
+        i = min(range(len(clean)), key=lambda k: abs(clean[k] - target))
         out.update({f"{name}_clean_acc": clean[i], f"{name}_affine_acc": affine[i], f"{name}_step": steps[i]})
     out["clean_gap_pts"] = 100 * abs(out["capsnet_clean_acc"] - out["cnn_clean_acc"])
     return out
@@ -248,8 +252,8 @@ def _run_affine(ctx: RunContext) -> Measurement:
     path = plotting.save(fig, ctx.figure_path("affine_test_examples.png"))
     return Measurement({"test_examples": len(warped)}, [path], per_seed=per_seed,
                        notes="test digits rotated by up to 20 degrees, sheared by up to 0.2 and scaled by 0.8-1.2; "
-                             "training saw 2 px shifts only; each model read at its first evaluation reaching the "
-                             "lower of the two best clean accuracies")
+                             "training saw 2 px shifts only; each model read at its evaluation closest to the lower "
+                             "of the two best clean accuracies")
 
 
 # -- claim 4: interpretable dimensions ----------------------------------------------------------------------------
@@ -279,7 +283,7 @@ def _dimension_consistency(ctx: RunContext, seed: int) -> dict:
             "random_directions": consistency(attribute_changes(model.decoder, v, labels,
                                                                random_directions(b, d, d, generator), STEP),
                                              labels).mean().item(),
-            "images": float(b), "per_dimension": trained}
+            "images": float(b), "r3_late_rise_pts": _late_rise(caps, "test_acc"), "per_dimension": trained}
 
 
 def _run_dimensions(ctx: RunContext) -> Measurement:
@@ -338,8 +342,8 @@ CLAIMS = [
         paper_reports="99.75% test accuracy (0.25% error) on full MNIST; with reconstruction 0.25% error "
                       "with 3 iterations vs 0.29% with 1 (Table 1)",
         criterion="3-iteration test accuracy >= 0.97 (t-interval over seeds) and the paired difference of test "
-                  "error, 1 iteration - 3 iterations, > 0 on its interval over seeds (4,000 training / 1,000 test "
-                  "real digits; an interval containing 0 is inconclusive)",
+                  "error, 1 iteration - 3 iterations, > 0 on its interval over seeds (4,000 real training digits; "
+                  "1,000 test digits at full, 400 at quick; an interval containing 0 is inconclusive)",
         run=_run_accuracy,
         check=_check_accuracy,
         preconditions=(_plateau("both CapsNets (3 and 1 iterations)", ("r3_late_rise_pts", "r1_late_rise_pts"),
@@ -370,7 +374,7 @@ CLAIMS = [
                   "digits, at the same accuracy on untransformed digits.",
         paper_reports="affNIST: 79% (CapsNet) vs 66% (CNN) at similar MNIST accuracy (99.23% vs 99.22%)",
         criterion="the paired difference of affine test accuracy, CapsNet - CNN, > 0 on its interval over seeds, "
-                  "each model read where it first reaches the lower of the two best clean accuracies",
+                  "each model read at its evaluation closest to the lower of the two best clean accuracies",
         run=_run_affine,
         check=lambda m: decide(beats("affine accuracy, CapsNet - CNN", m["capsnet_affine_acc"], m["cnn_affine_acc"])),
         preconditions=(
@@ -396,5 +400,6 @@ CLAIMS = [
                   "the trained decoder",
         run=_run_dimensions,
         check=_check_dimensions,
+        preconditions=(_plateau("the CapsNet (3 iterations)", ("r3_late_rise_pts",), PLATEAU_POINTS["mnist"]),),
     ),
 ]
