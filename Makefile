@@ -30,7 +30,12 @@ setup-dev: $(VENV)/.installed-dev
 data:
 	@bash scripts/install-system-data.sh
 
-demo: setup-dev
+# the main job needs the core install and the real video clips of the SqueezeTime claims, nothing of the dev tools
+$(VENV)/.installed-demo: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[video]'
+	touch $@
+
+demo: $(VENV)/.installed-demo
 	-@bash scripts/install-system-data.sh
 	$(BIN)/paperzoo reproduce --preset $(PRESET) --jobs $(JOBS)
 

@@ -5,7 +5,7 @@ import pytest
 
 from paperzoo import plotting
 from paperzoo.catalog import POSTS, load_catalog
-from paperzoo.claims import Claim, Measurement, SkipClaim, run_claim, run_selected, select
+from paperzoo.claims import Claim, Measurement, SkipClaim, longest_first, run_claim, run_selected, select
 from paperzoo.errors import UserError
 from paperzoo.report import write_report
 
@@ -220,3 +220,14 @@ def test_results_json_is_written_as_each_claim_finishes(tmp_path):
     final = json.loads((tmp_path / "results.json").read_text())
     assert [c["id"] for c in final["claims"]] == ["toy.first", "toy.second"] and final["complete"] is False
     assert not list(tmp_path.glob(".results.json.tmp-*"))  # written atomically, nothing left behind
+
+
+def test_papers_start_longest_first_by_the_seconds_of_the_committed_results(tmp_path):
+    rows = [{"id": "a.x", "seconds": 10}, {"id": "b.y", "seconds": 60}, {"id": "b.z", "seconds": 40},
+            {"id": "d.w", "seconds": 50}]
+    (tmp_path / "quick.json").write_text(json.dumps({"claims": rows}))
+    # b took 100 s in all, d 50, a 10; c is not in the file, so it may be long: it starts first
+    assert longest_first(["a", "b", "c", "d"], "quick", tmp_path) == [2, 1, 3, 0]
+    assert longest_first(["a", "b", "c"], "smoke", tmp_path) == [0, 1, 2]  # no results of that preset
+    (tmp_path / "quick.json").write_text('{"claims": [{"id": "a.x"}]}')  # unreadable: the given order
+    assert longest_first(["b", "a"], "quick", tmp_path) == [0, 1]

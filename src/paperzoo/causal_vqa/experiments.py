@@ -35,7 +35,7 @@ def _config(ctx: RunContext, seed: int, augment: bool, blind: bool = False) -> C
     return CausalVQAConfig(
         train_examples=ctx.pick(200, 8000, 30_000), test_examples=ctx.pick(100, 600, 5000), augment=augment,
         blind=blind, cue_bias=CUE_BIAS, data_seed=derive_seed(seed, 0) % 2**31,
-        train=TrainConfig(steps=ctx.pick(20, 1000, 6000), batch_size=64, lr=3e-3, schedule="cosine", log_every=50,
+        train=TrainConfig(steps=ctx.pick(20, 800, 6000), batch_size=64, lr=3e-3, schedule="cosine", log_every=50,
                           seed=seed, progress=False))
 
 

@@ -47,7 +47,7 @@ MIN_IMAGES = 16  # >= 4,096 patch tokens at 224 px: a 2% fraction is ~80 tokens,
 
 
 def _config(ctx: RunContext, num_registers: int, seed: int) -> RegistersConfig:
-    steps = ctx.pick(smoke=40, quick=600, full=30000)
+    steps = ctx.pick(smoke=40, quick=450, full=30000)  # quick: what the 20-minute quick run affords, 2 models x 3 seeds
     train = TrainConfig(steps=steps, batch_size=ctx.pick(32, 64, 256), optimizer="adamw", lr=ctx.pick(2e-3, 2e-3, 1e-3),
                         weight_decay=0.05, schedule="cosine", warmup_steps=max(1, steps // 20), grad_clip=1.0,
                         log_every=max(1, steps // 30), eval_every=0, seed=seed, progress=False,
