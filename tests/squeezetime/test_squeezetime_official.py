@@ -152,6 +152,9 @@ def test_k400_official_names_map_one_to_one_onto_ours():
         ours = {k: tuple(v.shape) for k, v in SqueezeTime(400).state_dict().items()}
         mapped = from_official({k: torch.empty(s) for k, s in shapes.items()})
     assert {k: tuple(v.shape) for k, v in mapped.items()} == ours
+    params = {k: s for k, s in shapes.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    backbone = sum(torch.Size(s).numel() for k, s in params.items() if k.startswith("backbone."))
+    assert backbone == 28_887_088  # the official backbone's parameters (tests/squeezetime/test_squeezetime_size.py)
 
 
 def test_mmengine_checkpoint_loads_and_gives_the_official_output(tmp_path):
