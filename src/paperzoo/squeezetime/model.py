@@ -24,8 +24,10 @@ Where the paper's text and the official code differ, this module follows the cod
   - a stride-2 block first downsamples its input (and so its residual) with a depthwise 2x2 stride-2 conv + BN;
   - the stem is a 5x5 stride-2 conv on the 3T squeezed channels, then a 3x3 stride-2 max pool;
   - the head is global average pooling, dropout 0.5 and a linear layer (init std 0.01).
-At 16x224x224 with 400 classes this gives 28.7M parameters and 5.5 G multiply-accumulates (the paper's "FLOPs"
-are fvcore's, which counts one multiply-add as one FLOP; `torch.utils.flop_counter` counts two).
+At 16x224x224 with 400 classes the backbone has 28,887,088 parameters, exactly the official code's (the paper
+says 28.7M; docs/squeezetime.md, "Size and cost", on why), 29.7M with the head, and 5.5 G multiply-accumulates
+(the paper's "FLOPs" are fvcore's, which counts one multiply-add as one FLOP; `torch.utils.flop_counter` counts
+two).
 
 `ctl` picks the block's temporal layer for the paper's ablation (Table 6): "conv" (a plain 3x3 conv, i.e. a 2D
 ResNet-50 on squeezed input), "tfc" (a 3x3 TFC: weight module + 3x3 conv, no IOI), "tfc_ioi" (the full CTL).
