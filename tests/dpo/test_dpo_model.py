@@ -104,9 +104,28 @@ def test_cached_forward_equals_one_forward_over_the_whole_sequence():
 
 def test_sample_with_the_cache_draws_the_tokens_of_the_uncached_loop():
     model = tiny().eval()
+    read = []  # the number of positions each forward reads
+    model.register_forward_hook(lambda module, args, out: read.append(args[0].shape[1]))
     prompts, mask = left_padded_prompts()
     ids, _, _ = sample(model, prompts, 8, prompt_mask=mask, generator=torch.Generator().manual_seed(3))
+    assert read == [5] + [1] * 7  # the prompt once, then one new token per step
     assert torch.equal(ids, uncached_sample(model, prompts, mask, 8, seed=3))
+
+
+def test_a_model_that_returns_no_cache_rereads_the_sequence():
+    class NoCache(torch.nn.Module):  # takes past_key_values but never returns one (HF under gradient checkpointing)
+        def __init__(self):
+            super().__init__()
+            self.lm = tiny().eval()
+
+        def forward(self, input_ids, attention_mask=None, past_key_values=None, use_cache=False):
+            assert past_key_values is None
+            return self.lm(input_ids, attention_mask=attention_mask)
+
+    model = NoCache()
+    prompts, mask = left_padded_prompts()
+    ids, _, _ = sample(model, prompts, 6, prompt_mask=mask, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(ids, uncached_sample(model.lm, prompts, mask, 6, seed=4))
 
 
 def test_token_kl_is_zero_for_the_same_model_and_positive_otherwise():

@@ -14,5 +14,5 @@ def test_claims_run_at_smoke_and_train_above_chance(tmp_path):
     assert first["protonet_acc_5shot"][0] > 0.4 and first["maml_acc_5shot"][0] > 0.25
     assert results["metalearning.first_order_maml"].per_seed["memory_ratio_fo_over_so"][0] < 1.0
     transfer = results["metalearning.meta_vs_transfer"]
-    assert transfer.per_seed["transfer_over_protonet_examples"] == [1.0]
-    assert transfer.preconditions[0]["held"] is True
+    assert transfer.per_seed["transfer_over_protonet_examples"] == [1.0]  # equal compute, by construction
+    assert transfer.measured["transfer_train_examples"] == transfer.measured["protonet_train_examples"] > 0

@@ -84,6 +84,7 @@ def axis_directions(batch: int, dim: int) -> torch.Tensor:
 
 
 def random_directions(batch: int, count: int, dim: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` random unit directions per image, drawn afresh for every image: (B, count, D)."""
-    d = torch.randn(batch, count, dim, generator=generator)
-    return d / d.norm(dim=-1, keepdim=True)
+    """`count` random unit directions, drawn once and the same for every image: (B, count, D). (Directions drawn
+    afresh per image would score about 0 whatever the decoder does, as d and -d are equally likely.)"""
+    d = torch.randn(count, dim, generator=generator)
+    return (d / d.norm(dim=-1, keepdim=True)).expand(batch, count, dim)

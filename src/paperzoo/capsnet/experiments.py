@@ -396,8 +396,8 @@ CLAIMS = [
                       "[-0.25, 0.25]; one dimension almost always represents the width",
         criterion=f"same-attribute consistency of the 16 dimensions through the trained decoder exceeds, by > "
                   f"{CONSISTENCY_MARGIN:g} on the paired interval over seeds, both controls: the same dimensions "
-                  "through an untrained decoder, and random directions in capsule space (fresh per digit) through "
-                  "the trained decoder",
+                  "through an untrained decoder, and random directions in capsule space (drawn once per seed, the "
+                  "same for every digit) through the trained decoder",
         run=_run_dimensions,
         check=_check_dimensions,
         preconditions=(_plateau("the CapsNet (3 iterations)", ("r3_late_rise_pts",), PLATEAU_POINTS["mnist"]),),

@@ -12,6 +12,7 @@ import inspect
 
 import torch
 from torch import nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 
 @torch.no_grad()
@@ -25,20 +26,23 @@ def sample(model: nn.Module, prompt_ids: torch.Tensor, new_tokens: int, prompt_m
     ids = prompt_ids
     attention = torch.ones_like(prompt_ids) if prompt_mask is None else prompt_mask.long()
     alive = torch.ones(b, dtype=torch.bool, device=ids.device)
+    if isinstance(model, (DataParallel, DistributedDataParallel)):
+        model = model.module  # the wrapper's forward hides the signature; sampling needs no gradient sync
     cached = "past_key_values" in inspect.signature(model.forward).parameters
-    cache, fresh = None, ids  # fresh: the positions the model has not read yet
+    cache = None
     for _ in range(new_tokens):
-        if cached:
-            out = model(fresh, attention_mask=attention, past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
+        if cache is not None:  # only the newest token is unread
+            out = model(ids[:, -1:], attention_mask=attention, past_key_values=cache, use_cache=True)
         else:
-            out = model(ids, attention_mask=attention)
+            out = model(ids, attention_mask=attention, **({"use_cache": True} if cached else {}))
+        # a model that takes a cache may still return none (Hugging Face under gradient checkpointing): then the
+        # next step reads the whole sequence again
+        cache = getattr(out, "past_key_values", None) if cached else None
         logits = out.logits[:, -1].float() / temperature  # (B, V)
         probs = torch.softmax(logits, dim=-1)
         token = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
         token = torch.where(alive, token, torch.full_like(token, pad_token_id))
-        fresh = token[:, None]  # (B, 1)
-        ids = torch.cat([ids, fresh], dim=1)
+        ids = torch.cat([ids, token[:, None]], dim=1)
         attention = torch.cat([attention, alive.long()[:, None]], dim=1)
         if eos_token_id is not None:
             alive = alive & (token != eos_token_id)

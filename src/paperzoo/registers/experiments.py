@@ -40,6 +40,7 @@ from paperzoo.registers.train import RegistersClassification, RegistersConfig, l
 PAPER = "Darcet et al., ICLR 2024, arXiv 2309.16588"
 REGISTERS = (0, 4)
 MIN_OUTLIER_FRACTION = 0.01  # the paper: ~2% of tokens are high-norm in DINOv2 ViT-g
+PROBE_WORKS = 0.2  # [CLS] class-probe accuracy below which the class probes measure nothing
 ACCURACY_MARGIN = 0.01  # registers may cost at most 1 point of test accuracy
 PAPER_SCALE_PARAMETERS = 300e6  # ViT-L: the smallest model in which the paper sees outlier tokens (Fig. 4)
 CHECKPOINT_SIZE = 224  # the paper analyses DINOv2 at 224 px: 16x16 patches of 14 px (smoke: 56 px, 4x4)
@@ -373,6 +374,12 @@ CLAIMS = [
               Precondition(f"class labels for the one-token class probe: >= {2 * MIN_TOKENS} labelled images "
                            "(checkpoints: an ImageNet-style --images folder, one subfolder per class)",
                            lambda m: m["labelled_images"] >= 2 * MIN_TOKENS, ("labelled_images",)),
+              Precondition(f"the class probe can learn the classes: the [CLS] token's probe reaches >= "
+                           f"{PROBE_WORKS:.0%} test accuracy on every seed (with a few images of many classes, e.g. "
+                           "64 ImageNet images, no probe meets its test classes in training and every class accuracy "
+                           "is 0)",
+                           lambda m: all(v is not None and v >= PROBE_WORKS for v in m["class_acc_cls"]),
+                           ("class_acc_cls",)),
               _measurable("position_acc_outlier", "pixel_mse_outlier", "class_acc_outlier"))),
     Claim(id="registers.no_accuracy_cost", paper=PAPER,
           statement="Adding registers does not cost accuracy.",

@@ -55,7 +55,8 @@ def image_set(folder: str | Path | None, size: int, max_images: int,
               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """(B, 3, size, size) images in [0, 1], their (B,) class indices (None unless every image sits in a class
     subfolder, as in an ImageNet-style folder) and names: the images under `folder`, or the bundled photos when it
-    is None; a random `max_images` of them (fixed by `seed`) when there are more. Only those are read."""
+    is None; a random `max_images` of them (fixed by `seed`) when there are more, in a random order (so that any
+    split into halves mixes the classes of a folder sorted by class). Only those are read."""
     from PIL import Image
 
     if folder is None:
@@ -69,9 +70,8 @@ def image_set(folder: str | Path | None, size: int, max_images: int,
                 return np.asarray(Image.open(Path(folder) / name).convert("RGB"))
             except OSError as e:
                 raise DataError(f"{Path(folder) / name} is not a readable image ({e})") from None
-    if len(names) > max_images:
-        pick = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed))[:max_images]
-        names = [names[i] for i in sorted(pick.tolist())]
+    pick = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed))[:max_images]
+    names = [names[i] for i in pick.tolist()]
     classes = [Path(name).parent.name for name in names]
     labels = None
     if folder is not None and all(classes):
