@@ -15,6 +15,7 @@ from paperzoo.dpo.data import PreferencePairs, Sequences
 from paperzoo.dpo.experiments import CLAIMS
 from paperzoo.dpo.methods import DPO, Reinforce, RewardModel, RewardTraining
 from paperzoo.engine.trainer import TrainConfig, Trainer
+from paperzoo.errors import ConfigError
 from paperzoo.multigpu.launch import spawn_group
 
 
@@ -143,6 +144,17 @@ def test_reinforce_raises_a_known_reward_and_stays_near_the_reference_with_a_lar
     _, kl_tied = runs[50.0].series("train", "kl")
     assert reward_free[-1] > reward_free[0] + 1.0  # from ~0.04 (1/99 per token) towards 4
     assert reward_tied[-1] < reward_free[-1] and abs(kl_tied[-1]) < 0.5
+
+
+def test_reinforce_refuses_completions_longer_than_the_context_before_training():
+    reference = tiny_lm()  # context 24
+    prompts = torch.tensor([TOK.encode("abcdefghij")] * 4)  # 10 tokens
+    data = Sequences(prompts, torch.ones_like(prompts), torch.zeros_like(prompts))
+    fits = Reinforce(lambda: copy.deepcopy(reference), reference, CountReward(3, 4), data, new_tokens=14)
+    assert fits.build_model().config.context == 24  # 10 + 14 = 24 fits exactly
+    method = Reinforce(lambda: copy.deepcopy(reference), reference, CountReward(3, 4), data, new_tokens=15)
+    with pytest.raises(ConfigError, match="10 tokens \\+ new_tokens=15 exceed the model's context of 24"):
+        method.build_model()
 
 
 def test_bandit_optimum_maximises_the_kl_regularised_reward():

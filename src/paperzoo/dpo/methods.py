@@ -189,6 +189,13 @@ class Reinforce:
     def build_model(self) -> nn.Module:
         policy = self.build_policy()
         check_same_vocabulary(policy, self.reference)
+        config = getattr(policy, "config", None)
+        context = next((getattr(config, name) for name in ("context", "n_positions", "max_position_embeddings")
+                        if isinstance(getattr(config, name, None), int)), None)
+        prompt = self.prompts.tensors["input_ids"].shape[1]
+        if context is not None and prompt + self.new_tokens > context:
+            raise ConfigError(f"prompts of {prompt} tokens + new_tokens={self.new_tokens} exceed the model's context "
+                              f"of {context} tokens: shorten the prompts or lower new_tokens")
         return policy
 
     def train_dataset(self) -> Sequences:
