@@ -1,23 +1,26 @@
 """Scenes, questions answered from the scene graph, exact edits, the model, and the claims at smoke preset."""
 
+import statistics
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from paperzoo.causal_vqa import (ANSWERS, SAAA, Obj, Question, Scene, cv_candidates, edits_of, iv_candidates,
                                  make_examples, render)
 from paperzoo.causal_vqa.data import WORDS, encode_question
 from paperzoo.causal_vqa.experiments import CLAIMS
 from paperzoo.causal_vqa.model import symmetric_kl
-from paperzoo.causal_vqa.scenes import area_fraction
+from paperzoo.causal_vqa.scenes import BACKGROUND_MAX, COLORS, CUE_RGB, area_fraction, background, draw
 from paperzoo.causal_vqa.train import CausalVQAConfig, CausalVQAMethod, reliance
 from paperzoo.claims import RunContext, run_claim
 from paperzoo.engine.trainer import TrainConfig, Trainer
 from paperzoo.errors import UserError
 
 SCENE = Scene((Obj("circle", "red", "small", 6, 6), Obj("circle", "red", "large", 20, 6),
-               Obj("square", "blue", "small", 6, 22), Obj("cross", "gray", "large", 22, 22)), background_seed=7)
+               Obj("square", "blue", "small", 6, 22), Obj("cross", "white", "large", 22, 22)), background_seed=7)
 
 
 def test_answers_from_hand_made_scene():
@@ -71,11 +74,23 @@ def test_generated_edits_never_remove_a_mentioned_object_and_keep_answers():
     assert make_examples(20, seed=3) == make_examples(20, seed=3)  # deterministic
 
 
-def test_cue_bias_correlates_with_yes():
-    examples = make_examples(1500, seed=0, cue_bias=0.9)
-    with_cue = lambda answer: [any(o.is_cue for o in e.scene.objects) for e in examples if e.answer == answer]  # noqa
-    yes, no = with_cue("yes"), with_cue("no")
-    assert sum(yes) / len(yes) > 0.8 and sum(no) / len(no) < 0.2
+@pytest.mark.parametrize("bias", [0.6, 0.9])
+def test_cue_is_planted_at_the_configured_strength(bias):
+    examples = make_examples(3000, seed=0, cue_bias=bias)
+    share_with_cue = lambda answers: statistics.fmean(  # noqa: E731
+        any(o.is_cue for o in e.scene.objects) for e in examples if e.answer in answers)
+    assert share_with_cue({"yes"}) == pytest.approx(bias, abs=0.03)
+    assert share_with_cue({"no"}) == pytest.approx(1 - bias, abs=0.03)
+    assert share_with_cue(set(ANSWERS) - {"yes", "no"}) == pytest.approx(0.5, abs=0.03)  # independent of the cue
+
+
+def test_the_cue_is_the_only_thing_brighter_than_any_background():
+    assert max(int(background(seed, 32).max()) for seed in range(300)) <= BACKGROUND_MAX < min(CUE_RGB)
+    assert all(min(rgb) <= BACKGROUND_MAX for rgb in COLORS.values())  # no object colour passes for the cue
+    image = render(SCENE).permute(1, 2, 0) * 255  # (H, W, 3)
+    cue_mask = Image.new("RGB", (32, 32))
+    draw(ImageDraw.Draw(cue_mask), SCENE.objects[3], 32)
+    assert torch.equal((image > BACKGROUND_MAX).all(-1), torch.from_numpy(np.asarray(cue_mask).any(-1)))
 
 
 def test_model_shapes_gradients_and_errors():

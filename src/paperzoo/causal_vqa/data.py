@@ -1,9 +1,11 @@
 """Data sets of (scene, question, answer) with exact IV/CV edits, and their tensors.
 
-A "biased" data set correlates the cue object (the gray cross, never mentioned by a question) with the answer of
+A "biased" data set correlates the cue object (the white cross, never mentioned by a question) with the answer of
 yes/no questions: with `cue_bias` = 0.9 the cue is present in 90% of the "yes" scenes and 10% of the "no" scenes,
 a spurious context like the co-occurrences of COCO that the paper (Agarwal et al., CVPR 2020, Sec. 1) blames for
-flips. With `cue_bias` = None the cue is present half the time, independently of the answer.
+flips. With `cue_bias` = None the cue is present half the time, independently of the answer. Every scene has room
+for the cue, with or without it, so its presence says nothing else about the scene (dropping only the draws
+where a planted cue did not fit made the cue rarer than configured and a sign of sparse scenes).
 """
 
 from __future__ import annotations
@@ -53,17 +55,20 @@ def make_examples(n: int, seed: int, cue_bias: float | None = None, image_size: 
         question = random_question(rng, scene)
         if question is None:
             continue
+        with_cue = add_cue(rng, scene)
+        if with_cue is scene:  # no room for the cue: only scenes that can hold it, else it would mark sparse scenes
+            continue
         answer = question.answer(scene)
-        p_cue = 0.5
-        if cue_bias is not None and answer in ("yes", "no"):
-            p_cue = cue_bias if answer == "yes" else 1 - cue_bias
-        if rng.random() < p_cue:
-            with_cue = add_cue(rng, scene)
-            if with_cue is scene:  # no room for the cue: draw another example, so the correlation holds exactly
-                continue
-            scene = with_cue
-        examples.append(Example(scene, question, answer))
+        examples.append(Example(with_cue if rng.random() < cue_probability(answer, cue_bias) else scene, question,
+                                answer))
     return examples
+
+
+def cue_probability(answer: str, cue_bias: float | None) -> float:
+    """P(cue | answer): `cue_bias` for "yes", 1 - `cue_bias` for "no", one half otherwise (or without a bias)."""
+    if cue_bias is None or answer not in ("yes", "no"):
+        return 0.5
+    return cue_bias if answer == "yes" else 1 - cue_bias
 
 
 def edits_of(examples: list[Example], kind: str, max_area: float = 0.1) -> list[Edit]:

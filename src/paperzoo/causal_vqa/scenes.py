@@ -4,8 +4,13 @@ CVPR 2020, arXiv 1912.07538).
 The paper removes COCO objects with a GAN inpainter (Sec. 3). Here a scene is a list of non-overlapping objects
 (shape, colour, size, position) on a textured background that is a function of the scene's seed, drawn with
 Pillow; the edited image is the same scene rendered without the object, so the edit is exact and leaves every other
-pixel unchanged. A gray cross is the "cue" object: no question ever mentions it, so it is always irrelevant, and a
+pixel unchanged. A white cross is the "cue" object: no question ever mentions it, so it is always irrelevant, and a
 data set can correlate it with answers (the spurious context of the paper's Sec. 1).
+
+The cue is white so that a CNN trained from scratch can see it: brighter in every channel than any background
+pixel (at most BACKGROUND_MAX) and unlike every object colour. An earlier gray cue (128, 128, 128) sat inside the
+background's range and became ~0 after the model's input normalisation; whether a model picked it up then depended
+on its initialisation (docs/causal_vqa.md).
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ from paperzoo.errors import UserError
 COLORS = {"red": (215, 45, 45), "green": (40, 170, 60), "blue": (45, 85, 225), "yellow": (230, 205, 30)}
 SHAPES = ("circle", "square", "triangle")
 SIZES = {"small": 3, "large": 4}  # half-width in pixels at image_size 32 (scaled for other sizes)
-CUE = ("gray", "cross")
-CUE_RGB = (128, 128, 128)
+CUE = ("white", "cross")
+CUE_RGB = (255, 255, 255)
+BACKGROUND_LEVELS = (60, 200)  # the coarse background colours, per channel, before contrast and stripes
+BACKGROUND_CONTRAST, BACKGROUND_OFFSET, STRIPES = 0.6, 40, 18
+BACKGROUND_MAX = round(BACKGROUND_LEVELS[1] * BACKGROUND_CONTRAST + BACKGROUND_OFFSET + STRIPES)  # 178
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,12 @@ def boxes_overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int], ga
 def background(seed: int, size: int) -> np.ndarray:
     """A smooth random colour texture with faint stripes, (size, size, 3) uint8, a function of `seed` only."""
     rng = np.random.default_rng(seed)
-    coarse = rng.uniform(60, 200, (4, 4, 3))
+    coarse = rng.uniform(*BACKGROUND_LEVELS, (4, 4, 3))
     smooth = np.kron(coarse, np.ones((size // 4 + 1, size // 4 + 1, 1)))[:size, :size]  # (size, size, 3)
     angle = rng.uniform(0, np.pi)
     yy, xx = np.mgrid[:size, :size]
-    stripes = 18 * np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * rng.uniform(0.5, 1.5))
-    return np.clip(smooth * 0.6 + 40 + stripes[..., None], 0, 255).astype(np.uint8)
+    stripes = STRIPES * np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * rng.uniform(0.5, 1.5))
+    return np.clip(smooth * BACKGROUND_CONTRAST + BACKGROUND_OFFSET + stripes[..., None], 0, 255).astype(np.uint8)
 
 
 def draw(canvas: ImageDraw.ImageDraw, obj: Obj, image_size: int) -> None:
@@ -132,6 +140,6 @@ def random_scene(rng: random.Random, min_objects: int = 1, max_objects: int = 5,
 
 
 def add_cue(rng: random.Random, scene: Scene) -> Scene:
-    """The scene with a gray cross added where it fits (unchanged when it does not)."""
+    """The scene with the white cross (the cue) added where it fits (unchanged when it does not)."""
     obj = place(rng, list(scene.objects), CUE[1], CUE[0], "large", scene.image_size)
     return scene if obj is None else replace(scene, objects=scene.objects + (obj,))
