@@ -231,3 +231,22 @@ def test_papers_start_longest_first_by_the_seconds_of_the_committed_results(tmp_
     assert longest_first(["a", "b", "c"], "smoke", tmp_path) == [0, 1, 2]  # no results of that preset
     (tmp_path / "quick.json").write_text('{"claims": [{"id": "a.x"}]}')  # unreadable: the given order
     assert longest_first(["b", "a"], "quick", tmp_path) == [0, 1]
+
+
+def test_a_claim_that_needs_more_seeds_continues_the_paper_stream_and_reports_them(tmp_path):
+    from paperzoo.claims import RunContext, stream_seed
+
+    ctx = RunContext("quick", tmp_path, seed=7, stream="toy")  # the preset's 3 seeds of the stream
+    seen = []
+
+    def measure(c):
+        seen.append(list(c.seeds))
+        return Measurement({"x": 2})
+
+    five = replace(_claim("five", measure), min_seeds={"quick": 5})
+    result = run_claim(five, ctx)
+    expected = [stream_seed(7, "toy", i) for i in range(5)]
+    assert seen == [expected] and result.seeds == expected and expected[:3] == ctx.seeds
+    assert run_claim(replace(five, min_seeds={"full": 5}), ctx).seeds == ctx.seeds  # other presets: unchanged
+    many = RunContext("quick", tmp_path, seed=7, stream="toy", seeds=[1, 2, 3, 4, 5, 6])
+    assert run_claim(five, many).seeds == [1, 2, 3, 4, 5, 6]  # a minimum, never fewer than asked

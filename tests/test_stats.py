@@ -114,3 +114,18 @@ def test_precondition_reports_its_numbers():
     assert by_test["held"] is True and by_test["values"]["acc"]["interval"]["estimate"] == pytest.approx(0.91)
     one_seed = Precondition("trained", lambda m: at_least("acc", m["acc"], 0.6)).evaluate({"acc": [0.9]})
     assert one_seed["held"] is None  # undecided, not refuted
+
+
+def test_late_rise_reads_the_last_thirty_percent_and_plateau_holds_only_on_every_seed():
+    from paperzoo.criteria import late_rise, plateau
+
+    steps = [20, 40, 60, 80, 100]
+    # the first evaluation at or after step 70 is step 80 (0.6); the final is 0.63: 3 points
+    assert late_rise(steps, [0.2, 0.4, 0.5, 0.6, 0.63]) == pytest.approx(3.0)
+    assert late_rise(steps, [0.2, 0.4, 0.5, 0.6, 0.55]) == pytest.approx(-5.0)  # falling is a plateau too
+    with pytest.raises(ValueError, match="one value per recorded step"):
+        late_rise(steps, [0.1, 0.2])
+    flat = plateau("both models", ("a_rise", "b_rise"), 2.0)
+    assert flat.evaluate({"a_rise": [0.5, 1.9], "b_rise": [-3.0, 2.0]})["held"] is True
+    assert flat.evaluate({"a_rise": [0.5, 2.1], "b_rise": [0.0, 0.0]})["held"] is False
+    assert "last 30% of training" in flat.text

@@ -23,7 +23,7 @@ import time
 import traceback
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -113,6 +113,8 @@ class Claim:
     run: Callable[[RunContext], Measurement]
     check: Callable[[dict[str, Any]], bool | Test | Decision]  # gets values, per-seed lists and timings
     preconditions: tuple[Precondition, ...] = ()
+    min_seeds: dict[str, int] = field(default_factory=dict)  # preset -> the fewest seeds a paired test of a small
+    # effect needs ({"quick": 5}); the claim runs over the run's seeds extended to that many from the same stream
 
 
 @dataclass
@@ -165,8 +167,19 @@ def _as_decision(result: bool | Test | Decision) -> Decision:
                     else "the criterion fails on this run's values (one run, no interval)")
 
 
+def with_min_seeds(claim: Claim, ctx: RunContext) -> RunContext:
+    """`ctx` with at least `claim.min_seeds[ctx.preset]` seeds: the run's seeds, continued from the same stream
+    (so the first seeds, and the models trained on them, are the ones the paper's other claims share)."""
+    wanted = claim.min_seeds.get(ctx.preset, 0)
+    if wanted <= len(ctx.seeds):
+        return ctx
+    extra = [stream_seed(ctx.seed, ctx.stream, i) for i in range(len(ctx.seeds), wanted)]
+    return replace(ctx, seeds=[*ctx.seeds, *extra])
+
+
 def run_claim(claim: Claim, ctx: RunContext) -> ClaimResult:
     started = time.perf_counter()
+    ctx = with_min_seeds(claim, ctx)
     result = ClaimResult(claim.id, claim.paper, claim.statement, claim.paper_reports, claim.criterion, ctx.preset,
                          "error", {}, 0.0, [], seeds=list(ctx.seeds))
     try:

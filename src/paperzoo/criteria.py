@@ -126,3 +126,23 @@ class Precondition:
         values = {k: measured[k] for k in self.shows}
         return {"text": self.text, "held": bool(result), "values": values,
                 "detail": ", ".join(f"{k} = {v}" for k, v in values.items())}
+
+
+PLATEAU_TAIL = 0.3  # a plateau is judged on the last 30% of training
+
+
+def late_rise(steps: Sequence[int], values: Sequence[float], tail: float = PLATEAU_TAIL) -> float:
+    """Points (x100) a metric recorded at `steps` gained over the last `tail` of training: the final value minus
+    the first one recorded at or after step (1 - tail) x the last step; > 0 while the model is still learning."""
+    if not steps or len(steps) != len(values):
+        raise ValueError(f"need one value per recorded step, got {len(steps)} steps and {len(values)} values")
+    start = next(v for s, v in zip(steps, values) if s >= (1 - tail) * steps[-1])
+    return 100 * (values[-1] - start)
+
+
+def plateau(label: str, keys: Sequence[str], points: float, tail: float = PLATEAU_TAIL) -> Precondition:
+    """Precondition: each per-seed `late_rise` in `keys` is <= `points` on every seed."""
+    text = (f"{label} reached a plateau: test accuracy rises by <= {points:g} points over the last {tail:.0%} of "
+            "training, on every seed")
+    return Precondition(text, lambda m: decide(*(every_seed(k, m[k], "<=", points) for k in keys)).outcome is True,
+                        tuple(keys))

@@ -36,13 +36,12 @@ from paperzoo.capsnet.training import (
 )
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
-from paperzoo.criteria import Precondition, at_least, beats, decide, every_seed
+from paperzoo.criteria import Precondition, at_least, beats, decide, every_seed, late_rise, plateau
 from paperzoo.engine.distributed import derive_seed
 from paperzoo.engine.trainer import TrainConfig, Trainer
 
 PAPER = "Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829"
 CHANCE_PAIR_ACC = 1 / 45  # two distinct classes out of 10, guessed
-PLATEAU_TAIL = 0.3  # the plateau is judged on the last 30% of training
 PLATEAU_POINTS = {"mnist": 1.0, "multimnist": 3.0}  # largest rise (points of test accuracy) over that tail
 MATCH_POINTS = 1.0  # affine_robustness: the two clean accuracies compared differ by <= 1 point
 STEP = 0.25  # Fig. 4: perturbations up to +-0.25
@@ -113,18 +112,7 @@ def _baseline(ctx: RunContext, seed: int, task: str = "mnist") -> dict:
 
 
 def _late_rise(run: dict, metric: str) -> float:
-    """Points of test accuracy gained over the last 30% of training: final minus the first evaluation at or after
-    70% of the steps (> 0 while the model is still learning)."""
-    steps, values = run["history"].series("eval", metric)
-    tail = next(v for s, v in zip(steps, values) if s >= (1 - PLATEAU_TAIL) * steps[-1])
-    return 100 * (values[-1] - tail)
-
-
-def _plateau(label: str, keys: tuple[str, ...], points: float) -> Precondition:
-    text = (f"{label} reached a plateau: test accuracy rises by <= {points:g} points over the last "
-            f"{PLATEAU_TAIL:.0%} of training, on every seed")
-    return Precondition(text, lambda m: decide(*(every_seed(k, m[k], "<=", points) for k in keys)).outcome is True,
-                        keys)
+    return late_rise(*run["history"].series("eval", metric))
 
 
 # -- claim 1: accuracy, and 3 routing iterations beat 1 ---------------------------------------------------------
@@ -346,7 +334,7 @@ CLAIMS = [
                   "1,000 test digits at full, 400 at quick; an interval containing 0 is inconclusive)",
         run=_run_accuracy,
         check=_check_accuracy,
-        preconditions=(_plateau("both CapsNets (3 and 1 iterations)", ("r3_late_rise_pts", "r1_late_rise_pts"),
+        preconditions=(plateau("both CapsNets (3 and 1 iterations)", ("r3_late_rise_pts", "r1_late_rise_pts"),
                                 PLATEAU_POINTS["mnist"]),),
     ),
     Claim(
@@ -364,7 +352,7 @@ CLAIMS = [
             Precondition(f"both models trained: pair accuracy >= {CHANCE_PAIR_ACC + 0.1:.3f} (10 points above the "
                          "1/45 chance of two distinct digits) on every seed", _above_chance,
                          ("capsnet_pair_acc", "cnn_pair_acc", "chance_pair_acc")),
-            _plateau("both models", ("capsnet_late_rise_pts", "cnn_late_rise_pts"), PLATEAU_POINTS["multimnist"]),
+            plateau("both models", ("capsnet_late_rise_pts", "cnn_late_rise_pts"), PLATEAU_POINTS["multimnist"]),
         ),
     ),
     Claim(
@@ -400,6 +388,6 @@ CLAIMS = [
                   "same for every digit) through the trained decoder",
         run=_run_dimensions,
         check=_check_dimensions,
-        preconditions=(_plateau("the CapsNet (3 iterations)", ("r3_late_rise_pts",), PLATEAU_POINTS["mnist"]),),
+        preconditions=(plateau("the CapsNet (3 iterations)", ("r3_late_rise_pts",), PLATEAU_POINTS["mnist"]),),
     ),
 ]

@@ -5,6 +5,8 @@
                                (SqueezeTime-50, R3D-18, ...), `scale="tiny"` one block per stage for CPU-sized training
   model_cost(model, shape)     parameters and multiply-accumulates of one forward, counted on the meta device
                                with torch.utils.flop_counter (MACs = counted FLOPs / 2: the papers' "FLOPs")
+  width_for_cost(name, macs)   the widest width multiplier (k/64) at which a model costs at most `macs`: baselines
+                               compared "at the same cost" get the largest net that does not cost more
   clips_per_second(...)        wall-clock throughput of inference forwards, after warm-up
 """
 
@@ -51,6 +53,24 @@ def model_cost(build, input_shape: tuple[int, ...]) -> dict[str, float]:
         with counter, torch.no_grad():
             model(torch.empty(*input_shape))
     return {"params": parameter_count(model), "macs": counter.get_total_flops() / 2}
+
+
+def width_for_cost(name: str, macs: float, num_frames: int, image_size: int, scale: Scale = "paper",
+                   in_channels: int = 3, steps: int = 64) -> float:
+    """The largest width multiplier k / `steps` (k = 1 .. 2 * steps) at which model `name` costs at most `macs`
+    multiply-adds per clip; MACs grow with width, so a bisection over k finds it."""
+    def cost(k: int) -> float:
+        shape = (1, in_channels, num_frames, image_size, image_size)
+        return model_cost(lambda: build_video_model(name, 400, num_frames, image_size, k / steps, scale, in_channels),
+                          shape)["macs"]
+
+    low, high = 1, 2 * steps
+    if cost(low) > macs:
+        raise ValueError(f"{name} costs more than {macs:.3g} MACs even at width {low}/{steps}")
+    while low < high:  # invariant: cost(low) <= macs
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if cost(middle) <= macs else (low, middle - 1)
+    return low / steps
 
 
 def clips_per_second(model: nn.Module, clips: torch.Tensor, repeats: int, warmup: int = 1) -> float:
