@@ -1,5 +1,9 @@
-from paperzoo.claims import RunContext, run_claim
-from paperzoo.multiview_ssl.experiments import CLAIMS
+import pytest
+
+from paperzoo.claims import RunContext, run_claim, with_min_seeds
+from paperzoo.multiview_ssl.experiments import CLAIMS, MARKER_IN_PIXELS
+
+BY_ID = {c.id: c for c in CLAIMS}
 
 
 def test_claims_run_at_smoke_over_seeds_and_contrastive_learning_is_above_chance(tmp_path):
@@ -13,8 +17,33 @@ def test_claims_run_at_smoke_over_seeds_and_contrastive_learning_is_above_chance
     assert 10 * chance < cl.measured["pixel_1nn"] < 1 and cl.tests[0]["threshold"] == 0.05
     combos = results["multiview_ssl.composite_helps"].per_seed
     assert len(combos["cl_fp_ip_1nn"]) == 2 and all(0 < v <= 1 for v in combos["cl_fp_ip_1nn"])
+    assert "cl_fp_1nn" in combos and "cl_ip_1nn" in combos  # the reported arms run at smoke (and full)
     # the composite claim reuses the contrastive claim's CL encoders (same seeds, same configs)
     assert combos["cl_1nn"] == cl.per_seed["cl_1nn"]
+    assert combos["cl_late_rise_pts"] == cl.per_seed["cl_late_rise_pts"]
     nuisance = results["multiview_ssl.inverse_predictive_discards_nuisance"]
-    assert len(nuisance.per_seed["marker_linear_ip0"]) == 2 and "decodable" in nuisance.preconditions[0]["text"]
+    assert nuisance.seeds == [0, 1] and len(nuisance.per_seed["marker_linear_ip0"]) == 2
+    # the marker is fully readable from the pixels: the first precondition holds, with its value reported
+    assert all(v > 0.95 for v in nuisance.per_seed["marker_linear_pixels"])
+    assert nuisance.preconditions[0]["text"] == MARKER_IN_PIXELS.text and nuisance.preconditions[0]["held"] is True
+    supervised = nuisance.per_seed["marker_linear_supervised"] + nuisance.per_seed["task_1nn_supervised"]
+    assert len(supervised) == 4 and all(0 <= v <= 1 for v in supervised)
+    assert "plateau" in nuisance.preconditions[2]["text"] and "ip10_late_rise_pts" in nuisance.per_seed
     assert all(r.figures for r in results.values())
+
+
+@pytest.mark.parametrize("claim_id", ["multiview_ssl.composite_helps",
+                                      "multiview_ssl.inverse_predictive_discards_nuisance"])
+def test_both_comparisons_run_on_five_seeds_at_quick_that_extend_the_shared_ones(tmp_path, claim_id):
+    ctx = RunContext(preset="quick", out_dir=tmp_path, seed=0, stream="multiview_ssl")
+    wide = with_min_seeds(BY_ID[claim_id], ctx)
+    assert len(ctx.seeds) == 3 and len(set(wide.seeds)) == 5
+    assert wide.seeds[:3] == ctx.seeds  # the first three are the contrastive claim's: its CL encoders are shared
+    assert with_min_seeds(BY_ID["multiview_ssl.contrastive_beats_pixels"], ctx).seeds == ctx.seeds
+
+
+@pytest.mark.parametrize("readings, held", [([0.99, 1.0, 0.98, 1.0, 0.99], True),  # readable
+                                            ([0.26, 0.24, 0.3, 0.25, 0.27], False),  # at chance
+                                            ([0.3, 0.9, 0.2, 0.95, 0.4], None)])  # too spread to tell
+def test_marker_precondition_holds_only_when_the_pixels_show_the_marker(readings, held):
+    assert MARKER_IN_PIXELS.evaluate({"marker_linear_pixels": readings})["held"] is held

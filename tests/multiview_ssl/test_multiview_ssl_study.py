@@ -1,9 +1,13 @@
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
 from paperzoo.data.glyphs import CharacterSet
-from paperzoo.multiview_ssl.study import GlyphSSLConfig, held_out_split, add_corner_marker, evaluate, train_glyph_ssl
+from paperzoo.multiview_ssl.study import (GlyphSSLConfig, _pair_batch, add_corner_marker, class_table, evaluate,
+                                          held_out_split, pixel_marker_accuracy, train_glyph_ssl,
+                                          train_glyph_supervised)
 
 
 def _toy_chars(classes: int = 12, renderings: int = 4) -> CharacterSet:
@@ -33,7 +37,7 @@ def test_corner_marker_inks_exactly_the_chosen_corner():
         add_corner_marker(images, torch.tensor([0, 1, 2, 4]))
 
 
-def testheld_out_split_halves_every_held_out_class_and_skips_training_classes():
+def test_held_out_split_halves_every_held_out_class_and_skips_training_classes():
     chars = _toy_chars()
     memory, test = held_out_split(chars)
     assert set(memory.tolist()).isdisjoint(test.tolist())
@@ -57,3 +61,51 @@ def test_training_lowers_the_contrastive_loss():
     curve = r["cl_loss_curve"]
     assert len(curve) == 60
     assert sum(curve[-10:]) / 10 < 0.7 * sum(curve[:10]) / 10
+
+
+def _chars_with_counts(counts: list[int]) -> CharacterSet:
+    """Class c has counts[c] renderings (all blank images); the first half of the classes are training classes."""
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    half = len(counts) // 2
+    return CharacterSet(name="counts", images=torch.zeros(len(labels), 1, 28, 28, dtype=torch.uint8), labels=labels,
+                        class_names=tuple(map(str, range(len(counts)))), class_alphabet=torch.zeros(len(counts)),
+                        alphabets=("a",), splits={"train": list(range(half)), "val": list(range(half, len(counts))),
+                                                  "test": []})
+
+
+def test_pairs_are_two_different_renderings_of_distinct_training_classes_whatever_their_counts():
+    chars = _chars_with_counts([2, 3, 7, 2, 5, 4, 4, 4, 4, 4])  # training classes 0..4, unequal counts
+    table = class_table(chars)
+    assert table.counts.tolist() == [2, 3, 7, 2, 5]
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        classes, ix, isx = _pair_batch(table, 4, g)
+        assert len(set(classes.tolist())) == 4  # distinct classes
+        assert (ix != isx).all()  # two different renderings ...
+        assert (chars.labels[ix] == classes).all() and (chars.labels[isx] == classes).all()  # ... of that class
+        seen |= set(ix.tolist()) | set(isx.tolist())
+    assert seen == set(range(2 + 3 + 7 + 2 + 5))  # every training rendering is drawn, none from held-out classes
+    with pytest.raises(ValueError, match="at least 2 renderings"):
+        class_table(_chars_with_counts([2, 1, 2, 2]))
+
+
+def test_supervised_reference_learns_the_training_classes_and_reports_its_plateau_check():
+    chars = _toy_chars(classes=30)
+    r = train_glyph_supervised(chars, GlyphSSLConfig(steps=40, batch_size=10, hidden=64, nuisance=True,
+                                                     probe_classes=0))
+    assert len(r["loss_curve"]) == 40
+    assert sum(r["loss_curve"][-5:]) / 5 < 0.5 * sum(r["loss_curve"][:5]) / 5
+    assert r["knn1_steps"] == [28, 40] and r["knn1_curve"][1] == r["knn1"]  # the 1-NN at 70% and at the end
+    assert 0 <= r["nuisance_linear"] <= 1 and "linear" not in r  # no class probe with probe_classes=0
+
+
+def test_marker_from_raw_pixels_is_read_when_visible_and_at_chance_when_it_cannot_show():
+    chars = _toy_chars(renderings=16)  # blank corners: the marker is the only ink there
+    inked = dataclasses.replace(chars, images=torch.full_like(chars.images, 255))  # a marker on full ink adds nothing
+    cfg = GlyphSSLConfig(nuisance=True)
+    visible = [pixel_marker_accuracy(chars, dataclasses.replace(cfg, seed=s)) for s in range(3)]
+    hidden = [pixel_marker_accuracy(inked, dataclasses.replace(cfg, seed=s)) for s in range(3)]
+    assert min(visible) > 0.95 and max(hidden) < 0.45
+    with pytest.raises(ValueError, match="nuisance=True"):
+        pixel_marker_accuracy(chars, GlyphSSLConfig())

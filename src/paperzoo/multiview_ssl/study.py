@@ -14,17 +14,22 @@ half of ours). Forward-predictive: a decoder reconstructs S from Z_X, Bernoulli 
 
 With `nuisance=True` each view gets a square marker in one of the four corners, drawn independently for X and for S:
 information that is in one view only, i.e. task-irrelevant in the paper's sense. How much of it stays in Z_X is
-measured by a linear probe that predicts the marker's corner from the frozen representation.
+measured by a linear probe that predicts the marker's corner from the frozen representation; the same probe on the
+raw pixels and on a supervised encoder (`train_glyph_supervised`: same encoder and batches, trained with the labels)
+shows how readable the marker is before any self-supervised training removes it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperzoo.criteria import PLATEAU_TAIL
 from paperzoo.data.glyphs import CharacterSet
 from paperzoo.engine.probes import knn_accuracy, probe_accuracy
 from paperzoo.multiview_ssl.losses import composite_ssl_loss, forward_predictive_loss, info_nce, inverse_predictive_loss
@@ -43,7 +48,7 @@ class GlyphSSLConfig:
     feature_dim: int = 128
     hidden: int = 512
     nuisance: bool = False
-    probe_classes: int = 100  # held-out classes in the linear probe (logistic regression over all would be slow)
+    probe_classes: int = 100  # held-out classes of the class linear probe (all would be slow); 0: no class probe
     seed: int = 0
 
 
@@ -84,31 +89,88 @@ def held_out_split(chars: CharacterSet) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(memory), torch.cat(test)
 
 
-@torch.no_grad()
-def evaluate(encoder: nn.Module, chars: CharacterSet, cfg: GlyphSSLConfig) -> dict:
-    """1-NN and linear-probe accuracy on held-out alphabets (and marker decodability with `nuisance`)."""
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out renderings as the encoder sees them: memory rows first, then test rows."""
+
+    images: torch.Tensor  # (M + T, 1, H, W) in [0, 1], with a corner marker each when cfg.nuisance
+    labels: torch.Tensor  # (M + T,) character classes
+    corners: torch.Tensor  # (M + T,) the marker's corner (drawn whether or not it is inked)
+    n_memory: int
+
+
+def held_out_views(chars: CharacterSet, cfg: GlyphSSLConfig) -> HeldOut:
+    """The held-out renderings, with markers in corners seeded by cfg.seed when cfg.nuisance."""
     memory, test = held_out_split(chars)
-    n_memory = len(memory)
     rows = torch.cat([memory, test])
-    images = chars.images[rows].float() / 255.0  # (M + T, 1, H, W): the held-out renderings only
-    labels = chars.labels[rows]
-    g = torch.Generator().manual_seed(cfg.seed + 1)
-    corners = torch.randint(0, 4, (len(rows),), generator=g)
+    images = chars.images[rows].float() / 255.0  # (M + T, 1, H, W)
+    corners = torch.randint(0, 4, (len(rows),), generator=torch.Generator().manual_seed(cfg.seed + 1))
     if cfg.nuisance:
         images = add_corner_marker(images, corners)
+    return HeldOut(images, chars.labels[rows], corners, len(memory))
+
+
+def _blas_threads():
+    """The probes' BLAS (scikit-learn's logistic regression) limited to torch's thread count: by default it takes
+    every core, which on a shared machine makes each probe several times slower."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=torch.get_num_threads())
+
+
+def marker_accuracy(features: torch.Tensor, held: HeldOut) -> float:
+    """Linear-probe accuracy of the marker's corner from features (M + T, D): trained on the memory rows, tested on
+    the test rows."""
+    mem, tst = slice(0, held.n_memory), slice(held.n_memory, None)
+    with _blas_threads():
+        return probe_accuracy(features[mem], held.corners[mem], features[tst], held.corners[tst])
+
+
+def pixel_marker_accuracy(chars: CharacterSet, cfg: GlyphSSLConfig) -> float:
+    """How well a linear probe reads the marker's corner from the raw pixels of the marked held-out renderings."""
+    if not cfg.nuisance:
+        raise ValueError("marker decodability needs cfg.nuisance=True (no marker is drawn otherwise)")
+    held = held_out_views(chars, cfg)
+    return marker_accuracy(held.images.flatten(1), held)  # (M + T, H * W)
+
+
+def _class_probe_accuracy(z: torch.Tensor, held: HeldOut, cfg: GlyphSSLConfig) -> float:
+    """Linear-probe accuracy of the character class on a seeded choice of cfg.probe_classes held-out classes."""
+    mem, tst = slice(0, held.n_memory), slice(held.n_memory, None)
+    classes = held.labels[mem].unique()
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    probe_cls = classes[torch.randperm(len(classes), generator=g)[: cfg.probe_classes]]
+    tr, te = torch.isin(held.labels[mem], probe_cls), torch.isin(held.labels[tst], probe_cls)
+    with _blas_threads():
+        return probe_accuracy(z[mem][tr], held.labels[mem][tr], z[tst][te], held.labels[tst][te])
+
+
+@torch.no_grad()
+def _features(encoder: nn.Module, held: HeldOut) -> torch.Tensor:
+    """The frozen encoder's features of the held-out renderings (M + T, D), in eval mode."""
     was_training = encoder.training
     encoder.eval()
-    z = encoder(images)  # (M + T, D)
+    z = encoder(held.images)  # (M + T, D)
     encoder.train(was_training)
-    mem, tst = slice(0, n_memory), slice(n_memory, None)
-    out = {"knn1": knn_accuracy(z[mem], labels[mem], z[tst], labels[tst], k=1),
-           "held_out_classes": len(chars.splits["val"]) + len(chars.splits["test"])}
-    classes = labels[mem].unique()
-    probe_cls = classes[torch.randperm(len(classes), generator=g)[: cfg.probe_classes]]
-    tr, te = torch.isin(labels[mem], probe_cls), torch.isin(labels[tst], probe_cls)
-    out["linear"] = probe_accuracy(z[mem][tr], labels[mem][tr], z[tst][te], labels[tst][te])
+    return z
+
+
+def _knn1(z: torch.Tensor, held: HeldOut) -> float:
+    """1-NN accuracy of the test rows' character classes against the memory rows, from features (M + T, D)."""
+    mem, tst = slice(0, held.n_memory), slice(held.n_memory, None)
+    return knn_accuracy(z[mem], held.labels[mem], z[tst], held.labels[tst], k=1)
+
+
+def evaluate(encoder: nn.Module, chars: CharacterSet, cfg: GlyphSSLConfig) -> dict:
+    """1-NN accuracy on held-out alphabets, a class linear probe (unless cfg.probe_classes is 0) and, with
+    `nuisance`, the marker's decodability."""
+    held = held_out_views(chars, cfg)
+    z = _features(encoder, held)
+    out = {"knn1": _knn1(z, held), "held_out_classes": len(chars.splits["val"]) + len(chars.splits["test"])}
+    if cfg.probe_classes:
+        out["linear"] = _class_probe_accuracy(z, held, cfg)
     if cfg.nuisance:
-        out["nuisance_linear"] = probe_accuracy(z[mem], corners[mem], z[tst], corners[tst])
+        out["nuisance_linear"] = marker_accuracy(z, held)
     return out
 
 
@@ -118,47 +180,102 @@ def initial_encoder(cfg: GlyphSSLConfig, size: int = 28) -> GlyphEncoder:
     return GlyphEncoder(size, cfg.feature_dim, cfg.hidden)
 
 
-def _pair_batch(chars: CharacterSet, train_classes: list[torch.Tensor], batch: int,
-                g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two different renderings of `batch` different training classes: indices (B,), (B,)."""
-    picked = torch.randperm(len(train_classes), generator=g)[:batch].tolist()
-    pairs = [train_classes[c][torch.randperm(len(train_classes[c]), generator=g)[:2]] for c in picked]
-    pairs = torch.stack(pairs)  # (B, 2)
-    return pairs[:, 0], pairs[:, 1]
+@dataclass(frozen=True)
+class ClassTable:
+    """The renderings of each training class, padded: rows (C, R_max) of image indices, counts (C,)."""
+
+    rows: torch.Tensor
+    counts: torch.Tensor
+
+
+def class_table(chars: CharacterSet) -> ClassTable:
+    members = [(chars.labels == c).nonzero()[:, 0] for c in chars.splits["train"]]
+    if len(members) < 2 or min(len(m) for m in members) < 2:
+        raise ValueError("two-view training needs at least 2 training classes of at least 2 renderings each")
+    rows = torch.zeros(len(members), max(len(m) for m in members), dtype=torch.long)
+    for i, m in enumerate(members):
+        rows[i, : len(m)] = m
+    return ClassTable(rows, torch.tensor([len(m) for m in members]))
+
+
+def _pair_batch(table: ClassTable, batch: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`batch` different training classes (B,) (positions in the table) and two different renderings of each:
+    image indices (B,), (B,)."""
+    classes = torch.randperm(len(table.counts), generator=g)[:batch]
+    n = table.counts[classes]
+    first = (torch.rand(batch, generator=g) * n).long()  # (B,) in [0, n)
+    second = (first + 1 + (torch.rand(batch, generator=g) * (n - 1)).long()) % n  # (B,) any other rendering
+    return classes, table.rows[classes, first], table.rows[classes, second]
+
+
+def _views(images: torch.Tensor, ix: torch.Tensor, isx: torch.Tensor, cfg: GlyphSSLConfig,
+           g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two views (B, 1, H, W) each, with independently drawn corner markers when cfg.nuisance."""
+    x, s = images[ix], images[isx]
+    if cfg.nuisance:
+        x = add_corner_marker(x, torch.randint(0, 4, (len(ix),), generator=g))
+        s = add_corner_marker(s, torch.randint(0, 4, (len(isx),), generator=g))
+    return x, s
 
 
 def train_glyph_ssl(chars: CharacterSet, cfg: GlyphSSLConfig) -> dict:
-    """Train an encoder with the composite objective; returns its held-out scores and the contrastive loss curve."""
-    images = chars.images.float() / 255.0
-    size = images.shape[-1]
+    """Train an encoder with the composite objective; returns its held-out scores, the contrastive loss curve and
+    the held-out 1-NN at 70% and at the end of training (`knn1_steps`, `knn1_curve`: is it at its plateau?)."""
+    size = chars.images.shape[-1]
     encoder = initial_encoder(cfg, size)
     decoder = nn.Sequential(nn.Linear(cfg.feature_dim, 512), nn.ReLU(), nn.Linear(512, size * size))
-    params = [*encoder.parameters(), *(decoder.parameters() if cfg.lambda_fp else [])]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    train_classes = [(chars.labels == c).nonzero()[:, 0] for c in chars.splits["train"]]
-    if len(train_classes) < 2:
-        raise ValueError("two-view training needs at least 2 training classes")
-    batch = min(cfg.batch_size, len(train_classes))
-    g = torch.Generator().manual_seed(cfg.seed)
-    curve = []
-    for step in range(cfg.steps):
-        ix, isx = _pair_batch(chars, train_classes, batch, g)
-        x, s = images[ix], images[isx]  # (B, 1, H, W) each
-        if cfg.nuisance:
-            x = add_corner_marker(x, torch.randint(0, 4, (batch,), generator=g))
-            s = add_corner_marker(s, torch.randint(0, 4, (batch,), generator=g))
+
+    def objective(classes: torch.Tensor, x: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, float]:
         z_x, z_s = encoder(x), encoder(s)
         l_cl = info_nce(z_x, z_s, cfg.temperature)
         l_fp = forward_predictive_loss(decoder, z_x, s) if cfg.lambda_fp else None
         l_ip = (inverse_predictive_loss(nn.Identity(), F.normalize(z_x, dim=1), F.normalize(z_s, dim=1))
                 if cfg.lambda_ip else None)
-        loss = composite_ssl_loss(l_cl, l_fp, l_ip, lambda_fp=cfg.lambda_fp, lambda_ip=cfg.lambda_ip)
+        return composite_ssl_loss(l_cl, l_fp, l_ip, lambda_fp=cfg.lambda_fp, lambda_ip=cfg.lambda_ip), l_cl.item()
+
+    return _fit(chars, cfg, encoder, list(decoder.parameters()) if cfg.lambda_fp else [], objective, "cl_loss_curve")
+
+
+def train_glyph_supervised(chars: CharacterSet, cfg: GlyphSSLConfig) -> dict:
+    """The supervised reference: the same encoder, batches, views and optimiser, trained with the labels (a linear
+    head over the training classes, cross-entropy on both views); returns what `train_glyph_ssl` does, with the
+    cross-entropy curve as `loss_curve`."""
+    encoder = initial_encoder(cfg, chars.images.shape[-1])
+    head = nn.Linear(cfg.feature_dim, len(chars.splits["train"]))
+
+    def objective(classes: torch.Tensor, x: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, float]:
+        loss = F.cross_entropy(head(encoder(torch.cat([x, s]))), classes.repeat(2))  # logits (2B, C)
+        return loss, loss.item()
+
+    return _fit(chars, cfg, encoder, list(head.parameters()), objective, "loss_curve")
+
+
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, float]]
+
+
+def _fit(chars: CharacterSet, cfg: GlyphSSLConfig, encoder: nn.Module, extra: list[nn.Parameter],
+         objective: Objective, curve_key: str) -> dict:
+    """cfg.steps Adam steps of objective(classes (B,), x, s) -> (loss, value to log) on batches of view pairs; the
+    frozen encoder's held-out scores, the logged curve and the 1-NN at 70% and 100% of the steps."""
+    images = chars.images.float() / 255.0
+    table = class_table(chars)
+    held = held_out_views(chars, cfg)
+    opt = torch.optim.Adam([*encoder.parameters(), *extra], lr=cfg.lr)
+    batch = min(cfg.batch_size, len(table.counts))
+    g = torch.Generator().manual_seed(cfg.seed)
+    checkpoint = math.ceil((1 - PLATEAU_TAIL) * cfg.steps)
+    curve, knn1_at_checkpoint = [], None
+    for step in range(1, cfg.steps + 1):
+        classes, ix, isx = _pair_batch(table, batch, g)
+        loss, logged = objective(classes, *_views(images, ix, isx, cfg, g))
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the SSL loss became {loss.item()} at step {step}; lower the learning rate")
+            raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad()
         loss.backward()
         opt.step()
-        curve.append(l_cl.item())
+        curve.append(logged)
+        if step == checkpoint:
+            knn1_at_checkpoint = _knn1(_features(encoder, held), held)
     scores = evaluate(encoder, chars, cfg)
-    scores["cl_loss_curve"] = curve
-    return scores
+    return {**scores, curve_key: curve, "knn1_steps": [checkpoint, cfg.steps],
+            "knn1_curve": [knn1_at_checkpoint, scores["knn1"]]}
