@@ -100,6 +100,5 @@ def test_claims_run_at_smoke(tmp_path: Path):
         if claim.id == "capsnet.multimnist_beats_cnn":  # a model near chance makes the claim inconclusive
             floor = result.measured["chance_pair_acc"] + 0.1
             trained = min(result.per_seed["capsnet_pair_acc"] + result.per_seed["cnn_pair_acc"]) >= floor
-            assert result.preconditions[0]["held"] is trained
-            if not trained:
-                assert result.verdict == "inconclusive"
+            assert result.preconditions[0]["held"] is trained is False  # smoke's few steps stay near chance
+            assert result.verdict == "inconclusive" and "both models trained" in result.reason
