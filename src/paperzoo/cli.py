@@ -48,6 +48,9 @@ def _check_inputs(entries, chosen, weights: dict[str, str], images: str | None) 
     if not weights and images is None:
         return
     for entry, _ in chosen:
+        if entry.import_error:
+            raise UserError(f"{entry.post.module} failed to import, so its --weights / --images cannot be checked: "
+                            f"{entry.import_error}")
         check = getattr(entry.module, "check_inputs", None)
         if check is None:
             takers = [e.post.module for e in entries if hasattr(e.module, "check_inputs")]

@@ -137,3 +137,14 @@ def test_reproduce_weights_bad_input(tmp_path, checkpoints, case, message, capsy
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # nothing ran
+
+
+def test_weights_for_a_paper_that_failed_to_import_name_the_import_error():
+    from paperzoo.catalog import Entry, Post
+    from paperzoo.cli import _check_inputs
+    from paperzoo.errors import UserError
+
+    broken = Entry(Post(4, "registers", "ViT registers", "Darcet et al. 2024"),
+                   import_error="ModuleNotFoundError: No module named 'skimage'")
+    with pytest.raises(UserError, match="registers failed to import.*No module named 'skimage'"):
+        _check_inputs([broken], [(broken, [])], {"a": "a.pth", "b": "b.pth"}, None)
