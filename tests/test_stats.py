@@ -129,3 +129,22 @@ def test_late_rise_reads_the_last_thirty_percent_and_plateau_holds_only_on_every
     assert flat.evaluate({"a_rise": [0.5, 1.9], "b_rise": [-3.0, 2.0]})["held"] is True
     assert flat.evaluate({"a_rise": [0.5, 2.1], "b_rise": [0.0, 0.0]})["held"] is False
     assert "last 30% of training" in flat.text
+
+
+def test_corrected_resampled_interval_worked_by_hand():
+    from paperzoo.criteria import beats_over_splits
+    from paperzoo.stats import resampled_interval
+
+    values = [0.1, 0.3, 0.2, 0.4]  # mean 0.25, sd 0.129099; halves: sqrt(1/4 + 1) = 1.118034; t_{3, 0.975} = 3.182446
+    half_width = 3.182446 * 0.1290994 * 1.1180340
+    interval = resampled_interval(values, 1.0)
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((0.25, 0.25 - half_width,
+                                                                               0.25 + half_width), abs=1e-6)
+    plain = mean_interval(values)  # the uncorrected interval: sqrt(1/4) instead of sqrt(1/4 + 1), 2.236x narrower
+    assert (interval.high - interval.low) / (plain.high - plain.low) == pytest.approx(math.sqrt(5), rel=1e-6)
+    with pytest.raises(ValueError, match="test_train_ratio"):
+        resampled_interval(values, 0.0)
+    # a difference a paired t-interval calls decided, the corrected interval leaves undecided
+    a, b = [0.30, 0.34, 0.26, 0.32, 0.28], [0.25, 0.25, 0.25, 0.25, 0.25]
+    assert beats("a - b", a, b).outcome is True
+    assert beats_over_splits("a - b", a, b, 1.0).outcome is None

@@ -15,7 +15,7 @@ import operator
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from paperzoo.stats import Interval, log_ratio_interval, mean_interval, paired_difference
+from paperzoo.stats import Interval, log_ratio_interval, mean_interval, paired_difference, resampled_interval
 
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _OPPOSITE = {">": operator.le, ">=": operator.lt, "<": operator.ge, "<=": operator.gt}
@@ -85,6 +85,13 @@ def beats(label: str, a: Sequence[float], b: Sequence[float], margin: float = 0.
     """A beats B by more than `margin`: the paired per-seed difference a - b is > margin on its t-interval."""
     differences = tuple(x - y for x, y in zip(a, b))
     return Test(label, paired_difference(a, b, margin).difference, ">", margin, differences)
+
+
+def beats_over_splits(label: str, a: Sequence[float], b: Sequence[float], test_train_ratio: float) -> Test:
+    """A beats B where each pair (a_i, b_i) was measured on the i-th random train/test split of the same items
+    (not on independent seeds): the mean difference > 0 on the corrected resampled t-interval."""
+    differences = tuple(x - y for x, y in zip(a, b, strict=True))
+    return Test(label, resampled_interval(differences, test_train_ratio), ">", 0.0, differences)
 
 
 def no_worse(label: str, a: Sequence[float], b: Sequence[float], margin: float) -> Test:

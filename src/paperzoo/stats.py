@@ -3,6 +3,8 @@
 Every comparative criterion of a claim is decided on one of these intervals, never on one run's point values:
 - `mean_interval`: mean of per-seed values with its 95% Student-t interval;
 - `paired_difference`: the mean of per-seed differences a - b with its t-interval and a one-sided paired t-test;
+- `resampled_interval`: the mean over repeated random train/test splits of the same data, with Nadeau & Bengio's
+  corrected resampled t-interval (the splits overlap, so the plain t-interval is too narrow);
 - `wilson`: Wilson score interval for an accuracy of k correct out of n test items;
 - `log_ratio_interval`: the geometric-mean ratio a / b with a t-interval on the per-seed log-ratios (few seeds);
 - `bootstrap_ratio`: percentile-bootstrap interval for mean(a) / mean(b) (at least 10 paired values: with 3 seeds the
@@ -71,6 +73,25 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> In
     sem = float(sps.sem(array))
     low, high = sps.t.interval(confidence, len(array) - 1, loc=mean, scale=sem)
     return Interval(mean, float(low), float(high), len(array), "t", confidence)
+
+
+def resampled_interval(values: Sequence[float], test_train_ratio: float,
+                       confidence: float = CONFIDENCE) -> Interval:
+    """Mean of J values measured on J random train/test splits of one data set, with the corrected resampled
+    t-interval of Nadeau & Bengio ("Inference for the Generalization Error", Machine Learning 52, 2003, Eq. 11):
+    mean +- t_{J-1} * sd * sqrt(1/J + n_test/n_train). The plain t-interval (the 1/J term alone) treats the splits
+    as independent samples, which overlapping splits of the same items are not."""
+    if test_train_ratio <= 0:
+        raise ValueError(f"test_train_ratio must be > 0 (n_test / n_train), got {test_train_ratio}")
+    array = _values(values)
+    mean = float(array.mean())
+    if len(array) == 1:
+        return Interval(mean, -math.inf, math.inf, 1, "corrected resampled t")
+    if np.ptp(array) == 0:
+        return Interval(mean, mean, mean, len(array), "corrected resampled t")
+    scale = float(array.std(ddof=1)) * math.sqrt(1 / len(array) + test_train_ratio)
+    low, high = sps.t.interval(confidence, len(array) - 1, loc=mean, scale=scale)
+    return Interval(mean, float(low), float(high), len(array), "corrected resampled t", confidence)
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def test_reproduce_measures_the_given_checkpoints(tmp_path, checkpoints, image_f
         assert r["figures"] and all(p.endswith(".png") for p in r["figures"])
     info = results["registers.outliers_hold_global_information"]
     assert info["measured"]["labelled_images"] == 20  # two class folders: the class probe has labels
+    assert info["measured"]["probe_splits"] == "resampled halves of the same images"  # corrected intervals
     assert info["preconditions"][0]["held"] is False  # but 20 images are fewer than the 40 it needs
 
 
