@@ -16,3 +16,9 @@ def test_claims_run_at_smoke_and_train_above_chance(tmp_path):
     transfer = results["metalearning.meta_vs_transfer"]
     assert transfer.per_seed["transfer_over_protonet_examples"] == [1.0]  # equal compute, by construction
     assert transfer.measured["transfer_train_examples"] == transfer.measured["protonet_train_examples"] > 0
+    bn = results["metalearning.transductive_bn_inflates"]
+    first_order = results["metalearning.first_order_maml"].per_seed
+    # the support-BN-trained model beside the claim is the first_order_maml claim's first-order model
+    assert bn.per_seed["support_trained_acc_1shot"] == first_order["fo_acc_1shot"]
+    assert bn.per_seed["gap_vs_support_trained"][0] == (bn.per_seed["transductive_acc_1shot"][0]
+                                                       - bn.per_seed["support_trained_acc_1shot"][0])
