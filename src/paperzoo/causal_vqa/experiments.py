@@ -27,9 +27,9 @@ TRAIN_METHODS = {"causal_vqa": TrainSpec("causal_vqa", "SAAA-style VQA on genera
 
 
 CUE_BIAS = 0.9  # P(cue | yes) = P(no cue | no) in the training (and test) scenes, fixed before judging the bias
-# claim so that the model learns the cue: at 0.75 its cue reliance was ~0 on 3 seeds, two pilot seeds at 0.9 gave
-# 0.99 and 0.94. At quick scale a seed learns the cue wholly or not at all, at any strength piloted; the
-# cue-reliance precondition decides (docs/causal_vqa.md)
+# claim so that the model learns the cue: at 0.75 its cue reliance was ~0 on 3 seeds. With the cue white (the
+# gray one was hard to see, and learned on some seeds only) pilots at 0.9 gave reliance >= 0.98 on 6 of 6 seeds;
+# the cue-reliance precondition checks it on every run (docs/causal_vqa.md)
 
 
 def _config(ctx: RunContext, seed: int, augment: bool, blind: bool = False) -> CausalVQAConfig:
