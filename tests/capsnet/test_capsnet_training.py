@@ -102,3 +102,5 @@ def test_claims_run_at_smoke(tmp_path: Path):
             trained = min(result.per_seed["capsnet_pair_acc"] + result.per_seed["cnn_pair_acc"]) >= floor
             assert result.preconditions[0]["held"] is trained is False  # smoke's few steps stay near chance
             assert result.verdict == "inconclusive" and "both models trained" in result.reason
+            counts = result.measured  # the reconstruction decoder (16 x 10 -> hidden -> 36 x 36 pixels) left out
+            assert 0 < counts["capsnet_params_without_decoder"] < counts["capsnet_params"]

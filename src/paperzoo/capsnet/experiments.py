@@ -195,7 +195,9 @@ def _run_multimnist(ctx: RunContext) -> Measurement:
                                 "CNN baseline": cnn["history"].series("eval", "test_pair_acc")},
                                "step", "both digits right (test pairs)", "MultiMNIST, first seed")]
     return Measurement({"chance_pair_acc": round(CHANCE_PAIR_ACC, 4), "test_pairs": len(caps["method"].test_y),
-                        "capsnet_params": caps["params"], "cnn_params": cnn["params"]}, figures, per_seed=per_seed,
+                        "capsnet_params": caps["params"],
+                        "capsnet_params_without_decoder": caps["params"] - parameter_count(caps["model"].decoder),
+                        "cnn_params": cnn["params"]}, figures, per_seed=per_seed,
                        notes="pair accuracy: both digits are the two longest capsules (CNN: two largest logits); "
                              "both models trained with the same steps, batch, optimiser and schedule")
 
