@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from paperzoo.criteria import Precondition, at_least, at_most, beats, decide, every_seed, no_worse, ratio_at_least
@@ -148,3 +149,17 @@ def test_corrected_resampled_interval_worked_by_hand():
     a, b = [0.30, 0.34, 0.26, 0.32, 0.28], [0.25, 0.25, 0.25, 0.25, 0.25]
     assert beats("a - b", a, b).outcome is True
     assert beats_over_splits("a - b", a, b, 1.0).outcome is None
+
+
+def test_late_trend_is_the_least_squares_rise_per_thirty_percent_over_the_second_half():
+    from paperzoo.criteria import late_trend
+
+    steps = list(range(10, 101, 10))  # 10 evaluations; the second half is steps 50..100 (6 of them)
+    rising = [0.5 + 0.001 * s for s in steps]  # +0.1 per 100 steps: 3 points per 30 steps
+    assert late_trend(steps, rising) == pytest.approx(3.0)
+    # the first half (however steep) is not looked at; the second half's fit agrees with numpy's polyfit
+    noisy = [0.1, 0.3, 0.5, 0.7, 0.80, 0.82, 0.78, 0.81, 0.79, 0.80]
+    slope = np.polyfit(steps[4:], noisy[4:], 1)[0]  # per step
+    assert late_trend(steps, noisy) == pytest.approx(100 * slope * 30) and abs(late_trend(steps, noisy)) < 1
+    with pytest.raises(ValueError, match=">= 3 evaluations"):
+        late_trend([10, 20], [0.1, 0.2])

@@ -15,6 +15,8 @@ import operator
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
+
 from paperzoo.stats import Interval, log_ratio_interval, mean_interval, paired_difference, resampled_interval
 
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -145,6 +147,20 @@ def late_rise(steps: Sequence[int], values: Sequence[float], tail: float = PLATE
         raise ValueError(f"need one value per recorded step, got {len(steps)} steps and {len(values)} values")
     start = next(v for s, v in zip(steps, values) if s >= (1 - tail) * steps[-1])
     return 100 * (values[-1] - start)
+
+
+def late_trend(steps: Sequence[int], values: Sequence[float], tail: float = PLATEAU_TAIL, window: float = 0.5) -> float:
+    """Points (x100) a metric rises per `tail` of training on the least-squares line through the evaluations in the
+    last `window` of training (>= 3 of them). Less noisy than `late_rise`, which differences two single
+    evaluations: with 6 evaluations in the window its standard error is about 0.7x one evaluation's, against 1.4x."""
+    if not steps or len(steps) != len(values):
+        raise ValueError(f"need one value per recorded step, got {len(steps)} steps and {len(values)} values")
+    points = [(s, v) for s, v in zip(steps, values) if s >= (1 - window) * steps[-1]]
+    if len(points) < 3:
+        raise ValueError(f"a trend needs >= 3 evaluations in the last {window:.0%} of training, got {len(points)}")
+    x, y = np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float)
+    slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    return 100 * slope * tail * steps[-1]
 
 
 def plateau(label: str, keys: Sequence[str], points: float, tail: float = PLATEAU_TAIL) -> Precondition:
