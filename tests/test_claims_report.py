@@ -250,3 +250,15 @@ def test_a_claim_that_needs_more_seeds_continues_the_paper_stream_and_reports_th
     assert run_claim(replace(five, min_seeds={"full": 5}), ctx).seeds == ctx.seeds  # other presets: unchanged
     many = RunContext("quick", tmp_path, seed=7, stream="toy", seeds=[1, 2, 3, 4, 5, 6])
     assert run_claim(five, many).seeds == [1, 2, 3, 4, 5, 6]  # a minimum, never fewer than asked
+
+
+def test_configure_threads_limits_torch_and_the_native_blas_pools(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from threadpoolctl import threadpool_info\nimport torch\nfrom paperzoo.claims import configure_threads\n"
+            "configure_threads(1)\nprint(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "1 [1]"  # numpy's / scikit-learn's BLAS no longer take every core

@@ -232,9 +232,14 @@ def select(entries: list, papers: list[str]) -> list[tuple[Any, list[Claim]]]:
 
 
 def configure_threads(threads: int) -> None:
-    """Fix torch's thread count (recorded in the report) and ask for deterministic algorithms: the same command
-    with the same seed on the same machine then gives identical measured values."""
+    """Fix torch's thread count (recorded in the report), limit the native BLAS/OpenMP pools that numpy and
+    scikit-learn use to the same count (by default each takes every core, so `--jobs N` workers would
+    oversubscribe the CPU), and ask for deterministic algorithms: the same command with the same seed on the same
+    machine then gives identical measured values."""
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)  # for the rest of the process
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
