@@ -408,12 +408,15 @@ def _run_ablation(ctx: RunContext) -> Measurement:
     fig, ax = plotting.figure()
     for i, k in enumerate(ABLATION):
         accs = per_seed[f"{k}_acc"]
-        ax.bar(i, sum(accs) / len(accs), color=f"C{i}", alpha=0.6)
+        ax.hlines(sum(accs) / len(accs), i - 0.3, i + 0.3, color=f"C{i}", lw=3, label="mean" if i == 0 else None)
         ax.scatter([i] * len(accs), accs, color="black", s=10, zorder=3)
         for j in range(len(accs)) if i else ():  # paired: a seed's line joins its runs
             ax.plot([i - 1, i], [per_seed[f"{list(ABLATION)[i - 1]}_acc"][j], accs[j]], color="grey", alpha=0.4)
+    every = [a for k in ABLATION for a in per_seed[f"{k}_acc"]]
     ax.set(xticks=range(len(ABLATION)), xticklabels=["plain conv", "TFC", "TFC + IOI"], ylabel="test accuracy",
+           ylim=(max(0.0, min(every) - 0.05), min(1.0, max(every) + 0.05)),  # the differences are a few points
            title=f"CTL ablation on moving digits ({len(ctx.seeds)} seeds, lines pair a seed)")
+    ax.legend()
     figures = [plotting.save(fig, ctx.figure_path("ablation.png")),
                _curves_figure(ctx, ABLATION, "CTL ablation: test accuracy during training")]
     return Measurement(values, figures, per_seed=per_seed)
