@@ -59,7 +59,7 @@ def posts_table(data: dict, pages: str) -> str:
     for c in data["claims"]:
         by_module.setdefault(c["id"].split(".")[0], []).append(c)
     env = data["environment"]
-    counts = sorted({len(c["seeds"]) for c in data["claims"] if c["per_seed"]})  # claims measured over seeds
+    counts = sorted({len(c["seeds"]) for c in data["claims"] if c["per_seed"]}) or [1]  # claims measured over seeds
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     lines = [f"Latest verdicts, from `docs/results/quick.json` (`paperzoo reproduce --preset quick`, base seed "
              f"{data['seed']}, {seeds} seeds per stochastic measurement, torch "

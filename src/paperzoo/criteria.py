@@ -163,9 +163,11 @@ def late_trend(steps: Sequence[int], values: Sequence[float], tail: float = PLAT
     return 100 * slope * tail * steps[-1]
 
 
-def plateau(label: str, keys: Sequence[str], points: float, tail: float = PLATEAU_TAIL) -> Precondition:
-    """Precondition: each per-seed `late_rise` in `keys` is <= `points` on every seed."""
-    text = (f"{label} reached a plateau: test accuracy rises by <= {points:g} points over the last {tail:.0%} of "
-            "training, on every seed")
+def plateau(label: str, keys: Sequence[str], points: float, tail: float = PLATEAU_TAIL,
+            measure: str | None = None) -> Precondition:
+    """Precondition: each per-seed rise in `keys` (`late_rise`, or what `measure` says, e.g. `late_trend`) is <=
+    `points` on every seed."""
+    measure = measure or f"test accuracy rises by <= {points:g} points over the last {tail:.0%} of training"
+    text = f"{label} reached a plateau: {measure}, on every seed"
     return Precondition(text, lambda m: decide(*(every_seed(k, m[k], "<=", points) for k in keys)).outcome is True,
                         tuple(keys))

@@ -5,7 +5,7 @@ Per seed, five models are trained once and shared by the claims: CapsNet with 3 
 with 1, and the CNN baseline on shifted single digits (Sec. 5), and a CapsNet/CNN pair on overlapping digits
 (Sec. 6), each pair on an equal budget (steps, batch, optimiser, schedule). Every model is evaluated ten times during
 training; the last 30% of those evaluations show whether it reached a plateau, a precondition of the claims that
-compare trained models. `quick` trains narrow models for a few hundred steps on a CPU, far from the plateau, so
+compare trained models. `quick` trains narrow models for 110 (single digits) and 80 (MultiMNIST) steps on a CPU, short of the plateau, so
 those claims are honestly `inconclusive` there; `full` is the paper's networks and schedule (GPU).
 """
 

@@ -7,7 +7,7 @@ from paperzoo.squeezetime.model import (ChannelTimeConv, CTLBottleneck, InterTem
                                         TemporalWeights, squeeze_time)
 from paperzoo.squeezetime.official import from_official, load_squeezetime, read_checkpoint
 from paperzoo.squeezetime.task import DIRECTIONS, MovingDigits, moving_digits, reverse_label
-from paperzoo.squeezetime.zoo import (MODEL_NAMES, build_video_model, clips_per_second, model_cost,
+from paperzoo.squeezetime.zoo import (MODEL_NAMES, build_video_model, model_cost,
                                     width_for_cost)
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "VideoResNet3d",
     "build_baseline",
     "build_video_model",
-    "clips_per_second",
     "from_official",
     "load_squeezetime",
     "model_cost",

@@ -22,7 +22,8 @@ from torch import nn
 from paperzoo import bench, config, plotting
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
-from paperzoo.criteria import Precondition, at_least, beats, decide, every_seed, late_trend, no_worse, ratio_at_least
+from paperzoo.criteria import (Precondition, at_least, beats, decide, every_seed, late_trend, no_worse, plateau,
+                               ratio_at_least)
 from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer
 from paperzoo.errors import ConfigError
 from paperzoo.squeezetime.task import DIGIT_SIZE, DIRECTIONS, moving_digits
@@ -61,10 +62,11 @@ class VideoConfig:
         config.at_least(self, prefix, 1, "num_frames", "n_train", "n_test", "interval")
         config.positive(self, prefix, "width_mult")
         config.require(self.image_size >= 32 or not self.model.startswith("squeezetime"), prefix + "image_size",
-                self.image_size, f">= 32 for model={self.model} (five stride-2 steps)")
+                       self.image_size, f">= 32 for model={self.model} (five stride-2 steps)")
         canvas = DIGIT_SIZE + 2 * (self.num_frames - 1)  # a digit moving up to 2 px per frame stays in view
-        config.require(self.image_size >= canvas or self.data != "moving_digits", prefix + "image_size", self.image_size,
-                f">= {canvas} for {self.num_frames} frames of moving digits (or lower num_frames)")
+        config.require(self.image_size >= canvas or self.data != "moving_digits", prefix + "image_size",
+                       self.image_size, f">= {canvas} for {self.num_frames} frames of moving digits (or lower "
+                       "num_frames)")
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int = 250) -> float:
@@ -369,10 +371,8 @@ def _setting(ctx: RunContext) -> dict:
 
 
 def _plateau(label: str, keys: tuple[str, ...]) -> Precondition:
-    text = (f"{label} reached a plateau: the least-squares trend of test accuracy over the second half of training "
-            f"rises by <= {PLATEAU_POINTS:g} points per 30% of training, on every seed")
-    return Precondition(text, lambda m: decide(*(every_seed(k, m[k], "<=", PLATEAU_POINTS) for k in keys)).outcome
-                        is True, keys)
+    return plateau(label, keys, PLATEAU_POINTS, measure="the least-squares trend of test accuracy over the second "
+                   f"half of training rises by <= {PLATEAU_POINTS:g} points per 30% of training")
 
 
 def _run_keeps_time(ctx: RunContext) -> Measurement:

@@ -7,12 +7,10 @@
                                with torch.utils.flop_counter (MACs = counted FLOPs / 2: the papers' "FLOPs")
   width_for_cost(name, macs)   the widest width multiplier (k/64) at which a model costs at most `macs`: baselines
                                compared "at the same cost" get the largest net that does not cost more
-  clips_per_second(...)        wall-clock throughput of inference forwards, after warm-up
 """
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import torch
@@ -71,20 +69,3 @@ def width_for_cost(name: str, macs: float, num_frames: int, image_size: int, sca
         middle = (low + high + 1) // 2
         low, high = (middle, high) if cost(middle) <= macs else (low, middle - 1)
     return low / steps
-
-
-def clips_per_second(model: nn.Module, clips: torch.Tensor, repeats: int, warmup: int = 1) -> float:
-    """Inference throughput on `clips` (B, C, T, H, W): clips processed per second, median of `repeats` timings."""
-    model.eval()
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            if clips.is_cuda:
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            model(clips)
-            if clips.is_cuda:
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - started)
-    return len(clips) / sorted(times)[len(times) // 2]
