@@ -2,6 +2,7 @@
 
 import inspect
 import itertools
+import re
 
 import pytest
 import torch
@@ -59,7 +60,7 @@ def test_running_variance_is_unbiased_and_counted_by_hand():
 
 
 def test_normalised_output_by_hand():
-    y = BatchNorm1d(1, affine=False, eps=0.0)(torch.tensor([[1.0], [3.0]]))
+    y = BatchNorm1d(1, affine=False, eps=1e-12)(torch.tensor([[1.0], [3.0]]))  # eps must be positive in training
     assert torch.allclose(y, torch.tensor([[-1.0], [1.0]]))  # mean 2, biased std 1
 
 
@@ -218,3 +219,70 @@ def test_reduced_precision_input_with_fp32_parameters_matches_torch(dtype, backw
     y, y_ref = ours(x.detach()), ref(x.detach())
     assert y.dtype == y_ref.dtype == dtype
     torch.testing.assert_close(y, y_ref, atol=2e-2, rtol=2e-2)
+
+
+# torch's own module-test inputs for BatchNorm2d (common_modules.module_inputs_torch_nn_BatchNorm2d): constructor
+# arguments and input shape, the zero-batch case included
+TORCH_BN2D_INPUTS = [((3,), {}, (2, 3, 6, 6)),
+                     ((3, 1e-3, None), {}, (2, 3, 6, 6)),
+                     ((3, 1e-3, 0.8), {}, (2, 3, 6, 6)),
+                     ((3, 1e-3, 0.8, False), {}, (2, 3, 6, 6)),
+                     ((3, 1e-3, 0.8, True, False), {}, (2, 3, 6, 6)),
+                     ((5, 1e-3, 0.3, False), {}, (0, 5, 2, 2)),
+                     ((3,), {"bias": False}, (2, 3, 6, 6)),
+                     ((3,), {}, (2, 3, 0, 4))]
+
+
+@pytest.mark.parametrize("args,kwargs,shape", TORCH_BN2D_INPUTS)
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("backward", ["autograd", "manual"])
+def test_memory_format_matches_torch(args, kwargs, shape, memory_format, training, backward):
+    """torch's test_memory_format: the output (and the input's gradient) keep the input's layout, empty or not."""
+    ours = BatchNorm2d(*args, **kwargs, backward=backward).train(training)
+    ref = torch.nn.BatchNorm2d(*args, **kwargs).train(training)
+    torch.manual_seed(0)
+    x = torch.randn(*shape).to(memory_format=memory_format).requires_grad_()
+    x_ref = x.detach().clone(memory_format=torch.preserve_format).requires_grad_()
+    y, y_ref = ours(x), ref(x_ref)
+    assert y.stride() == y_ref.stride() and y.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn(*shape).to(memory_format=memory_format)
+    y.backward(g), y_ref.backward(g)
+    assert x.grad.stride() == x_ref.grad.stride()
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_empty_channels_last_batch_keeps_torchs_strides():
+    x = torch.randn(0, 5, 2, 2).to(memory_format=torch.channels_last)
+    assert BatchNorm2d(5)(x).stride() == torch.nn.BatchNorm2d(5)(x).stride() == (20, 1, 10, 5)
+    assert BatchNorm2d(5).eval()(x).stride() == (20, 1, 10, 5)
+
+
+@pytest.mark.parametrize("kinds", [(BatchNorm1d, torch.nn.BatchNorm1d, (2, 10)),
+                                   (BatchNorm2d, torch.nn.BatchNorm2d, (2, 10, 5, 5))])
+@pytest.mark.parametrize("eps", [-1.0, 0.0])
+@pytest.mark.parametrize("mode", ["train", "eval", "eval_without_running_stats"])
+def test_eps_errors_match_torch(kinds, eps, mode):
+    """torch's module error inputs: eps <= 0 is refused with batch statistics, eps < 0 with running ones."""
+    track = mode != "eval_without_running_stats"
+    ours, ref = (cls(10, eps=eps, track_running_stats=track).train(mode == "train") for cls in kinds[:2])
+    x = torch.randn(*kinds[2])
+    if mode == "eval" and eps == 0.0:  # running statistics: eps = 0 is allowed
+        torch.testing.assert_close(ours(x), ref(x))
+        return
+    with pytest.raises(ValueError, match="eps must be") as expected:
+        ref(x)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(expected.value))}$"):
+        ours(x)
+
+
+def test_eps_refused_with_torchs_message():
+    with pytest.raises(ValueError, match="batch_norm eps must be positive during training, but got -1.0"):
+        BatchNorm2d(10, eps=-1.0)(torch.randn(2, 10, 5, 5))
+    with pytest.raises(ValueError, match="batch_norm eps must be positive during training, but got 0.0"):
+        batch_norm(torch.randn(4, 3), None, None, training=True, eps=0.0)
+    with pytest.raises(ValueError, match="batch_norm eps must be non-negative, but got -0.5"):
+        BatchNorm1d(3, eps=-0.5).eval()(torch.randn(4, 3))
+    y = BatchNorm1d(1, eps=0.0).eval()(torch.tensor([[1.0], [3.0]]))  # running statistics 0 and 1: allowed
+    torch.testing.assert_close(y, torch.tensor([[1.0], [3.0]]))

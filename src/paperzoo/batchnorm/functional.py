@@ -9,9 +9,11 @@ sqrt(sigma2_B + eps), y = gamma x_hat + beta. Running statistics follow PyTorch'
   dL/dx = inv_std / m * (m g_hat - sum(g_hat) - x_hat sum(g_hat x_hat)),  g_hat = dL/dy * gamma
   dL/dgamma = sum(dL/dy x_hat),  dL/dbeta = sum(dL/dy)
 
-As in torch: gamma and beta are optional independently (`bias=False`), an empty batch gives an empty output and
-leaves the running statistics alone, and a reduced-precision input (bf16, fp16) with fp32 parameters or buffers is
-normalised in fp32 and returned in the input's dtype.
+As in torch: gamma and beta are optional independently (`bias=False`), an empty batch gives an empty output in the
+input's memory format (channels-last stays channels-last) and leaves the running statistics alone, a reduced-precision
+input (bf16, fp16) with fp32 parameters or buffers is normalised in fp32 and returned in the input's dtype, and eps
+must be positive when normalising with batch statistics (non-negative with running ones): sqrt(sigma2_B + eps) with
+eps <= 0 divides by zero on a constant channel.
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ def check_batch(x: torch.Tensor, num_features: int | None = None) -> None:
                          f"{tuple(x.shape)}")
 
 
+def check_eps(eps: float, training: bool) -> None:
+    """torch's rule and messages: eps > 0 with batch statistics, eps >= 0 with running statistics."""
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+
+
 def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
                weight: torch.Tensor | None = None, bias: torch.Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5, manual_backward: bool = False) -> torch.Tensor:
@@ -89,12 +99,15 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
     place (unbiased variance); training=False normalises with the running statistics.
     """
     check_batch(x)
+    check_eps(eps, training)
     stored = next((t.dtype for t in (weight, bias, running_mean) if t is not None), x.dtype)
     compute = torch.promote_types(x.dtype, stored)  # bf16 input, fp32 parameters -> fp32 (no-op for fp32)
     if training:
         y = _train(x.to(compute), running_mean, running_var, weight, bias, momentum, eps, manual_backward)
     else:
         y = _eval(x.to(compute), running_mean, running_var, weight, bias, eps)
+    if x.numel() == 0:  # the (N, C, L) view lost the layout of an empty input: give it back, as torch does
+        y = y.as_strided(x.shape, x.stride())
     return y.to(x.dtype)
 
 

@@ -1,7 +1,8 @@
 """`BatchNorm1d` / `BatchNorm2d` written from Ioffe & Szegedy 2015 (arXiv 1502.03167, Algorithms 1-2), drop-in for
 `torch.nn.BatchNorm1d/2d`: same constructor arguments (`bias=False` included), state-dict keys and version (a
 legacy state dict without `num_batches_tracked` loads), train/eval behaviour and results (empty batches, bf16/fp16
-input with fp32 parameters).
+input with fp32 parameters, channels-last input), and errors (eps <= 0 is refused at the forward that would use it,
+as torch refuses it).
 
 `backward="manual"` swaps autograd for the hand-written closed-form gradient (`BatchNormFunction`).
 `GroupNorm` and `LayerNorm` are torch's own (Wu & He 2018, arXiv 1803.08494; Ba et al. 2016), for comparisons.
