@@ -192,3 +192,62 @@ def test_maml_rejects_running_stats_and_bad_shapes():
         maml(torch.rand(5, 1, 28, 28), torch.arange(5), torch.rand(5, 1, 28, 28))
     with pytest.raises(ValueError, match="n_stats needs episodic=True"):
         Conv4(1, 4)(torch.rand(2, 1, 28, 28), n_stats=1)
+
+
+class _LayerUnderTwoNames(nn.Module):
+    """One Linear reached as `fc` and as `body.0`, the learn2learn case that functional_call corrupts."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+        self.body = nn.Sequential(self.fc, nn.Tanh(), nn.Linear(3, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class _TiedWeights(nn.Module):
+    """Two Linears sharing one weight Parameter, and one parameterless Tanh used under two names: both allowed."""
+
+    def __init__(self):
+        super().__init__()
+        act = nn.Tanh()
+        self.a, self.b = nn.Sequential(nn.Linear(2, 2), act), nn.Sequential(nn.Linear(2, 2), act)
+        self.b[0].weight = self.a[0].weight
+
+    def forward(self, x):
+        return self.b(self.a(x)).sum(-1, keepdim=True)
+
+
+def test_maml_refuses_a_learner_holding_one_layer_under_two_names():
+    learner = _LayerUnderTwoNames()
+    with pytest.raises(ValueError, match=r"one module under several names \('fc' and 'body\.0'\).*Keep each layer"):
+        MAML(learner, loss=F.mse_loss)
+    assert isinstance(learner.fc.weight, nn.Parameter) and learner(torch.randn(4, 2)).shape == (4, 1)
+    torch.manual_seed(0)
+    tied = _TiedWeights()
+    xs, ys, xq, yq = torch.randn(2, 4, 2), torch.randn(2, 4, 1), torch.randn(2, 3, 2), torch.randn(2, 3, 1)
+    F.mse_loss(MAML(tied, inner_lr=0.1, loss=F.mse_loss)(xs, ys, xq), yq).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tied.parameters())
+
+
+def test_maml_leaves_frozen_parameters_out_of_the_inner_loop():
+    """f(x) = w x + b with b frozen: the inner step moves w only, w' = w - 2 alpha mean((w xs + b - ys) xs), the
+    adapted output is w' xq + b, and the meta-gradient reaches w (chain factor 1 - 2 alpha mean xs^2), not b."""
+    xs, ys, xq, yq = _linear_task(2)
+    learner = nn.Linear(1, 1)
+    w, b, alpha = 0.7, 0.5, 0.1
+    learner.weight.data.fill_(w)
+    learner.bias.data.fill_(b)
+    learner.bias.requires_grad_(False)
+    maml = MAML(learner, inner_lr=alpha, loss=F.mse_loss)
+    w_fast = w - 2 * alpha * ((w * xs + b - ys) * xs).mean()
+    expected = w_fast * xq + b  # (1, Q, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(maml(xs, ys, xq), expected)
+    out = maml(xs, ys, xq)
+    torch.testing.assert_close(out, expected)
+    F.mse_loss(out, yq).backward()
+    chain = 1 - 2 * alpha * (xs**2).mean()
+    assert learner.weight.grad.item() == pytest.approx((2 * ((expected - yq) * xq).mean() * chain).item(), rel=1e-5)
+    assert learner.bias.grad is None and learner.bias.item() == b

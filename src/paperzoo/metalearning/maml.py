@@ -14,6 +14,12 @@ convolution that runs several times slower than the same work task by task, so `
 there (benchmarks/metalearning_maml.py). At small sizes (16 channels, 4 tasks: the quick preset) per-call overhead
 dominates on a CPU too, and `task_chunk=0` takes about half the time of `task_chunk=1`.
 
+Parameters with `requires_grad=False` stay out of the inner loop: they keep their values in every task and get no
+meta-gradient (learn2learn's `allow_nograd`). A learner that holds one module with parameters under two names (a layer
+kept as an attribute and inside an `nn.Sequential`) is refused: `functional_call` swaps such a module's parameters
+for the vmapped tensors and does not restore them (pytorch/pytorch#164759), which corrupts the learner. Tied
+parameters (one `nn.Parameter` in two modules) are fine.
+
 Batch norm: the learner must use `EpisodeBatchNorm` (no running statistics). `bn="support"` (the default)
 normalises queries with the support set's statistics, so no query sees another; `bn="transductive"` normalises
 the query batch with its own statistics, as the original MAML code does (see networks.py).
@@ -34,14 +40,36 @@ from paperzoo.metalearning.networks import EpisodeBatchNorm
 BNMode = Literal["support", "transductive"]
 
 
+def shared_modules(learner: nn.Module) -> list[list[str]]:
+    """The names under which each module holding parameters of its own is reached, where there are several."""
+    names: dict[int, list[str]] = {}
+    for name, module in learner.named_modules(remove_duplicate=False):
+        if next(module.parameters(recurse=False), None) is not None:
+            names.setdefault(id(module), []).append(name)
+    return [found for found in names.values() if len(found) > 1]
+
+
+def check_learner(learner: nn.Module) -> None:
+    """Refuse learners that MAML's functional inner loop cannot run: running statistics, or shared modules."""
+    if list(learner.buffers()):
+        raise ValueError("MAML's learner must not keep running statistics (buffers); build it with "
+                         "EpisodeBatchNorm, e.g. ConvClassifier(..., episodic=True)")
+    shared = shared_modules(learner)
+    if shared:
+        listed = "; ".join(" and ".join(repr(n) for n in found) for found in shared)
+        raise ValueError(f"MAML's learner holds one module under several names ({listed}); torch.func's "
+                         "functional_call, which runs the inner loop, would replace that module's parameters with "
+                         "internal tensors (pytorch/pytorch#164759). Keep each layer under one name (e.g. only in "
+                         "the nn.Sequential, reached by index), or tie parameters instead of modules "
+                         "(b.weight = a.weight)")
+
+
 class MAML(nn.Module):
     def __init__(self, learner: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,
                  learn_inner_lr: bool = False, bn: BNMode = "support",
                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy, task_chunk: int = 0):
         super().__init__()
-        if list(learner.buffers()):
-            raise ValueError("MAML's learner must not keep running statistics (buffers); build it with "
-                             "EpisodeBatchNorm, e.g. ConvClassifier(..., episodic=True)")
+        check_learner(learner)
         if inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         if task_chunk < 0:
@@ -93,7 +121,7 @@ class MAML(nn.Module):
         if support_x.dim() < 3 or query_x.dim() != support_x.dim() or support_y.shape[:2] != support_x.shape[:2]:
             raise ValueError(f"expected support_x (T, S, ...), support_y (T, S, ...), query_x (T, Q, ...); got "
                              f"{tuple(support_x.shape)}, {tuple(support_y.shape)}, {tuple(query_x.shape)}")
-        params = dict(self.learner.named_parameters())
+        params = {k: v for k, v in self.learner.named_parameters() if v.requires_grad}  # frozen ones stay fixed
         lrs = self._lrs()
         if not torch.is_grad_enabled():  # evaluation: adapt without building the meta-gradient graph
             params = {k: v.detach() for k, v in params.items()}
