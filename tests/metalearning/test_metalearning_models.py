@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -251,3 +253,22 @@ def test_maml_leaves_frozen_parameters_out_of_the_inner_loop():
     chain = 1 - 2 * alpha * (xs**2).mean()
     assert learner.weight.grad.item() == pytest.approx((2 * ((expected - yq) * xq).mean() * chain).item(), rel=1e-5)
     assert learner.bias.grad is None and learner.bias.item() == b
+
+
+def test_protonet_batch_of_episodes_trains_as_episodes_one_at_a_time():
+    """Training-mode batch norm: three episodes in one batch give the mean of the three one-episode losses, the same
+    gradient, and the running statistics of three one-episode steps (not statistics pooled over the episodes)."""
+    torch.manual_seed(0)
+    batched = ProtoNet(Conv4(1, 4))
+    alone = copy.deepcopy(batched)
+    sx, sy = torch.rand(3, 10, 1, 28, 28), torch.arange(5).repeat(3, 2)  # (T, S, ...), (T, S)
+    qx, qy = torch.rand(3, 5, 1, 28, 28) * torch.tensor([0.5, 1.0, 2.0])[:, None, None, None, None], sy[:, :5]
+    batched_loss = F.cross_entropy(batched(sx, sy, qx).flatten(0, 1), qy.flatten())
+    batched_loss.backward()
+    loss = sum(F.cross_entropy(alone(sx[i:i + 1], sy[i:i + 1], qx[i:i + 1])[0], qy[i]) for i in range(3)) / 3
+    loss.backward()
+    assert batched_loss.item() == pytest.approx(loss.item(), abs=1e-6)
+    for (name, p), q in zip(batched.named_parameters(), alone.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-5, msg=name)
+    for (name, b), c in zip(batched.named_buffers(), alone.buffers()):
+        torch.testing.assert_close(b, c, msg=name)

@@ -3,6 +3,11 @@
 A class prototype is the mean embedding of its support examples (Eq. 1); a query's class distribution is the
 softmax over negative squared Euclidean distances to the prototypes (Eq. 2); training minimises its negative log
 probability of the true class over episodes (Eq. 3, Algorithm 1).
+
+A batch of T episodes goes through the encoder one episode at a time, as in the authors' code (one episode per
+step): batch norm then normalises each episode with its own statistics and updates the running statistics once per
+episode, so T episodes in one batch train exactly as T episodes one after another would (same loss and gradient,
+averaged). One pooled forward would mix the episodes' statistics.
 """
 
 from __future__ import annotations
@@ -39,9 +44,8 @@ class ProtoNet(nn.Module):
 
     def forward(self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
         """support_x (T, S, C, H, W), support_y (T, S), query_x (T, Q, C, H, W) -> logits (T, Q, N)."""
-        t, s = support_x.shape[:2]
-        q = query_x.shape[1]
+        s = support_x.shape[1]
         n_way = int(support_y.max()) + 1
-        emb = self.encoder(torch.cat([support_x, query_x], 1).flatten(0, 1))  # (T * (S + Q), D)
-        emb = emb.view(t, s + q, -1)  # (T, S + Q, D)
+        episodes = torch.cat([support_x, query_x], 1)  # (T, S + Q, C, H, W)
+        emb = torch.stack([self.encoder(episode) for episode in episodes])  # (T, S + Q, D): statistics per episode
         return protonet_logits(emb[:, :s], support_y, emb[:, s:], n_way)
