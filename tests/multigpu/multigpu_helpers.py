@@ -10,6 +10,9 @@ from torch.utils.data import TensorDataset
 
 from paperzoo.engine import StepOutput, TrainConfig, Trainer
 from paperzoo.engine import distributed as D
+from paperzoo.multigpu import method as mnist_method
+from paperzoo.multigpu.workers import (AllReduceCounter, PlainMNIST, claims_worker, flat_parameters, sgd_config,
+                                       sync_every_micro_step)
 
 
 class TwoLayer(nn.Module):
@@ -77,6 +80,39 @@ def scenarios_worker(out_dir: str) -> dict:
         return result
     finally:
         D.teardown()
+
+
+def capped_digits(n_train: int):
+    """The MNIST digits with only the first `n_train` training examples (short epochs); the test digits whole."""
+    digits = mnist_method.mnist_digits()
+    return digits.subset(n_train, len(digits.test_y))
+
+
+def cap_digits_in_this_rank(n_train: int) -> None:
+    """Every multigpu method built in this (spawned, short-lived) rank trains on `capped_digits(n_train)`."""
+    capped = capped_digits(n_train)
+    mnist_method.mnist_digits = lambda: capped
+
+
+def reference_vs_engine_worker(spec: dict, n_train: int) -> dict:
+    """On `n_train` digits: the engine's no_sync accumulation and the hand-written reference that all-reduces every
+    micro-step, both trained from the same start; this rank's final parameters of each."""
+    cap_digits_in_this_rank(n_train)
+    env = D.dist_env()
+    D.init_process_group(env, torch.device("cpu"), spec["timeout_s"])
+    try:
+        method = PlainMNIST(spec["hidden"])
+        engine = Trainer(method, sgd_config(spec, spec["micro_batch"], spec["accumulation"])).fit()
+        reference = sync_every_micro_step(spec, method, AllReduceCounter())
+        return {"engine": flat_parameters(engine.model), "reference": reference}
+    finally:
+        D.teardown()
+
+
+def capped_claims_worker(spec: dict, n_train: int) -> dict:
+    """`claims_worker` on `n_train` digits."""
+    cap_digits_in_this_rank(n_train)
+    return claims_worker(spec)
 
 
 def stall_worker(timeout_s: float) -> None:

@@ -8,14 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from paperzoo.claims import RunContext, run_claim
+from paperzoo.engine import Trainer
 from paperzoo.engine.checkpoint import read_checkpoint
-from paperzoo.multigpu.experiments import CLAIMS
+from paperzoo.multigpu import method as mnist_method
+from paperzoo.multigpu.experiments import CLAIMS, _spec
 from paperzoo.multigpu.launch import GroupError, free_port, spawn_group
-from multigpu_helpers import scenarios_worker, stall_worker
+from paperzoo.multigpu.workers import PlainMNIST, flat_parameters, sgd_config
+from multigpu_helpers import (capped_claims_worker, capped_digits, reference_vs_engine_worker, scenarios_worker,
+                              stall_worker)
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
@@ -50,6 +55,42 @@ def test_claims_at_smoke_measure_equivalence_fewer_allreduces_and_per_rank_views
     if not torch.cuda.is_available():
         assert results["multigpu.dp_memory_imbalance"].verdict == "skipped"
         assert "needs >= 2 GPUs" in results["multigpu.dp_memory_imbalance"].message
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max())
+
+
+def test_hand_written_accumulation_reference_walks_epochs_like_the_engine():
+    # 40 digits on 2 ranks: 20 per rank, 2 micro-batches of 8 per epoch, so 5 steps x 4 micro-steps walk 10 epochs
+    spec = {"steps": 5, "accumulation": 4, "micro_batch": 8, "lr": 0.05, "hidden": 16, "seed": 3, "timeout_s": 60.0}
+    ranks = spawn_group(reference_vs_engine_worker, 2, args=(spec, 40), timeout_s=240)
+    for rank in ranks:
+        assert _max_diff(rank["reference"], rank["engine"]) <= 1e-6
+    assert np.array_equal(ranks[0]["reference"], ranks[1]["reference"])
+
+
+def test_claims_worker_at_the_full_presets_steps_crosses_epochs_on_capped_digits(tmp_path, monkeypatch):
+    # the full preset's steps, batches and accumulation on 1,000 digits: 500 per rank, i.e. 15 batches of 32 or 62
+    # micro-batches of 8 per epoch, so 100 steps walk more than 6 epochs; small models keep it fast
+    n_train = 1000
+    spec = {**_spec(RunContext("full", tmp_path), seed=0), "hidden": 16, "robust_hidden": 16, "robust_steps": 3}
+    a, b = spec["accumulation"], spec["micro_batch"]
+    assert spec["steps"] * a * b > 6 * (n_train // 2)
+    ranks = spawn_group(capped_claims_worker, 2, args=(spec, n_train), timeout_s=300)
+    capped = capped_digits(n_train)
+    monkeypatch.setattr(mnist_method, "mnist_digits", lambda: capped)
+
+    def one_process(batch: int, accumulation: int = 1) -> np.ndarray:
+        return flat_parameters(Trainer(PlainMNIST(spec["hidden"]), sgd_config(spec, batch, accumulation)).fit().model)
+
+    rank = ranks[0]
+    assert _max_diff(rank["ddp"], one_process(2 * spec["batch"])) <= 1e-5
+    # each step: the union of both ranks' micro-batches, accumulated in one process
+    assert _max_diff(rank["accumulated"], one_process(2 * b, a)) <= 1e-5
+    assert _max_diff(rank["synced_every_micro"], rank["accumulated"]) <= 1e-5
+    assert rank["allreduces_every_micro"] == a * rank["allreduces_no_sync"] >= a * spec["steps"]
+    assert np.array_equal(rank["accumulated"], ranks[1]["accumulated"])
 
 
 def test_ddp_scenarios_rank0_files_uneven_shards_and_unused_parameters(tmp_path):

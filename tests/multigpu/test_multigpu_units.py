@@ -1,6 +1,7 @@
 """In-process tests: augmentations, the DP loss wrapper, seeds and RNG state, the launcher environment, the
 sampler's sharding, and the engine's clear errors."""
 
+import itertools
 import math
 import random
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from paperzoo.data.samplers import ShardedEpochSampler
 from paperzoo.engine import TrainConfig, Trainer
@@ -17,6 +19,7 @@ from paperzoo.errors import ConfigError
 from paperzoo.multigpu import ReplicaLoss, augment, policy_for_rank, random_erase, replica_mean
 from paperzoo.multigpu.augment import rotate
 from paperzoo.multigpu.launch import spawn_group
+from paperzoo.multigpu.workers import endless_index_batches
 from multigpu_helpers import NoisyRegression
 
 
@@ -122,6 +125,26 @@ def test_sampler_partitions_each_epoch_once_and_reshuffles_with_set_epoch():
     # uneven: 7 examples on 2 ranks -> 4 each, one example repeated, none missing
     uneven = [list(ShardedEpochSampler(7, rank=r, world_size=2, seed=1)) for r in range(2)]
     assert [len(u) for u in uneven] == [4, 4] and set(uneven[0] + uneven[1]) == set(range(7))
+
+
+class IndexData(NoisyRegression):
+    """Examples that are their own indices: the engine's batches show the order it walks the data in."""
+
+    def train_dataset(self):
+        return TensorDataset(torch.arange(13))
+
+
+def test_reference_index_batches_walk_epochs_as_the_engine_does(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    # 13 examples on 2 ranks: 7 per rank (one repeated), 2 batches of 3 per epoch; 7 batches cross 3 epoch ends
+    engine = Trainer(IndexData(), TrainConfig(batch_size=3, seed=4, device="cpu", progress=False))
+    walked = [batch[0].tolist() for batch in itertools.islice(engine._batches(0, torch.device("cpu")), 7)]
+    sampler = ShardedEpochSampler(13, rank=1, world_size=2, seed=4)
+    assert list(itertools.islice(endless_index_batches(sampler, 3), 7)) == walked
+    assert walked[:2] != walked[2:4]  # the next epoch is reshuffled, not the first one again
+    with pytest.raises(ValueError, match="batch size 8 is larger than this rank's 7 examples"):
+        next(endless_index_batches(sampler, 8))
 
 
 def test_gpu_only_switches_are_clear_config_errors_on_cpu():

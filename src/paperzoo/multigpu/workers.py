@@ -3,8 +3,10 @@ all-reduce counts the claims compare with one-process references, and the per-ra
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -56,8 +58,20 @@ def sgd_config(spec: dict, batch_size: int, accumulation: int = 1) -> TrainConfi
                        device="cpu")
 
 
+def endless_index_batches(sampler: ShardedEpochSampler, batch_size: int) -> Iterator[list[int]]:
+    """This rank's index batches in the engine's order (`Trainer._batches` with drop_last): epoch e's shard after
+    `set_epoch(e)`, its incomplete last batch dropped, then epoch e + 1, without end."""
+    for epoch in itertools.count():
+        sampler.set_epoch(epoch)
+        batches = epoch_batches(sampler, batch_size, drop_last=True)
+        if not batches:
+            raise ValueError(f"batch size {batch_size} is larger than this rank's {len(sampler)} examples")
+        yield from batches
+
+
 def sync_every_micro_step(spec: dict, method: PlainMNIST, counter: AllReduceCounter) -> np.ndarray:
-    """Accumulation written by hand *without* `no_sync`: DDP all-reduces after every micro-step's backward."""
+    """Accumulation written by hand *without* `no_sync`: DDP all-reduces after every micro-step's backward. The data
+    walks epochs as the engine does, so it matches the engine's accumulation at any number of steps."""
     env, a, b = D.dist_env(), spec["accumulation"], spec["micro_batch"]
     D.seed_everything(spec["seed"], 0)
     model = MnistMLP(spec["hidden"])
@@ -66,10 +80,10 @@ def sync_every_micro_step(spec: dict, method: PlainMNIST, counter: AllReduceCoun
     optimizer = torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=0.9)
     data = method.train_dataset()
     sampler = ShardedEpochSampler(len(data), rank=env.rank, world_size=env.world_size, seed=spec["seed"])
-    batches = epoch_batches(sampler, b, drop_last=True)
-    for step in range(spec["steps"]):
-        for micro in range(a):
-            x, y = data[batches[step * a + micro]]
+    batches = endless_index_batches(sampler, b)
+    for _ in range(spec["steps"]):
+        for _ in range(a):
+            x, y = data[next(batches)]  # (b, 1, 28, 28), (b,)
             (F.cross_entropy(ddp(x), y) / a).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
