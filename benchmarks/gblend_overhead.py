@@ -1,6 +1,6 @@
 """Cost of Gradient-Blending and OGM-GE per training step, as ratios to naive late fusion (interleaved repeats).
 
-G-Blend adds two unimodal heads and their losses; OGM-GE adds per-parameter gradient hooks with Gaussian noise.
+G-Blend adds two unimodal heads and their losses; OGM-GE adds a pass over the encoders' gradients with Gaussian noise.
 Neither paper sets a speed goal: the rows say what the extra work costs.
 Run: `python benchmarks/gblend_overhead.py [--repeats 7]` or `paperzoo bench gblend_overhead`.
 """
@@ -14,7 +14,7 @@ import torch
 from paperzoo import bench
 from paperzoo.gblend.loss import blended_loss
 from paperzoo.gblend.model import FUSED, MultiModalNet
-from paperzoo.gblend.ogm import GradientModulator, ogm_coefficients
+from paperzoo.gblend.ogm import GradientModulator
 
 SIZES = {"image": 784, "audio": 40 * 51}
 BATCH = 128
@@ -25,17 +25,18 @@ def training_step(weights: dict, ogm: bool):
     """One optimizer step of late fusion with these head weights (and OGM-GE), ready to be called repeatedly."""
     torch.manual_seed(0)
     net = MultiModalNet(SIZES, hidden=128, dim=64)
-    modulator = GradientModulator(net.encoders) if ogm else None
+    modulator = GradientModulator(net.encoders, alpha=0.8) if ogm else None
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x = {m: torch.randn(BATCH, d) for m, d in SIZES.items()}
     y = torch.randint(0, 10, (BATCH,))
 
     def step() -> None:
         out = net(parts=ogm, **x)
-        if modulator is not None:
-            modulator.coefficients = ogm_coefficients({m: out[f"{FUSED}@{m}"].detach() for m in SIZES}, y, 0.8)
         opt.zero_grad()
         blended_loss(out, y, weights).backward()
+        if modulator is not None:
+            modulator.observe({m: out[f"{FUSED}@{m}"].detach() for m in SIZES}, y)
+            modulator.modulate()
         opt.step()
 
     return step

@@ -91,6 +91,10 @@ class Method(Protocol):
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Held-out metrics of the unwrapped model (may return {})."""
 
+    # optional: before_optimizer_step(model) -> dict[str, float], called on every rank once per optimizer step with
+    # the finished gradients (all micro-steps, averaged over the ranks; still multiplied by the fp16 loss scale),
+    # before clipping; it may change them in place (the same way on every rank) and returns metrics to log
+
 
 @dataclass
 class TrainState:
@@ -251,6 +255,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         check_unused = isinstance(wrapped, nn.parallel.DistributedDataParallel) and not cfg.find_unused_parameters
+        before_step = getattr(self.method, "before_optimizer_step", None)
         try:
             for step in range(start + 1, cfg.steps + 1):
                 for micro in range(cfg.accumulation):
@@ -274,6 +279,9 @@ class Trainer:
                     unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
                     if unused:
                         raise UnusedParametersError(_unused_message(unused, step))
+                if before_step is not None:
+                    for name, value in before_step(model).items():
+                        sums[name] = sums.get(name, 0) + torch.as_tensor(value, dtype=torch.float32)
                 if cfg.grad_clip > 0:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -42,7 +42,7 @@ from paperzoo.errors import ConfigError
 from paperzoo.gblend.data import AVDigits, AVDigitsConfig, Split, av_digits
 from paperzoo.gblend.loss import blended_loss
 from paperzoo.gblend.model import FUSED, MultiModalNet
-from paperzoo.gblend.ogm import GradientModulator, ogm_coefficients
+from paperzoo.gblend.ogm import GradientModulator
 from paperzoo.gblend.ogr import blend_weights, ogr_window
 
 INPUT_SIZES = {"image": 28 * 28, "audio": 40 * 51}
@@ -110,7 +110,7 @@ class MultiModalMethod:
         model = MultiModalNet({m: INPUT_SIZES[m] for m in self.cfg.modalities}, self.cfg.hidden, self.cfg.dim,
                               fusion=self.cfg.fusion, dropout=self.cfg.dropout)
         if self.cfg.ogm_alpha > 0:
-            self.modulator = GradientModulator(model.encoders)
+            self.modulator = GradientModulator(model.encoders, self.cfg.ogm_alpha)
         return model
 
     def train_dataset(self) -> TensorDataset:
@@ -124,12 +124,16 @@ class MultiModalMethod:
         logits = model(parts=self.modulator is not None, **inputs)
         metrics = {f"loss_{k}": F.cross_entropy(v, label).detach() for k, v in logits.items() if k in self.heads}
         if self.modulator is not None:
-            epoch = len(self.history)
-            self.modulator.enabled = self.cfg.ogm_epochs == 0 or epoch <= self.cfg.ogm_epochs
-            parts = {m: logits[f"{FUSED}@{m}"].detach() for m in self.cfg.modalities}
-            self.modulator.coefficients = ogm_coefficients(parts, label, self.cfg.ogm_alpha)
-            metrics.update({f"ogm_k_{m}": k for m, k in self.modulator.coefficients.items()})
+            self.modulator.observe({m: logits[f"{FUSED}@{m}"].detach() for m in self.cfg.modalities}, label)
         return StepOutput(blended_loss(logits, label, self.weights), metrics)
+
+    def before_optimizer_step(self, model: nn.Module) -> dict[str, float]:
+        """OGM-GE once per step, on the gradients averaged over micro-batches and ranks (the trainer's hook)."""
+        if self.modulator is None:
+            return {}
+        epoch = len(self.history)
+        self.modulator.enabled = self.cfg.ogm_epochs == 0 or epoch <= self.cfg.ogm_epochs
+        return {f"ogm_k_{m}": k for m, k in self.modulator.modulate().items()}
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         point = self._checkpoint(model, device)
