@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from paperzoo import bench
 from paperzoo.engine import StepOutput, TrainConfig, Trainer
-from paperzoo.engine.experiments import SanityCNN, SanityConfig, SmallCNN
+from paperzoo.sanity.experiments import SanityCNN, SanityConfig, SmallCNN
 
 BATCH = 64
 

@@ -45,12 +45,26 @@ def cell(text, limit: int = 0) -> str:
 
 
 def _counts(claims: list[dict]) -> str:
-    counts = Counter(c["verdict"] for c in claims)
-    return ", ".join(f"{counts[v]} {v.replace('_', ' ')}" for v in VERDICTS if counts[v])
+    """The empirical claims' verdict counts first, then the checks apart: "2 reproduced, 1 not reproduced; checks:
+    3 passed" (a results file older than claim kinds counts every claim as empirical)."""
+    findings = Counter(c["verdict"] for c in claims if c.get("kind", "empirical") == "empirical")
+    checks = Counter(c["verdict"] for c in claims if c.get("kind") == "check")
+    text = ", ".join(f"{findings[v]} {v.replace('_', ' ')}" for v in VERDICTS if findings[v])
+    if checks:
+        failed = checks["not_reproduced"] + checks["error"]
+        other = checks["inconclusive"] + checks["skipped"]
+        tail = f", {other} not run or undecided" if other else ""
+        text += f"{'; ' if text else ''}checks: {checks['reproduced']} passed, {failed} failed{tail}"
+    return text
 
 
 def load_results() -> dict:
     return json.loads(RESULTS.read_text())
+
+
+def page_of(post) -> str:
+    """The docs page (without .md) that shows a post's claims: the sanity claim is shown on the engine's page."""
+    return "engine" if post is ENGINE else post.module
 
 
 def posts_table(data: dict, pages: str) -> str:
@@ -63,12 +77,14 @@ def posts_table(data: dict, pages: str) -> str:
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     lines = [f"Latest verdicts, from `docs/results/quick.json` (`paperzoo reproduce --preset quick`, base seed "
              f"{data['seed']}, {seeds} seeds per stochastic measurement, torch "
-             f"{env['torch']}, {env['cpu_count']}-core CPU): {_counts(data['claims'])}.", "",
+             f"{env['torch']}, {env['cpu_count']}-core CPU). Empirical claims (findings of the papers): "
+             f"{_counts(data['claims'])}. Checks are identities and implementation equivalences that only a bug "
+             "could fail; they are counted apart.", "",
              "| # | seed post | module | claims | latest verdicts (quick) |", "|---|---|---|---|---|"]
     for post in [ENGINE, *POSTS]:
         claims = by_module.get(post.module, [])
         names = ", ".join(f"`{c['id'].split('.', 1)[1]}`" for c in claims)
-        lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`]({pages}{post.module}.md) "
+        lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`]({pages}{page_of(post)}.md) "
                      f"| {names} | {_counts(claims) or 'not yet implemented'} |")
     return "\n".join(lines)
 
@@ -77,8 +93,10 @@ def claims_table(claims: list[dict]) -> str:
     lines = ["| claim | paper reports | measured (quick; mean [95% interval] over seeds) | verdict |",
              "|---|---|---|---|"]
     for c in claims:
-        why = f" ({cell(c['reason'], 160)})" if c["verdict"] in ("skipped", "inconclusive", "error") else ""
-        lines.append(f"| `{c['id']}`: {cell(c['statement'])} | {cell(c['paper_reports'])} | "
+        why = f" ({cell(c['reason'], 160)})" if c["verdict"] in ("skipped", "inconclusive", "error", "not_reproduced") \
+            else ""
+        kind = " *(check)*" if c.get("kind") == "check" else ""
+        lines.append(f"| `{c['id']}`{kind}: {cell(c['statement'])} | {cell(c['paper_reports'])} | "
                      f"{cell(measured_text(c['measured'], c.get('summary')), 300)} | {SHOWN[c['verdict']]}{why} |")
     return "\n".join(lines)
 

@@ -12,7 +12,7 @@ from paperzoo.report import write_report
 
 def _claim(name, run, check=lambda m: m["x"] > 1):
     return Claim(id=f"toy.{name}", paper="Toy 2024", statement=f"statement {name}", paper_reports="x = 2",
-                 criterion="x > 1", run=run, check=check)
+                 criterion="x > 1", run=run, check=check, kind="empirical")
 
 
 def _figure(ctx):
@@ -71,7 +71,8 @@ def test_report_files_hold_every_claim_and_inline_figures(tmp_path):
     assert data["preset"] == "smoke" and data["seed"] == 7
     assert data["summary"] == {"reproduced": 1, "error": 1, "not_reproduced": 1, "inconclusive": 0, "skipped": 0}
     keys = {"id", "paper", "statement", "paper_reports", "criterion", "preset", "verdict", "measured", "seconds",
-            "figures", "message", "reason", "seeds", "per_seed", "summary", "preconditions", "tests", "timings"}
+            "figures", "message", "reason", "seeds", "per_seed", "summary", "preconditions", "tests", "timings",
+            "kind", "fingerprint", "looks", "planned_looks", "confidence"}
     assert all(set(c) == keys for c in data["claims"])
     assert [c["verdict"] for c in data["claims"]] == ["reproduced", "error", "not_reproduced"]
     assert data["claims"][0]["measured"] == {"x": 3.0}
@@ -110,7 +111,8 @@ def test_over_seeds_intervals_preconditions_and_the_five_verdicts_in_results_jso
 
     by_id = {c["id"]: c for c in data["claims"]}
     assert [c["verdict"] for c in data["claims"]] == ["reproduced", "not_reproduced", "inconclusive", "inconclusive"]
-    assert data["summary"]["inconclusive"] == 2 and data["schema"] == 2
+    assert data["summary"]["inconclusive"] == 2 and data["schema"] == 3
+    assert data["summary_by_kind"]["empirical"]["reproduced"] == 1 and all(c["fingerprint"] for c in data["claims"])
     holds = by_id["toy.holds"]
     assert len(holds["seeds"]) == 3 and len(set(holds["seeds"])) == 3  # quick: three distinct seeds
     assert holds["per_seed"]["acc"] == [0.9 + (s % 1000) / 1e5 for s in holds["seeds"]]
@@ -156,6 +158,12 @@ def test_compare_lists_changed_verdicts_and_values_beyond_their_intervals(tmp_pa
     assert diff.changed == [("toy.a", "n", 1, 2)] and diff.environment == [("threads", 2, 1)]
     assert diff.other_seeds == ["toy.a"] and diff.not_repeated == []
 
+    protocol = {**a, "preset": "quick", "claims": [{**a["claims"][0], "fingerprint": "0123"}]}
+    other = {**a, "preset": "smoke", "claims": [{**a["claims"][0], "fingerprint": "4567"}]}
+    flagged = compare(protocol, other)
+    assert flagged.protocol == [("toy.a", "0123", "4567")] and "other presets (quick -> smoke)" in flagged.warnings[0]
+    assert compare(protocol, protocol).protocol == [] and compare(protocol, protocol).warnings == []
+
     (tmp_path / "a.json").write_text(json.dumps(a))
     (tmp_path / "b.json").write_text(json.dumps(moved))
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
@@ -169,14 +177,14 @@ def test_compare_lists_changed_verdicts_and_values_beyond_their_intervals(tmp_pa
 def test_catalog_lists_all_eleven_posts_and_the_engine():
     entries = load_catalog()
     assert [e.post.module for e in entries[1:]] == [p.module for p in POSTS] and len(POSTS) == 11
-    assert entries[0].post.module == "engine" and entries[0].status == "implemented"
+    assert entries[0].post.module == "sanity" and entries[0].status == "implemented"
     assert all(e.import_error is None for e in entries), [e.import_error for e in entries if e.import_error]
 
 
 def test_select_by_paper_or_claim_id_and_unknown_names():
     entries = load_catalog()
-    chosen = select(entries, ["engine.sanity_mnist_cnn"])
-    assert [c.id for _, claims in chosen for c in claims] == ["engine.sanity_mnist_cnn"]
+    chosen = select(entries, ["sanity.mnist_cnn"])
+    assert [c.id for _, claims in chosen for c in claims] == ["sanity.mnist_cnn"]
     with pytest.raises(UserError, match="unknown paper or claim 'nope'"):
         select(entries, ["nope"])
 
@@ -233,23 +241,18 @@ def test_papers_start_longest_first_by_the_seconds_of_the_committed_results(tmp_
     assert longest_first(["b", "a"], "quick", tmp_path) == [0, 1]
 
 
-def test_a_claim_that_needs_more_seeds_continues_the_paper_stream_and_reports_them(tmp_path):
-    from paperzoo.claims import RunContext, stream_seed
+def test_seeds_passed_by_the_user_give_one_look_of_that_many(tmp_path):
+    from paperzoo.claims import RunContext
 
-    ctx = RunContext("quick", tmp_path, seed=7, stream="toy")  # the preset's 3 seeds of the stream
+    ctx = RunContext("quick", tmp_path, seed=7, stream="toy", seeds=[1, 2, 3, 4, 5, 6])
     seen = []
 
     def measure(c):
         seen.append(list(c.seeds))
-        return Measurement({"x": 2})
+        return Measurement({"x": 0.5 + len(c.seeds) / 10})
 
-    five = replace(_claim("five", measure), min_seeds={"quick": 5})
-    result = run_claim(five, ctx)
-    expected = [stream_seed(7, "toy", i) for i in range(5)]
-    assert seen == [expected] and result.seeds == expected and expected[:3] == ctx.seeds
-    assert run_claim(replace(five, min_seeds={"full": 5}), ctx).seeds == ctx.seeds  # other presets: unchanged
-    many = RunContext("quick", tmp_path, seed=7, stream="toy", seeds=[1, 2, 3, 4, 5, 6])
-    assert run_claim(five, many).seeds == [1, 2, 3, 4, 5, 6]  # a minimum, never fewer than asked
+    planned = replace(_claim("planned", measure), looks={"quick": (3, 5)})
+    assert run_claim(planned, ctx, looks=(6,)).seeds == [1, 2, 3, 4, 5, 6] and seen == [[1, 2, 3, 4, 5, 6]]
 
 
 def test_configure_threads_limits_torch_and_the_native_blas_pools(tmp_path):

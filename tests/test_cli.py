@@ -11,7 +11,7 @@ def test_list_shows_all_eleven_posts(capsys):
     out = capsys.readouterr().out
     for post in POSTS:
         assert f"{post.number:>2}. {post.title}  [paperzoo.{post.module}]" in out
-    assert "engine.sanity_mnist_cnn" in out
+    assert "sanity.mnist_cnn" in out
 
 
 def test_user_mistakes_print_one_message_without_traceback():
@@ -49,11 +49,11 @@ def test_train_writes_the_resolved_config_and_resumes(tmp_path, capsys):
 
 def test_sanity_claim_reaches_its_criterion_at_smoke_preset(tmp_path, capsys):
     """The pipeline end to end: real MNIST digits -> engine -> claim -> report."""
-    status = main(["reproduce", "engine", "--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
+    status = main(["reproduce", "sanity", "--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
     assert status == 0
     result = json.loads((tmp_path / "results.json").read_text())["claims"][0]
     # smoke runs one seed: the accuracy is measured, but one seed has no interval and decides nothing
-    assert result["id"] == "engine.sanity_mnist_cnn" and result["verdict"] == "inconclusive", result
+    assert result["id"] == "sanity.mnist_cnn" and result["verdict"] == "inconclusive", result
     assert "no interval" in result["reason"] and len(result["seeds"]) == 1
     assert result["per_seed"]["test_acc"][0] >= 0.97 and result["summary"]["test_acc"]["low"] is None
     assert (tmp_path / "report.html").stat().st_size > 10_000  # the learning curve is inlined

@@ -41,7 +41,7 @@ def test_each_paper_page_shows_its_claims_with_the_committed_numbers_and_links_i
     quick = json.loads((ROOT / "docs" / "results" / "quick.json").read_text())
     claims = _load("readme_claims")
     for post in [claims.ENGINE, *claims.POSTS]:
-        page = site / f"{post.module}.html"
+        page = site / f"{claims.page_of(post)}.html"
         text = _text(page)
         assert f'href="api/{post.module}.html"' in page.read_text(), post.module
         mine = [c for c in quick["claims"] if c["id"].split(".")[0] == post.module]

@@ -30,7 +30,7 @@ def _run(out: Path, jobs: int) -> dict:
 def test_smoke_rerun_in_two_jobs_gives_identical_measured_values(tmp_path):
     one, two = _run(tmp_path / "jobs1", 1), _run(tmp_path / "jobs2", 2)
     assert [c["id"] for c in one["claims"]] == [c["id"] for c in two["claims"]]
-    assert {c["id"].split(".")[0] for c in one["claims"]} >= {"engine", "multigpu", "causal", "dpo", "registers"}
+    assert {c["id"].split(".")[0] for c in one["claims"]} >= {"sanity", "multigpu", "causal", "dpo", "registers"}
     assert one["run"]["threads"] == two["run"]["threads"] == 1 and two["run"]["jobs"] == 2
     assert one["environment"] == two["environment"] and one["environment"]["deterministic_algorithms"] is True
     for a, b in zip(one["claims"], two["claims"]):
@@ -57,7 +57,7 @@ def test_killing_a_parallel_run_stops_its_workers(tmp_path):
     import time
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    parent = subprocess.Popen([sys.executable, "-m", "paperzoo", "reproduce", "engine", "causal", "--preset", "smoke",
+    parent = subprocess.Popen([sys.executable, "-m", "paperzoo", "reproduce", "sanity", "causal", "--preset", "smoke",
                                "--jobs", "2", "--out", str(tmp_path), "--no-progress"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []

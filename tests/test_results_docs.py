@@ -28,7 +28,7 @@ def test_quick_results_are_a_full_quick_run_with_the_evidence(quick):
     from paperzoo.catalog import load_catalog
 
     registered = {c.id for e in load_catalog() for c in e.claims}
-    assert quick["preset"] == "quick" and quick["schema"] == 2
+    assert quick["preset"] == "quick" and quick["schema"] == 3
     assert {c["id"] for c in quick["claims"]} == registered, "rerun make demo: the registered claims changed"
     for claim in quick["claims"]:
         if claim["per_seed"]:
@@ -38,15 +38,52 @@ def test_quick_results_are_a_full_quick_run_with_the_evidence(quick):
 
 
 def test_readme_verdict_counts_equal_the_results_file(quick):
+    """Per module: the empirical claims' verdict counts, then the checks that passed, counted apart."""
     readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"^\| [-\d]+ \| .* \| \[`paperzoo\.(\w+)`\]\(docs/\1\.md\) \| .* \| (.*) \|$", readme, re.M)
-    shown = {module: dict((v.replace(" ", "_"), int(n)) for n, v in re.findall(r"(\d+) ([a-z ]+?)(?:,|$)", counts))
-             for module, counts in rows}
+    rows = re.findall(r"^\| [-\d]+ \| .* \| \[`paperzoo\.(\w+)`\]\(docs/\w+\.md\) \| .* \| (.*) \|$", readme, re.M)
+    shown = {}
+    for module, cell in rows:
+        findings, _, checks = cell.partition("checks: ")
+        counts = {v.replace(" ", "_"): int(n) for n, v in re.findall(r"(\d+) ([a-z ]+?)(?:[,;]|$)", findings)}
+        if checks:
+            counts["checks_passed"] = int(re.match(r"(\d+) passed", checks)[1])
+        shown[module] = counts
     expected = {}
     for claim in quick["claims"]:
         per_module = expected.setdefault(claim["id"].split(".")[0], {})
-        per_module[claim["verdict"]] = per_module.get(claim["verdict"], 0) + 1
+        key = claim["verdict"] if claim["kind"] == "empirical" else "checks_passed"
+        if claim["kind"] == "empirical" or claim["verdict"] == "reproduced":
+            per_module[key] = per_module.get(key, 0) + 1
+        elif claim["kind"] == "check":
+            per_module.setdefault("checks_passed", 0)
     assert shown == expected
+
+
+def test_every_claim_carries_its_kind_and_every_comparative_test_its_smallest_effect(quick):
+    """Kinds and fingerprints on every claim; no test left undecided whose interval already excludes its smallest
+    effect of interest (the rule refutes it)."""
+    for claim in quick["claims"]:
+        assert claim["kind"] in ("empirical", "check") and claim["fingerprint"], claim["id"]
+        for test in claim["tests"]:
+            assert "smallest_effect" in test and "refute_at" in test, (claim["id"], test["label"])
+            low, high = test["interval"]["low"], test["interval"]["high"]
+            if test["outcome"] is None and test["smallest_effect"] is not None and low is not None:
+                excluded = high < test["refute_at"] if test["direction"] in (">", ">=") else low > test["refute_at"]
+                assert not excluded or "Holm" in claim["reason"], (claim["id"], test["label"])
+
+
+def test_every_claims_protocol_matches_the_committed_results_or_its_change_is_recorded(quick):
+    """A claim whose protocol (fingerprint) differs from the committed quick.json must be rerun (make demo) or have
+    its change recorded in docs/results/protocol-changes.md: a row naming the claim and its new fingerprint."""
+    from paperzoo.catalog import load_catalog
+    from paperzoo.claims import fingerprint
+
+    record = (ROOT / "docs" / "results" / "protocol-changes.md").read_text()
+    committed = {c["id"]: c["fingerprint"] for c in quick["claims"]}
+    unrecorded = [f"{c.id} ({fingerprint(c)})" for e in load_catalog() for c in e.claims
+                  if committed.get(c.id) != fingerprint(c) and not (f"`{c.id}`" in record and fingerprint(c) in record)]
+    assert not unrecorded, ("protocol changed since docs/results/quick.json without a record in "
+                            f"docs/results/protocol-changes.md: {', '.join(unrecorded)}")
 
 
 def test_every_generated_block_is_up_to_date(quick):
@@ -58,7 +95,7 @@ def test_every_generated_block_is_up_to_date(quick):
     for page, name in [("index", "posts"), ("claims", "timing"), ("benchmarks", "benchmarks")]:
         assert f"<!-- results:{name} -->" in (ROOT / "docs" / f"{page}.md").read_text(), page
     for module in {c["id"].split(".")[0] for c in quick["claims"]}:
-        page = "engine" if module == "engine" else module
+        page = "engine" if module == "sanity" else module
         assert f"<!-- results:claims {module} -->" in (ROOT / "docs" / f"{page}.md").read_text(), module
 
 

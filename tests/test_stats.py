@@ -3,12 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from paperzoo.criteria import Precondition, at_least, at_most, beats, decide, every_seed, no_worse, ratio_at_least
+from paperzoo.criteria import (Effect, Precondition, at_least, at_most, beats, decide, every_seed, no_worse,
+                               ratio_at_least)
 from paperzoo.stats import bootstrap_ratio, log_ratio_interval, mean_interval, paired_difference, std, wilson
 
 # Student t with 2 degrees of freedom has a closed form: P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2, so its 97.5%
 # quantile q solves q / sqrt(q^2 + 2) = 0.95: q^2 = 2 * 0.9025 / 0.0975.
 T_975_DF2 = math.sqrt(2 * 0.9025 / 0.0975)
+ANY = Effect(0.0, "test: any effect counts")
 
 
 def test_mean_interval_is_the_student_t_interval_worked_by_hand():
@@ -82,9 +84,9 @@ def test_a_test_holds_fails_or_is_undecided_by_where_its_interval_lies():
     assert at_least("acc", [0.99], 0.97).outcome is None  # one seed decides nothing
     assert at_most("error", [0.01, 0.011, 0.012], 0.02).outcome is True
     # equal on every seed: "beats" (strictly greater) fails, "no worse" holds
-    assert beats("a - b", [0.5, 0.6, 0.7], [0.5, 0.6, 0.7]).outcome is False
-    assert no_worse("a - b", [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], margin=0.02).outcome is True
-    assert ratio_at_least("a / b", [2.0, 4.0, 6.0], [1.0, 2.0, 3.0], 2.0).outcome is True
+    assert beats("a - b", [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], effect=ANY).outcome is False
+    assert no_worse("a - b", [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], effect=Effect(0.02, "test")).outcome is True
+    assert ratio_at_least("a / b", [2.0, 4.0, 6.0], [1.0, 2.0, 3.0], 2.0, effect=Effect(2.0, "test")).outcome is True
     assert every_seed("diff", [0.0, 1e-7, 2e-6], "<=", 1e-5).outcome is True
     assert every_seed("diff", [0.0, 1e-7, 2e-5], "<=", 1e-5).outcome is False  # one bad seed is enough
     assert every_seed("diff", [0.0, float("nan")], "<=", 1e-5).outcome is False  # a NaN seed fails
@@ -94,7 +96,7 @@ def test_a_test_holds_fails_or_is_undecided_by_where_its_interval_lies():
     assert at_most("error", [0.02, 0.02, 0.02], 0.02, strict=True).outcome is False  # equal is not below
     assert at_least("acc", [0.97, 0.97, 0.97], 0.97).outcome is True and \
         at_least("acc", [0.97, 0.97, 0.97], 0.97, strict=True).outcome is False
-    assert no_worse("a - b", [0.5, 0.6, 0.7], [0.6, 0.7, 0.8], margin=0.02).outcome is False  # 10 points worse
+    assert no_worse("a - b", [0.5, 0.6, 0.7], [0.6, 0.7, 0.8], effect=Effect(0.02, "test")).outcome is False
 
 
 def test_decide_joins_tests_and_says_why():
@@ -117,8 +119,8 @@ def test_precondition_reports_its_numbers():
     assert one_seed["held"] is None  # undecided, not refuted
 
 
-def test_late_rise_reads_the_last_thirty_percent_and_plateau_holds_only_on_every_seed():
-    from paperzoo.criteria import late_rise, plateau
+def test_late_rise_reads_the_last_thirty_percent():
+    from paperzoo.criteria import late_rise
 
     steps = [20, 40, 60, 80, 100]
     # the first evaluation at or after step 70 is step 80 (0.6); the final is 0.63: 3 points
@@ -126,10 +128,6 @@ def test_late_rise_reads_the_last_thirty_percent_and_plateau_holds_only_on_every
     assert late_rise(steps, [0.2, 0.4, 0.5, 0.6, 0.55]) == pytest.approx(-5.0)  # falling is a plateau too
     with pytest.raises(ValueError, match="one value per recorded step"):
         late_rise(steps, [0.1, 0.2])
-    flat = plateau("both models", ("a_rise", "b_rise"), 2.0)
-    assert flat.evaluate({"a_rise": [0.5, 1.9], "b_rise": [-3.0, 2.0]})["held"] is True
-    assert flat.evaluate({"a_rise": [0.5, 2.1], "b_rise": [0.0, 0.0]})["held"] is False
-    assert "last 30% of training" in flat.text
 
 
 def test_corrected_resampled_interval_worked_by_hand():
@@ -147,8 +145,8 @@ def test_corrected_resampled_interval_worked_by_hand():
         resampled_interval(values, 0.0)
     # a difference a paired t-interval calls decided, the corrected interval leaves undecided
     a, b = [0.30, 0.34, 0.26, 0.32, 0.28], [0.25, 0.25, 0.25, 0.25, 0.25]
-    assert beats("a - b", a, b).outcome is True
-    assert beats_over_splits("a - b", a, b, 1.0).outcome is None
+    assert beats("a - b", a, b, effect=ANY).outcome is True
+    assert beats_over_splits("a - b", a, b, 1.0, effect=Effect(0.1, "test")).outcome is None
 
 
 def test_late_trend_is_the_least_squares_rise_per_thirty_percent_over_the_second_half():

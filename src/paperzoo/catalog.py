@@ -37,7 +37,7 @@ POSTS: list[Post] = [
 ]
 
 # The engine's own sanity claim: not a post, but run and reported like one.
-ENGINE = Post(0, "engine", "The training engine (sanity)", "paperzoo's own check")
+ENGINE = Post(0, "sanity", "The training engine (sanity)", "paperzoo's own check")
 
 
 @dataclass

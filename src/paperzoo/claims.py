@@ -8,11 +8,21 @@ before the run and stated in words in `criterion`, decides. Nothing sets a verdi
 - `inconclusive`: a precondition failed, or the criterion's interval straddles its threshold;
 - `skipped`: the claim cannot run here (its run raised `SkipClaim`, whose message is the reason);
 - `error`: the run or the check raised.
+
+Seeds follow a sequential plan fixed before the run (`Claim.looks`, e.g. 3 then 5 seeds): the claim is measured at
+the first look and measured again on more seeds only while it is undecided; every look's intervals use Pocock's
+nominal level for the whole plan (`paperzoo.stats.pocock_level`), so looking again does not inflate the error rate.
+A claim is a `check` (an identity or implementation equivalence only a bug could fail) or `empirical` (a finding of
+the paper the world could refute); reports count them apart. Its protocol (statement, criterion, preconditions,
+looks and the code of its run, check and preconditions) has a fingerprint, written to results.json.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import hashlib
+import inspect
 import json
 import math
 import multiprocessing
@@ -32,13 +42,14 @@ import torch
 
 from paperzoo.criteria import Decision, Precondition, Test, decide
 from paperzoo.engine.distributed import derive_seed, seed_everything
-from paperzoo.stats import mean_interval, std
+from paperzoo.stats import at_confidence, mean_interval, pocock_level, std
 
 Preset = Literal["smoke", "quick", "full"]
 PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
 SEEDS_PER_PRESET = {"smoke": 1, "quick": 3, "full": 5}
 Verdict = Literal["reproduced", "not_reproduced", "inconclusive", "skipped", "error"]
 VERDICTS: tuple[str, ...] = ("reproduced", "not_reproduced", "inconclusive", "skipped", "error")
+KINDS: tuple[str, ...] = ("empirical", "check")
 
 
 class SkipClaim(Exception):
@@ -105,16 +116,57 @@ class RunContext:
 
 @dataclass(frozen=True)
 class Claim:
+    """One claim of a paper. `kind`: "empirical" (a finding the world could refute) or "check" (an identity or an
+    implementation equivalence that only a bug could fail). `looks`: preset -> the planned seed counts of its
+    sequential looks ({"quick": (3, 5)}); a preset it does not name gets one look at the preset's seeds."""
+
     id: str  # "<module>.<short_name>"
     paper: str
     statement: str
     paper_reports: str  # what the paper itself reports
-    criterion: str  # the criterion in words; `check` is the same criterion in code
+    criterion: str  # the criterion in words, with its thresholds and smallest effects; `check` is it in code
     run: Callable[[RunContext], Measurement]
     check: Callable[[dict[str, Any]], bool | Test | Decision]  # gets values, per-seed lists and timings
+    kind: str
     preconditions: tuple[Precondition, ...] = ()
-    min_seeds: dict[str, int] = field(default_factory=dict)  # preset -> the fewest seeds a paired test of a small
-    # effect needs ({"quick": 5}); the claim runs over the run's seeds extended to that many from the same stream
+    looks: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.id}: kind must be one of {KINDS}, got {self.kind!r}")
+        for preset, planned in self.looks.items():
+            if preset not in PRESETS or not planned or list(planned) != sorted(set(planned)) or planned[0] < 1:
+                raise ValueError(f"{self.id}: looks must map a preset of {PRESETS} to increasing seed counts, got "
+                                 f"{preset!r}: {planned!r}")
+
+    def planned_looks(self, preset: str) -> tuple[int, ...]:
+        return tuple(self.looks.get(preset, (SEEDS_PER_PRESET[preset],)))
+
+
+def _source(fn: Any) -> str:
+    """The code of a callable, for a protocol fingerprint (a partial: its function and bound arguments)."""
+    if isinstance(fn, functools.partial):
+        return f"{_source(fn.func)}{fn.args!r}{sorted(fn.keywords.items())!r}"
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return getattr(fn, "__qualname__", repr(fn))
+
+
+def protocol(claim: Claim) -> dict:
+    """What defines a claim's experiment and judgement: statement, criterion (whose words carry the thresholds and
+    smallest effects), kind, preconditions, planned looks, and the code of its run, check and preconditions (the
+    preset constants a claim's own functions hold; helpers in other modules are not covered)."""
+    code = "\n".join(_source(f) for f in (claim.run, claim.check, *(p.check for p in claim.preconditions)))
+    return {"id": claim.id, "kind": claim.kind, "statement": claim.statement, "criterion": claim.criterion,
+            "preconditions": [p.text for p in claim.preconditions],
+            "looks": {preset: list(claim.planned_looks(preset)) for preset in PRESETS},
+            "code_sha256": hashlib.sha256(code.encode()).hexdigest()}
+
+
+def fingerprint(claim: Claim) -> str:
+    """A short hash of `protocol(claim)`: equal fingerprints, same protocol."""
+    return hashlib.sha256(json.dumps(protocol(claim), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -130,6 +182,8 @@ class ClaimResult:
     seconds: float
     figures: list[str]
     message: str = ""
+    kind: str = "empirical"
+    fingerprint: str = ""
     reason: str = ""  # why this verdict: the tests of the criterion, or the precondition that failed
     seeds: list[int] = field(default_factory=list)
     per_seed: dict[str, list[float]] = field(default_factory=dict)
@@ -137,6 +191,9 @@ class ClaimResult:
     preconditions: list[dict] = field(default_factory=list)
     tests: list[dict] = field(default_factory=list)  # the criterion's tests: interval, threshold, outcome
     timings: dict[str, Any] = field(default_factory=dict)
+    looks: list[dict] = field(default_factory=list)  # the sequential looks taken: seeds, verdict
+    planned_looks: list[int] = field(default_factory=list)
+    confidence: float = 0.95  # the nominal two-sided level of every look's intervals (Pocock over the plan)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -167,40 +224,57 @@ def _as_decision(result: bool | Test | Decision) -> Decision:
                     else "the criterion fails on this run's values (one run, no interval)")
 
 
-def with_min_seeds(claim: Claim, ctx: RunContext) -> RunContext:
-    """`ctx` with at least `claim.min_seeds[ctx.preset]` seeds: the run's seeds, continued from the same stream
-    (so the first seeds, and the models trained on them, are the ones the paper's other claims share)."""
-    wanted = claim.min_seeds.get(ctx.preset, 0)
-    if wanted <= len(ctx.seeds):
-        return ctx
-    extra = [stream_seed(ctx.seed, ctx.stream, i) for i in range(len(ctx.seeds), wanted)]
-    return replace(ctx, seeds=[*ctx.seeds, *extra])
+def _seeds_for(ctx: RunContext, count: int) -> list[int]:
+    """The first `count` seeds of the paper's stream: the context's seeds, continued from the same stream (so the
+    first seeds, and the models trained on them, are the ones the paper's other claims share)."""
+    extra = [stream_seed(ctx.seed, ctx.stream, i) for i in range(len(ctx.seeds), count)]
+    return [*ctx.seeds, *extra][:count]
 
 
-def run_claim(claim: Claim, ctx: RunContext) -> ClaimResult:
+def _judge(claim: Claim, result: ClaimResult, measurement: Measurement) -> bool:
+    """Fill `result` from one look's measurement; True when the plan should stop here (decided, or a precondition
+    not met: more seeds do not bring a missing regime)."""
+    result.measured, result.figures = measurement.values, [str(p) for p in measurement.figures]
+    result.message, result.per_seed, result.timings = measurement.notes, measurement.per_seed, measurement.timings
+    result.summary = summarize(measurement.per_seed)
+    everything = {**measurement.values, **measurement.per_seed, **measurement.timings}
+    result.preconditions = [p.evaluate(everything) for p in claim.preconditions]
+    result.tests = []
+    unmet = [p for p in result.preconditions if p["held"] is not True]
+    if unmet:
+        result.verdict = "inconclusive"
+        result.reason = "; ".join(f"precondition {'not met' if p['held'] is False else 'undecided'}: {p['text']} "
+                                  f"({p['detail']})" for p in unmet)
+        return any(p["held"] is False for p in unmet)
+    decision = _as_decision(claim.check(everything))
+    result.tests = [t.to_json() for t in decision.tests]
+    result.verdict = {True: "reproduced", False: "not_reproduced", None: "inconclusive"}[decision.outcome]
+    result.reason = decision.reason if decision.outcome is not None else \
+        "the interval straddles the threshold: " + decision.reason
+    return decision.outcome is not None
+
+
+def run_claim(claim: Claim, ctx: RunContext, looks: tuple[int, ...] | None = None) -> ClaimResult:
+    """Measure and judge `claim` by its sequential plan: `looks` (default: the claim's plan for the preset, else one
+    look at the context's seeds) are the seed counts at which it is judged, every look at Pocock's nominal level for the plan; it stops at the first
+    look that decides or finds a precondition not met."""
     started = time.perf_counter()
-    ctx = with_min_seeds(claim, ctx)
+    looks = tuple(looks or claim.looks.get(ctx.preset) or (len(ctx.seeds),))
+    level = pocock_level(looks)
     result = ClaimResult(claim.id, claim.paper, claim.statement, claim.paper_reports, claim.criterion, ctx.preset,
-                         "error", {}, 0.0, [], seeds=list(ctx.seeds))
+                         "error", {}, 0.0, [], kind=claim.kind, fingerprint=fingerprint(claim),
+                         planned_looks=list(looks), confidence=level)
     try:
-        seed_everything(stream_seed(ctx.seed, claim.id))  # its numbers must not depend on what ran before
-        measurement = claim.run(ctx)
-        result.measured, result.figures = measurement.values, [str(p) for p in measurement.figures]
-        result.message, result.per_seed, result.timings = measurement.notes, measurement.per_seed, measurement.timings
-        result.summary = summarize(measurement.per_seed)
-        everything = {**measurement.values, **measurement.per_seed, **measurement.timings}
-        result.preconditions = [p.evaluate(everything) for p in claim.preconditions]
-        unmet = [p for p in result.preconditions if p["held"] is not True]
-        if unmet:
-            result.verdict = "inconclusive"
-            result.reason = "; ".join(f"precondition {'not met' if p['held'] is False else 'undecided'}: {p['text']} "
-                                      f"({p['detail']})" for p in unmet)
-        else:
-            decision = _as_decision(claim.check(everything))
-            result.tests = [t.to_json() for t in decision.tests]
-            result.verdict = {True: "reproduced", False: "not_reproduced", None: "inconclusive"}[decision.outcome]
-            result.reason = decision.reason if decision.outcome is not None else \
-                "the interval straddles the threshold: " + decision.reason
+        for count in looks:
+            look = replace(ctx, seeds=_seeds_for(ctx, count))
+            result.seeds = list(look.seeds)
+            seed_everything(stream_seed(ctx.seed, claim.id))  # its numbers must not depend on what ran before
+            measurement = claim.run(look)
+            with at_confidence(level):
+                stop = _judge(claim, result, measurement)
+            result.looks.append({"seeds": count, "verdict": result.verdict})
+            if stop:
+                break
     except SkipClaim as e:
         result.verdict, result.message = "skipped", str(e)
         result.reason = f"cannot run here: {e}"
@@ -265,7 +339,7 @@ class RunPlan:
     preset: str
     out_dir: Path
     seed: int  # the base seed
-    seeds: int  # seeds per stochastic measurement
+    seeds: int | None  # seeds per stochastic measurement (--seeds: one look); None: each claim's planned looks
     progress: bool = False
     weights: tuple[tuple[str, str], ...] = ()  # --weights NAME=PATH, for the papers that take checkpoints
     images: str | None = None  # --images DIR
@@ -281,14 +355,14 @@ def run_paper(entry, claims: list[Claim], plan: RunPlan,
         on_result(failed)
         return [failed]
     stream = entry.post.module
-    seeds = [stream_seed(plan.seed, stream, i) for i in range(plan.seeds)]
+    seeds = [stream_seed(plan.seed, stream, i) for i in range(plan.seeds or SEEDS_PER_PRESET[plan.preset])]
     memo: dict = {}
     results = []
     for claim in claims:
         ctx = RunContext(preset=plan.preset, out_dir=plan.out_dir / "figures" / claim.id, seed=plan.seed, memo=memo,
                          progress=plan.progress, seeds=seeds, stream=stream, weights=dict(plan.weights),
                          images=plan.images)
-        results.append(run_claim(claim, ctx))
+        results.append(run_claim(claim, ctx, (plan.seeds,) if plan.seeds else None))
         on_result(results[-1])
     return results
 
@@ -330,7 +404,7 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
     and `images` (a folder) go to the papers that take them (see `paperzoo.cli`)."""
     from tqdm.auto import tqdm
 
-    plan = RunPlan(preset, Path(out_dir), seed, seeds or SEEDS_PER_PRESET[preset], progress and jobs == 1,
+    plan = RunPlan(preset, Path(out_dir), seed, seeds, progress and jobs == 1,
                    tuple((weights or {}).items()), images)
     threads = threads or default_threads(jobs)
     total = sum(len(claims) or 1 for _, claims in chosen)

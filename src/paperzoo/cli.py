@@ -176,9 +176,8 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: a new runs/reproduce-<timestamp>)")
     p.add_argument("--overwrite", action="store_true", help="replace the report already in --out")
     p.add_argument("--seed", type=int, default=0, help="base seed; every claim's seeds derive from it")
-    p.add_argument("--seeds", type=int, help="seeds per measurement (default: smoke 1, quick 3, full 5; a claim "
-                   "whose paired test needs more, e.g. 5 at quick, takes at least that many and its report lists "
-                   "them)")
+    p.add_argument("--seeds", type=int, help="seeds per measurement, one look for every claim (default: each "
+                   "claim's sequential plan, first look smoke 1, quick 3, full 5; more seeds only while undecided)")
     p.add_argument("--jobs", type=int, default=1, help="papers run in this many worker processes")
     p.add_argument("--threads", type=int, help="torch threads per process (default: cores / jobs)")
     p.add_argument("--no-progress", action="store_true")

@@ -1,7 +1,9 @@
 """`paperzoo compare A/results.json B/results.json`: what changed between two `reproduce` runs (a rerun, another
 machine, another commit): the claims whose verdict changed, the per-seed quantities whose mean in one run lies
 outside the other run's 95% interval (or, for a claim measured on the same seeds, any per-seed value that differs:
-a rerun must repeat them exactly), the single-run values that differ, and the environment that differs."""
+a rerun must repeat them exactly), the single-run values that differ, the environment that differs, the claims whose
+protocol fingerprint differs (the experiment or its judgement changed: their verdicts are not comparable), and a
+warning when the two runs used other presets or ran other papers."""
 
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ class Comparison:
     other_seeds: list[str] = field(default_factory=list)  # claims measured on other seeds in B than in A
     only_in: list[tuple[str, str]] = field(default_factory=list)  # (claim, "A" or "B")
     environment: list[tuple[str, object, object]] = field(default_factory=list)
+    protocol: list[tuple[str, str, str]] = field(default_factory=list)  # (claim, fingerprint A, fingerprint B)
+    warnings: list[str] = field(default_factory=list)  # other presets, other papers
 
 
 def _outside(value: float, summary: dict) -> bool:
@@ -50,8 +54,16 @@ def compare(a: dict, b: dict) -> Comparison:
     out.environment = [(k, env_a.get(k), env_b.get(k)) for k in COMPARED_ENVIRONMENT if env_a.get(k) != env_b.get(k)]
     claims_a, claims_b = ({c["id"]: c for c in data["claims"]} for data in (a, b))
     out.only_in = [(i, "A") for i in claims_a if i not in claims_b] + [(i, "B") for i in claims_b if i not in claims_a]
+    if a.get("preset") != b.get("preset"):
+        out.warnings.append(f"the runs used other presets ({a.get('preset')} -> {b.get('preset')}): other scales, "
+                            "so other numbers and verdicts are expected")
+    papers = [sorted({c["id"].split(".")[0] for c in data["claims"]}) for data in (a, b)]
+    if papers[0] != papers[1]:
+        out.warnings.append(f"the runs ran other papers ({', '.join(papers[0])} -> {', '.join(papers[1])})")
     for claim_id in (i for i in claims_a if i in claims_b):
         ca, cb = claims_a[claim_id], claims_b[claim_id]
+        if ca.get("fingerprint") != cb.get("fingerprint"):
+            out.protocol.append((claim_id, ca.get("fingerprint") or "none", cb.get("fingerprint") or "none"))
         if ca["verdict"] != cb["verdict"]:
             out.verdicts.append((claim_id, ca["verdict"], cb["verdict"]))
         same_seeds = ca.get("seeds") == cb.get("seeds")
@@ -76,9 +88,14 @@ def _summary_text(s: dict) -> str:
 
 def format_comparison(c: Comparison, name_a: str, name_b: str) -> str:
     lines = [f"A = {name_a}", f"B = {name_b}"]
+    lines += [f"warning: {w}" for w in c.warnings]
     if c.environment:
         lines += ["", "environment differs (numbers are comparable bit for bit only on the same one):"]
         lines += [f"  {k}: {va} -> {vb}" for k, va, vb in c.environment]
+    if c.protocol:
+        lines += ["", f"protocol changed (the experiment or its criterion differs; see "
+                      f"docs/results/protocol-changes.md): {len(c.protocol)}"]
+        lines += [f"  {claim}: {fa} -> {fb}" for claim, fa, fb in c.protocol]
     lines += ["", f"verdicts changed: {len(c.verdicts)}"]
     lines += [f"  {claim}: {va} -> {vb}" for claim, va, vb in c.verdicts]
     if c.other_seeds:

@@ -20,7 +20,7 @@ from paperzoo.report_figures import forest_plot, seed_figure
 
 VERDICT_COLOURS = {"reproduced": "#d6f5d6", "not_reproduced": "#fde2c8", "inconclusive": "#e3dcf7",
                    "skipped": "#e6e6e6", "error": "#f8c9c9"}
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: claims carry kind, fingerprint, looks; summary_by_kind
 
 
 def _fmt(value) -> str:
@@ -78,6 +78,23 @@ def verdict_counts(results) -> dict[str, int]:
     return {v: counts.get(v, 0) for v in VERDICTS}
 
 
+def counts_by_kind(results) -> dict[str, dict[str, int]]:
+    """Verdict counts of the empirical claims (findings of the papers) and of the checks (identities) apart."""
+    kind = lambda r: r.get("kind", "empirical") if isinstance(r, dict) else r.kind  # noqa: E731
+    return {k: verdict_counts([r for r in results if kind(r) == k]) for k in ("empirical", "check")}
+
+
+def kind_summary(by_kind: dict[str, dict[str, int]]) -> str:
+    """"empirical claims: 9 reproduced, 4 not reproduced, ...; checks: 12 passed, 0 failed" (the findings first)."""
+    findings = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in by_kind["empirical"].items() if n)
+    checks = by_kind["check"]
+    failed = checks["not_reproduced"] + checks["error"]
+    other = checks["inconclusive"] + checks["skipped"]
+    tail = f", {other} not run or undecided" if other else ""
+    return (f"empirical claims: {findings or 'none'}; checks: {checks['reproduced']} passed, {failed} failed"
+            f"{tail}")
+
+
 def _evidence_figures(results: list[ClaimResult], out_dir: Path) -> Path | None:
     """A per-seed figure for each claim decided on tests, put first among its figures; the forest plot."""
     for r in results:
@@ -106,7 +123,8 @@ def write_partial(results: list[ClaimResult], out_dir: Path, preset: str, seed: 
     crash or a kill keeps what was measured; `write_report` replaces it with the full report."""
     path = out_dir / "results.json"
     _write_json(path, {"schema": SCHEMA_VERSION, "complete": False, "preset": preset, "seed": seed,
-                       "summary": verdict_counts(results), "claims": [r.to_json() for r in results]})
+                       "summary": verdict_counts(results), "summary_by_kind": counts_by_kind(results),
+                       "claims": [r.to_json() for r in results]})
     return path
 
 
@@ -116,7 +134,8 @@ def write_report(results: list[ClaimResult], out_dir: Path, preset: str, seed: i
     overview = _evidence_figures(results, out_dir)
     counts = verdict_counts(results)
     payload = {"schema": SCHEMA_VERSION, "complete": True, "preset": preset, "seed": seed, "run": run or {},
-               "environment": environment(), "summary": counts, "claims": [r.to_json() for r in results]}
+               "environment": environment(), "summary": counts, "summary_by_kind": counts_by_kind(results),
+               "claims": [r.to_json() for r in results]}
     paths = {"json": out_dir / "results.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
     _write_json(paths["json"], payload)
     paths["md"].write_text(_markdown(results, out_dir, preset, counts, overview))
@@ -134,7 +153,8 @@ def _precondition_lines(r: ClaimResult) -> list[str]:
 
 
 def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: dict, overview: Path | None) -> str:
-    lines = [f"# paperzoo report (preset `{preset}`)", "", _summary_line(counts), ""]
+    lines = [f"# paperzoo report (preset `{preset}`)", "", kind_summary(counts_by_kind(results)), "",
+             f"All claims: {_summary_line(counts)}", ""]
     if overview:
         lines += [f"![every decided test against its threshold]({os.path.relpath(overview, out_dir)})", ""]
     lines += ["| claim | verdict | paper reports | measured | criterion | s |", "|---|---|---|---|---|---|"]
@@ -143,11 +163,14 @@ def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: di
         lines.append(f"| `{r.id}` | **{r.verdict}** | {cell(r.paper_reports)} | "
                      f"{cell(measured_text(r.measured, r.summary))} | {cell(r.criterion)} | {r.seconds:.0f} |")
     for r in results:
-        lines += ["", f"## {r.id}: {r.verdict}", "", f"> {r.statement}", "", f"*Paper:* {r.paper}", "",
-                  f"*Why:* {r.reason}", ""]
+        lines += ["", f"## {r.id}: {r.verdict}", "", f"> {r.statement}", "",
+                  f"*Paper:* {r.paper} · *kind:* {r.kind} · *protocol:* `{r.fingerprint}`", "", f"*Why:* {r.reason}", ""]
         lines += [f"- {line}" for line in _precondition_lines(r)]
         if r.seeds:
             lines += ["", f"*Seeds:* {r.seeds}"]
+        if len(r.planned_looks) > 1:
+            lines += ["", f"*Looks:* planned {r.planned_looks} at {100 * r.confidence:.1f}% each (Pocock); taken "
+                          + ", ".join(f"{look['seeds']}: {look['verdict']}" for look in r.looks)]
         if r.message:
             lines += ["```", r.message.strip(), "```", ""]
         for fig in r.figures:
@@ -194,10 +217,15 @@ def _claim_section(r: ClaimResult, colour: str) -> str:
     pre = "".join(f"<li class={'held' if p['held'] else 'unmet'}>{e(line)}</li>"
                   for p, line in zip(r.preconditions, _precondition_lines(r)))
     seeds = f"; seeds {e(str(r.seeds))}" if r.seeds else ""
+    if len(r.planned_looks) > 1:
+        taken = ", ".join(f"{look['seeds']} seeds: {look['verdict'].replace('_', ' ')}" for look in r.looks)
+        seeds += (f"; sequential looks planned at {e(str(r.planned_looks))} seeds (each at "
+                  f"{100 * r.confidence:.1f}%, Pocock), taken: {e(taken)}")
     timings = f"<p class=meta><b>timings</b> (not compared between runs): {e(measured_text(r.timings))}</p>" \
         if r.timings else ""
     return (f'<div class=claim id="{e(r.id)}" style="border-left:8px solid {colour}">'
-            f"<h3><code>{e(r.id)}</code>: {e(r.verdict.replace('_', ' '))}</h3><p>{e(r.statement)}</p>"
+            f"<h3><code>{e(r.id)}</code>: {e(r.verdict.replace('_', ' '))} <span class=meta>({e(r.kind)}; "
+            f"protocol {e(r.fingerprint)})</span></h3><p>{e(r.statement)}</p>"
             f"<p class=meta>{e(r.paper)}; paper reports: {e(r.paper_reports)}; criterion: {e(r.criterion)}; "
             f"{r.seconds:.1f} s{seeds}</p>{why}"
             + (f"<p><b>preconditions</b></p><ul>{pre}</ul>" if pre else "")
@@ -240,14 +268,16 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
         colour = VERDICT_COLOURS[r.verdict]
         rows.append(
             f'<tr style="background:{colour}"><td><a href="#{e(r.id)}"><code>{e(r.id)}</code></a>'
-            f"<br>{e(r.statement)}</td><td class=verdict>{e(r.verdict.replace('_', ' '))}</td>"
+            f"<br>{e(r.statement)}</td><td class=verdict>{e(r.verdict.replace('_', ' '))}"
+            f"{'<br><span class=meta>check</span>' if r.kind == 'check' else ''}</td>"
             f"<td>{e(r.paper_reports)}</td><td>{e(measured_text(r.measured, r.summary))}</td>"
             f"<td>{e(r.criterion)}</td><td>{r.seconds:.0f}</td></tr>")
         sections.append(_claim_section(r, colour))
     return (f"<!doctype html><html><head><meta charset=utf-8><title>paperzoo report ({e(preset)})</title>"
             f"<style>{_CSS}</style></head><body><h1>paperzoo report</h1>"
             f"<p class=meta>{_environment_line(payload)}; {sum(r.seconds for r in results):.0f} s of claims</p>"
-            f"<p class=summary>{badges}</p>{forest}"
+            f"<p class=summary><b>{e(kind_summary(counts_by_kind(results)))}</b></p>"
+            f"<p class=summary>all claims: {badges}</p>{forest}"
             f"<table><colgroup><col style='width:27%'><col style='width:9%'><col style='width:17%'>"
             f"<col style='width:25%'><col style='width:18%'><col style='width:4%'></colgroup>"
             f"<tr><th>claim</th><th>verdict</th><th>paper reports</th><th>measured</th><th>criterion</th>"

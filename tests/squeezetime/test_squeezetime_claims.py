@@ -31,13 +31,9 @@ def test_claims_run_at_smoke(tmp_path):
     assert all(p.endswith(".png") for r in results.values() for p in r.figures)
 
 
-def test_ablation_runs_on_five_seeds_at_quick_and_its_models_are_the_keeps_time_models():
-    from paperzoo.claims import RunContext, with_min_seeds
-
-    ctx = RunContext("quick", Path("unused"), stream="squeezetime")
-    ablation = with_min_seeds(BY_ID["squeezetime.ctl_ablation"], ctx)
-    assert len(ablation.seeds) == 5 and ablation.seeds[:3] == ctx.seeds and ablation.memo is ctx.memo
-    assert with_min_seeds(BY_ID["squeezetime.keeps_time"], ctx).seeds == ctx.seeds
+def test_ablation_plans_looks_at_three_and_five_seeds_at_quick():
+    assert BY_ID["squeezetime.ctl_ablation"].planned_looks("quick") == (3, 5)
+    assert BY_ID["squeezetime.keeps_time"].planned_looks("quick") == (3,)
 
 
 def test_width_for_cost_is_the_widest_width_within_the_budget():

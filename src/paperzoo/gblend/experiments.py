@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from paperzoo import plotting
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext, SkipClaim
-from paperzoo.criteria import Precondition, at_least, at_most, beats, decide
+from paperzoo.criteria import Effect, Precondition, beats, decide, log_at_least, no_gain
 from paperzoo.engine.trainer import TrainConfig
 from paperzoo.gblend.audio import espeak_available
 from paperzoo.gblend.data import AVDigits, AVDigitsConfig, Split, av_digits
@@ -79,16 +79,28 @@ def _train_config(epochs: int, seed: int, batch: int = 128, n_train: int = 3200)
                        log_every=per_epoch, eval_every=per_epoch, seed=seed, progress=False)
 
 
-def _run_all(ctx: RunContext) -> Runs:
+def _setting(ctx: RunContext) -> tuple[AVDigitsConfig, AVDigits, int, int]:
+    """(data config, data, epochs, super-epoch) of the preset, built once per paper."""
     if not espeak_available():
         raise SkipClaim("the audio modality is spoken with espeak-ng: apt-get install espeak-ng")
-    data_cfg = ctx.pick(smoke=AVDigitsConfig(utterances_per_digit=20), quick=AVDigitsConfig(), full=AVDigitsConfig())
-    data = _first_train_examples(av_digits(data_cfg), ctx.pick(smoke=256, quick=TRAIN_EXAMPLES, full=TRAIN_EXAMPLES))
-    epochs = ctx.pick(smoke=2, quick=80, full=80)
-    # the G-Blend window n: 10 epochs of 6 steps (1/8 of the run, about the 75 steps of the 3-epoch windows that
-    # the earlier 3,200-example setup used)
-    runs = Runs(epochs, super_epoch=ctx.pick(smoke=1, quick=10, full=10), train_examples=len(data.train))
-    for seed in ctx.seeds:
+
+    def build():
+        data_cfg = ctx.pick(smoke=AVDigitsConfig(utterances_per_digit=20), quick=AVDigitsConfig(),
+                            full=AVDigitsConfig())
+        data = _first_train_examples(av_digits(data_cfg), ctx.pick(smoke=256, quick=TRAIN_EXAMPLES,
+                                                                    full=TRAIN_EXAMPLES))
+        # the G-Blend window n: 10 epochs of 6 steps (1/8 of the run, about the 75 steps of the 3-epoch windows that
+        # the earlier 3,200-example setup used)
+        return data_cfg, data, ctx.pick(smoke=2, quick=80, full=80), ctx.pick(smoke=1, quick=10, full=10)
+
+    return ctx.shared("gblend.setting", build)
+
+
+def _run_seed(ctx: RunContext, seed: int) -> Runs:
+    """Every strategy trained on one seed (memoised per seed: a later sequential look trains only its new seeds)."""
+    def build() -> Runs:
+        data_cfg, data, epochs, super_epoch = _setting(ctx)
+        runs = Runs(epochs, super_epoch=super_epoch, train_examples=len(data.train))
         base = MultiModalConfig(data=data_cfg, super_epoch=runs.super_epoch,
                                 train=_train_config(epochs, seed, n_train=len(data.train)))
         for name, options in _strategies(epochs).items():
@@ -106,6 +118,21 @@ def _run_all(ctx: RunContext) -> Runs:
         naive = runs.history["naive"][-1]
         best = max(naive[1:], key=lambda p: p.val_acc[FUSED])  # early stopping on held-out accuracy
         runs.test_acc.setdefault("early_stop", []).append(best.test_acc[FUSED])
+        return runs
+
+    return ctx.shared(f"gblend.seed/{seed}", build)
+
+
+def _run_all(ctx: RunContext) -> Runs:
+    """The runs of every seed of the context, in seed order."""
+    per_seed = [_run_seed(ctx, seed) for seed in ctx.seeds]
+    runs = Runs(per_seed[0].epochs, per_seed[0].super_epoch, per_seed[0].train_examples)
+    for one in per_seed:
+        for name, histories in one.history.items():
+            runs.history.setdefault(name, []).extend(histories)
+        for name, accs in one.test_acc.items():
+            runs.test_acc.setdefault(name, []).extend(accs)
+        runs.offline_weights.extend(one.offline_weights)
     return runs
 
 
@@ -122,7 +149,7 @@ def _record(runs: Runs, name: str, method: MultiModalMethod, test_acc: float) ->
 
 
 def _shared(ctx: RunContext) -> Runs:
-    return ctx.shared("gblend.runs", lambda: _run_all(ctx))
+    return ctx.shared(f"gblend.runs/{tuple(ctx.seeds)}", lambda: _run_all(ctx))
 
 
 def _accuracy_figure(ctx: RunContext, runs: Runs, names: list[str], title: str):
@@ -173,10 +200,17 @@ def _evidence(runs: Runs, names: list[str]) -> tuple[dict, dict]:
     return {"best_unimodal": best, "epochs": runs.epochs, "train_examples": runs.train_examples}, per_seed
 
 
+FUSION_GAIN = Effect(0.01, "a practical bound: 1 point of accuracy; the paper's late fusion trails RGB by 1.2 points "
+                           "(72.6 vs 71.4, Table 1)")
+BLEND_GAIN = Effect(0.01, "a practical bound: 1 point of accuracy; the paper's G-Blend gains over late fusion and RGB "
+                          "are of that order (Kinetics A+RGB)")
+OGR_FACTOR = Effect(2.0, "the claim's own factor of 2 between the modalities' OGRs")
+SHARE_GROWTH = Effect(0.0, "no scale from the paper for the logit shares' gap growth: only a reversed sign refutes")
 REGIME = Precondition(
     "the regime of the paper: the naive multi-modal model overfits more than its best single modality, by the "
     "whole-run OGR of its fused head vs the best unimodal model's, paired over seeds",
-    lambda m: beats("OGR, naive fused - best unimodal", m["naive_fused_ogr"], m["best_unimodal_ogr"]))
+    lambda m: beats("OGR, naive fused - best unimodal", m["naive_fused_ogr"], m["best_unimodal_ogr"],
+                    effect=Effect(0.0, "a precondition: any excess shows the regime")))
 
 
 def _curves_figure(ctx: RunContext, runs: Runs):
@@ -220,9 +254,9 @@ def _run_cause(ctx: RunContext) -> Measurement:
 
 
 def _check_cause(m: dict):
-    return decide(at_least("OGR, fast / slow modality", m["ogr_ratio_fast_over_slow"], 2.0),
+    return decide(log_at_least("OGR, fast / slow modality", m["ogr_ratio_fast_over_slow"], 2.0, effect=OGR_FACTOR),
                   beats("naive model, gap growth of the fast - the slow modality's share of the fused logits",
-                        m["naive_fast_share_gap_growth"], m["naive_slow_share_gap_growth"]))
+                        m["naive_fast_share_gap_growth"], m["naive_slow_share_gap_growth"], effect=SHARE_GROWTH))
 
 
 def _overfitting_figure(ctx: RunContext, runs: Runs):
@@ -267,8 +301,9 @@ def _run_fix(ctx: RunContext, variant: str) -> Measurement:
 
 
 def _check_fix(m: dict, variant: str):
-    return decide(beats(f"{variant} - naive accuracy", m[f"{variant}_acc"], m["naive_acc"]),
-                  beats(f"{variant} - best unimodal accuracy", m[f"{variant}_acc"], m["best_unimodal_acc"]))
+    return decide(beats(f"{variant} - naive accuracy", m[f"{variant}_acc"], m["naive_acc"], effect=BLEND_GAIN),
+                  beats(f"{variant} - best unimodal accuracy", m[f"{variant}_acc"], m["best_unimodal_acc"],
+                        effect=BLEND_GAIN))
 
 
 # ---- claim 5: vs the usual remedies --------------------------------------------------------------------------
@@ -292,11 +327,13 @@ CLAIMS = [
           statement="Naive late-fusion multi-modal training is no better than (or worse than) its best single "
                     "modality (here: PCA-degraded MNIST images + espeak-ng spoken digits in noise).",
           paper_reports="Kinetics top-1: RGB 72.6% vs audio+RGB late fusion 71.4% (Table 1)",
-          criterion="paired over seeds (95% t-interval): naive_acc - best_unimodal_acc <= 0 (test accuracy; the "
-                    "best single modality by mean accuracy)",
+          criterion="paired over seeds (95% t-interval): naive_acc - best_unimodal_acc < 0.01 (no gain as large as "
+                    "1 point, a practical bound; the best single modality by mean accuracy); not met when the whole "
+                    "interval lies above 0 (naive fusion shown better)",
           run=_run_problem,
-          check=lambda m: at_most("naive - best unimodal accuracy",
-                                  [a - b for a, b in zip(m["naive_acc"], m["best_unimodal_acc"])], 0.0),
+          check=lambda m: no_gain("naive - best unimodal accuracy", m["naive_acc"], m["best_unimodal_acc"],
+                                  effect=FUSION_GAIN),
+          kind="empirical",
           preconditions=(REGIME,)),
     Claim(id="gblend.modalities_overfit_differently",
           paper=PAPER,
@@ -307,28 +344,36 @@ CLAIMS = [
           criterion="over seeds (95% t-intervals): the per-seed ratio of the faster-overfitting unimodal model's "
                     "whole-run OGR (checkpoint 0 -> last) to the other's >= 2; and, inside the naive late-fusion "
                     "model, the fast modality's share of the fused logits (W_m phi_m + b/2) gains more train / "
-                    "held-out gap over the run than the slow modality's share (paired difference of dO > 0)",
+                    "held-out gap over the run than the slow modality's share (paired difference of dO > 0); the OGR "
+                    "ratio on the log scale (geometric mean, interval of the log-ratios); Holm over the two",
           run=_run_cause,
-          check=_check_cause),
+          check=_check_cause,
+          kind="empirical"),
     Claim(id="gblend.offline_gblend_beats_naive",
           paper=PAPER,
           statement="Offline Gradient-Blending (weights from short per-head runs) beats naive joint training and "
                     "the best single modality.",
           paper_reports="G-Blend beats late fusion (71.4%) and RGB alone (72.6%) on Kinetics A+RGB (sections 4-5)",
-          criterion="paired over seeds (95% t-intervals): offline_gblend_acc - naive_acc > 0 and offline_gblend_acc "
-                    "- best_unimodal_acc > 0",
+          criterion="paired over seeds (sequential looks at 3 and 5 seeds at quick, Pocock): offline_gblend_acc - "
+                    "naive_acc > 0 and offline_gblend_acc - best_unimodal_acc > 0 (smallest effect 1 point each, a "
+                    "practical bound); Holm over the two",
           run=lambda ctx: _run_fix(ctx, "offline_gblend"),
           check=lambda m: _check_fix(m, "offline_gblend"),
+          kind="empirical",
+          looks={"quick": (3, 5)},
           preconditions=(REGIME,)),
     Claim(id="gblend.online_gblend_beats_naive",
           paper=PAPER,
           statement="Online Gradient-Blending (weights re-estimated every super-epoch) beats naive joint training "
                     "and the best single modality.",
           paper_reports="online G-Blend (weights re-estimated during training) also beats late fusion (section 4)",
-          criterion="paired over seeds (95% t-intervals): online_gblend_acc - naive_acc > 0 and online_gblend_acc "
-                    "- best_unimodal_acc > 0",
+          criterion="paired over seeds (sequential looks at 3 and 5 seeds at quick, Pocock): online_gblend_acc - "
+                    "naive_acc > 0 and online_gblend_acc - best_unimodal_acc > 0 (smallest effect 1 point each, a "
+                    "practical bound); Holm over the two",
           run=lambda ctx: _run_fix(ctx, "online_gblend"),
           check=lambda m: _check_fix(m, "online_gblend"),
+          kind="empirical",
+          looks={"quick": (3, 5)},
           preconditions=(REGIME,)),
     Claim(id="gblend.beats_usual_remedies",
           paper=PAPER,
@@ -337,10 +382,12 @@ CLAIMS = [
           paper_reports="Kinetics A+RGB: dropout and mid-concat gain only 1.5 / 1.4 points over late fusion, early "
                         "stopping under-fits (Figure 1); G-Blend does better; OGM-GE is not in the paper",
           criterion="paired over seeds (95% t-interval): offline_gblend_acc - best remedy's accuracy > 0 (the remedy "
-                    "among dropout, early_stop, mid_fusion, ogm_ge with the best mean)",
+                    "among dropout, early_stop, mid_fusion, ogm_ge with the best mean; smallest effect 1 point, a "
+                    "practical bound)",
           run=_run_remedies,
           check=lambda m: beats("offline G-Blend - best remedy accuracy", m["offline_gblend_acc"],
-                                m["best_remedy_acc"]),
+                                m["best_remedy_acc"], effect=BLEND_GAIN),
+          kind="empirical",
           preconditions=(REGIME,)),
 ]
 
