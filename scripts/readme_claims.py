@@ -2,8 +2,9 @@
 never hand-typed ones.
 
 The blocks between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers are generated from
-docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`) and docs/results/bench.json
-(`paperzoo bench --out docs/results/bench.json`):
+docs/results/quick.json (`make demo`, i.e. `paperzoo reproduce --preset quick --jobs 2`), the per-paper files of
+docs/results/standard/ (`paperzoo reproduce PAPER --preset standard`, then scripts/standard_results.py) and
+docs/results/bench.json (`paperzoo bench --out docs/results/bench.json`):
   posts           the posts table with each module's latest verdict counts (README.md, docs/index.md)
   claims MODULE   that paper's claims with their measured numbers (docs/MODULE.md)
   post MODULE     the box at the top of a paper's page: paper, module, API link, latest verdicts (docs/MODULE.md)
@@ -32,6 +33,7 @@ from paperzoo.report import measured_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quick.json"
+STANDARD = ROOT / "docs" / "results" / "standard"
 BENCH = ROOT / "docs" / "results" / "bench.json"
 SHOWN = {"reproduced": "reproduced", "not_reproduced": "**not reproduced**", "inconclusive": "*inconclusive*",
          "skipped": "skipped", "error": "**error**"}
@@ -62,13 +64,24 @@ def load_results() -> dict:
     return json.loads(RESULTS.read_text())
 
 
+def load_standard() -> dict[str, dict]:
+    """The committed standard-preset results, one file per paper: {module: results}."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(STANDARD.glob("*.json"))}
+
+
+def _standard_claims(standard: dict[str, dict]) -> dict[str, dict]:
+    return {c["id"]: c for data in standard.values() for c in data["claims"]}
+
+
 def page_of(post) -> str:
     """The docs page (without .md) that shows a post's claims: the sanity claim is shown on the engine's page."""
     return "engine" if post is ENGINE else post.module
 
 
-def posts_table(data: dict, pages: str) -> str:
-    """The posts table; `pages` is the folder of the paper pages relative to where the table is shown."""
+def posts_table(data: dict, pages: str, standard: dict[str, dict] | None = None) -> str:
+    """The posts table, with each paper's quick and standard verdicts; `pages` is the folder of the paper pages
+    relative to where the table is shown."""
+    standard = standard or {}
     by_module: dict[str, list] = {}
     for c in data["claims"]:
         by_module.setdefault(c["id"].split(".")[0], []).append(c)
@@ -80,25 +93,40 @@ def posts_table(data: dict, pages: str) -> str:
              f"{env['torch']}, {env['cpu_count']}-core CPU). Empirical claims (findings of the papers): "
              f"{_counts(data['claims'])}. Checks are identities and implementation equivalences that only a bug "
              "could fail; they are counted apart.", "",
-             "| # | seed post | module | claims | latest verdicts (quick) |", "|---|---|---|---|---|"]
+             f"Standard preset (`paperzoo reproduce PAPER --preset standard`, seeds added by sequential looks up to 8 "
+             f"while a claim is undecided): {_counts(list(_standard_claims(standard).values())) or 'not run yet'} "
+             f"({len(standard)} of {len(POSTS) + 1} papers run).", "",
+             "| # | seed post | module | claims | latest verdicts (quick) | standard |", "|---|---|---|---|---|---|"]
     for post in [ENGINE, *POSTS]:
         claims = by_module.get(post.module, [])
         names = ", ".join(f"`{c['id'].split('.', 1)[1]}`" for c in claims)
         lines.append(f"| {post.number or '-'} | {post.title} | [`paperzoo.{post.module}`]({pages}{page_of(post)}.md) "
-                     f"| {names} | {_counts(claims) or 'not yet implemented'} |")
+                     f"| {names} | {_counts(claims) or 'not yet implemented'} | "
+                     f"{_counts(standard[post.module]['claims']) if post.module in standard else 'not run yet'} |")
     return "\n".join(lines)
 
 
-def claims_table(claims: list[dict]) -> str:
-    lines = ["| claim | paper reports | measured (quick; mean [95% interval] over seeds) | verdict |",
-             "|---|---|---|---|"]
+def claims_table(claims: list[dict], standard: dict[str, dict] | None = None) -> str:
+    """A paper's claims with their quick numbers and verdict, and their verdict at standard where it was run."""
+    standard = standard or {}
+    lines = ["| claim | paper reports | measured (quick; mean [95% interval] over seeds) | verdict (quick) | standard |",
+             "|---|---|---|---|---|"]
     for c in claims:
         why = f" ({cell(c['reason'], 160)})" if c["verdict"] in ("skipped", "inconclusive", "error", "not_reproduced") \
             else ""
         kind = " *(check)*" if c.get("kind") == "check" else ""
         lines.append(f"| `{c['id']}`{kind}: {cell(c['statement'])} | {cell(c['paper_reports'])} | "
-                     f"{cell(measured_text(c['measured'], c.get('summary')), 300)} | {SHOWN[c['verdict']]}{why} |")
+                     f"{cell(measured_text(c['measured'], c.get('summary')), 300)} | {SHOWN[c['verdict']]}{why} | "
+                     f"{_standard_cell(standard.get(c['id']))} |")
     return "\n".join(lines)
+
+
+def _standard_cell(claim: dict | None) -> str:
+    if claim is None:
+        return "not run yet"
+    seeds = f" ({len(claim['seeds'])} seeds)" if claim.get("per_seed") else ""
+    why = f": {cell(claim['reason'], 160)}" if claim["verdict"] in ("skipped", "inconclusive", "error") else ""
+    return f"{SHOWN[claim['verdict']]}{seeds}{why}"
 
 
 def post_card(post, claims: list[dict]) -> str:
@@ -111,11 +139,16 @@ def post_card(post, claims: list[dict]) -> str:
                       f"{_counts(claims) or 'none yet'} ([how to read them](claims.md))."])
 
 
-def timing(data: dict) -> str:
+def timing(data: dict, standard: dict[str, dict] | None = None) -> str:
+    """The quick preset's wall time, and each committed standard paper's."""
     run = data["run"]
-    return "\n".join(["| command | torch threads per process | wall time |", "|---|---|---|",
-                      f"| `paperzoo reproduce --preset quick --jobs {run['jobs']}` | {run['threads']} | "
-                      f"{run['wall_seconds'] / 60:.1f} min |"])
+    lines = ["| command | torch threads per process | wall time |", "|---|---|---|",
+             f"| `paperzoo reproduce --preset quick --jobs {run['jobs']}` | {run['threads']} | "
+             f"{run['wall_seconds'] / 60:.1f} min |"]
+    for module, paper in (standard or {}).items():
+        lines.append(f"| `paperzoo reproduce {module} --preset standard` | {paper['run']['threads']} | "
+                     f"{paper['paper_seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
 
 
 def bench_goals(data: dict) -> str:
@@ -128,12 +161,14 @@ def bench_goals(data: dict) -> str:
 
 def blocks(data: dict, pages: str = "docs/") -> dict[str, str]:
     """Every results block by name; the posts table links to the paper pages under `pages`."""
-    out = {"posts": posts_table(data, pages), "timing": timing(data)}
+    standard = load_standard()
+    by_id = _standard_claims(standard)
+    out = {"posts": posts_table(data, pages, standard), "timing": timing(data, standard)}
     if BENCH.exists():
         out["benchmarks"] = bench_goals(json.loads(BENCH.read_text()))
     for post in [ENGINE, *POSTS]:
         claims = [c for c in data["claims"] if c["id"].split(".")[0] == post.module]
-        out[f"claims {post.module}"] = claims_table(claims)
+        out[f"claims {post.module}"] = claims_table(claims, by_id)
         out[f"post {post.module}"] = post_card(post, claims)
     return out
 

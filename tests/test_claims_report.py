@@ -241,6 +241,21 @@ def test_papers_start_longest_first_by_the_seconds_of_the_committed_results(tmp_
     assert longest_first(["b", "a"], "quick", tmp_path) == [0, 1]
 
 
+def test_standard_results_per_paper_time_the_progress_line(tmp_path):
+    from paperzoo.claims import committed_seconds, time_left
+
+    (tmp_path / "standard").mkdir()
+    (tmp_path / "standard" / "a.json").write_text(json.dumps({"claims": [{"id": "a.x", "seconds": 600},
+                                                                         {"id": "a.y", "seconds": 300}]}))
+    (tmp_path / "standard" / "b.json").write_text(json.dumps({"claims": [{"id": "b.x", "seconds": 1500}]}))
+    seconds = committed_seconds("standard", tmp_path)
+    assert seconds == {"a": 900.0, "b": 1500.0}
+    assert time_left(seconds, 2, "standard") == "~20 min left by the committed standard results"  # 2,400 s / 2
+    assert time_left({"a": 900.0, "c": None}, 1, "standard").startswith("~15 min left") and "not timed" in \
+        time_left({"a": 900.0, "c": None}, 1, "standard")
+    assert time_left({"c": None}, 1, "standard") == ""
+
+
 def test_seeds_passed_by_the_user_give_one_look_of_that_many(tmp_path):
     from paperzoo.claims import RunContext
 

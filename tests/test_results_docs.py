@@ -40,7 +40,8 @@ def test_quick_results_are_a_full_quick_run_with_the_evidence(quick):
 def test_readme_verdict_counts_equal_the_results_file(quick):
     """Per module: the empirical claims' verdict counts, then the checks that passed, counted apart."""
     readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"^\| [-\d]+ \| .* \| \[`paperzoo\.(\w+)`\]\(docs/\w+\.md\) \| .* \| (.*) \|$", readme, re.M)
+    rows = re.findall(r"^\| [-\d]+ \| .* \| \[`paperzoo\.(\w+)`\]\(docs/\w+\.md\) \| [^|]* \| ([^|]*) \| [^|]* \|$",
+                      readme, re.M)
     shown = {}
     for module, cell in rows:
         findings, _, checks = cell.partition("checks: ")
@@ -114,3 +115,21 @@ def test_render_fills_blocks_and_rejects_an_unknown_one():
         "a\n<!-- results:x -->\nnew\n<!-- /results:x -->\nb"
     with pytest.raises(KeyError, match="unknown results block 'y'"):
         script.render("<!-- results:y -->\n<!-- /results:y -->", {"x": ""})
+
+
+def test_committed_standard_results_match_the_code():
+    """Each docs/results/standard/<paper>.json is a complete standard run of that paper whose claims' protocol
+    fingerprints equal the code's; else the README's standard column could not be trusted."""
+    from paperzoo.catalog import load_catalog
+    from paperzoo.claims import fingerprint
+
+    code = {c.id: fingerprint(c) for e in load_catalog() for c in e.claims}
+    stale = []
+    for path in sorted((ROOT / "docs" / "results" / "standard").glob("*.json")):
+        data = json.loads(path.read_text())
+        assert data["preset"] == "standard" and data["complete"] and data["paper_seconds"] > 0, path.name
+        assert {c["id"].split(".")[0] for c in data["claims"]} == {path.stem}, path.name
+        if any(code.get(c["id"]) != c["fingerprint"] for c in data["claims"]):
+            stale.append(path.stem)
+    assert not stale, (f"the protocol of these papers changed since their standard results: {', '.join(stale)}; rerun "
+                       "`paperzoo reproduce PAPER --preset standard` and scripts/standard_results.py")

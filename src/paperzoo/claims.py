@@ -44,9 +44,13 @@ from paperzoo.criteria import Decision, Precondition, Test, decide
 from paperzoo.engine.distributed import derive_seed, seed_everything
 from paperzoo.stats import at_confidence, mean_interval, pocock_level, std
 
-Preset = Literal["smoke", "quick", "full"]
-PRESETS: tuple[str, ...] = ("smoke", "quick", "full")
-SEEDS_PER_PRESET = {"smoke": 1, "quick": 3, "full": 5}
+Preset = Literal["smoke", "quick", "standard", "full"]
+PRESETS: tuple[str, ...] = ("smoke", "quick", "standard", "full")
+SEEDS_PER_PRESET = {"smoke": 1, "quick": 3, "standard": 3, "full": 5}  # the first look's seeds
+# the plan of a claim that names none for the preset: one look, except at standard, which decides what a CPU can by
+# adding seeds while a claim is undecided (3, 5, then 8 seeds, each look at Pocock's level for the plan)
+DEFAULT_LOOKS = {"standard": (3, 5, 8)}
+_AS_QUICK = object()
 Verdict = Literal["reproduced", "not_reproduced", "inconclusive", "skipped", "error"]
 VERDICTS: tuple[str, ...] = ("reproduced", "not_reproduced", "inconclusive", "skipped", "error")
 KINDS: tuple[str, ...] = ("empirical", "check")
@@ -94,8 +98,10 @@ class RunContext:
         if not self.seeds:
             self.seeds = [stream_seed(self.seed, self.stream, i) for i in range(SEEDS_PER_PRESET[self.preset])]
 
-    def pick(self, smoke: Any, quick: Any, full: Any) -> Any:
-        return {"smoke": smoke, "quick": quick, "full": full}[self.preset]
+    def pick(self, smoke: Any, quick: Any, full: Any, standard: Any = _AS_QUICK) -> Any:
+        """The preset's setting; `standard` is quick's unless a paper sets its own (standard's looks add seeds)."""
+        standard = quick if standard is _AS_QUICK else standard
+        return {"smoke": smoke, "quick": quick, "standard": standard, "full": full}[self.preset]
 
     def shared(self, key: str, build: Callable[[], Any]) -> Any:
         if key not in self.memo:
@@ -118,7 +124,8 @@ class RunContext:
 class Claim:
     """One claim of a paper. `kind`: "empirical" (a finding the world could refute) or "check" (an identity or an
     implementation equivalence that only a bug could fail). `looks`: preset -> the planned seed counts of its
-    sequential looks ({"quick": (3, 5)}); a preset it does not name gets one look at the preset's seeds."""
+    sequential looks ({"quick": (3, 5)}); a preset it does not name gets `DEFAULT_LOOKS`' plan or one look at the
+    preset's seeds."""
 
     id: str  # "<module>.<short_name>"
     paper: str
@@ -140,7 +147,7 @@ class Claim:
                                  f"{preset!r}: {planned!r}")
 
     def planned_looks(self, preset: str) -> tuple[int, ...]:
-        return tuple(self.looks.get(preset, (SEEDS_PER_PRESET[preset],)))
+        return tuple(self.looks.get(preset, DEFAULT_LOOKS.get(preset, (SEEDS_PER_PRESET[preset],))))
 
 
 def _source(fn: Any) -> str:
@@ -259,7 +266,7 @@ def run_claim(claim: Claim, ctx: RunContext, looks: tuple[int, ...] | None = Non
     look at the context's seeds) are the seed counts at which it is judged, every look at Pocock's nominal level for the plan; it stops at the first
     look that decides or finds a precondition not met."""
     started = time.perf_counter()
-    looks = tuple(looks or claim.looks.get(ctx.preset) or (len(ctx.seeds),))
+    looks = tuple(looks or claim.looks.get(ctx.preset) or DEFAULT_LOOKS.get(ctx.preset) or (len(ctx.seeds),))
     level = pocock_level(looks)
     result = ClaimResult(claim.id, claim.paper, claim.statement, claim.paper_reports, claim.criterion, ctx.preset,
                          "error", {}, 0.0, [], kind=claim.kind, fingerprint=fingerprint(claim),
@@ -379,19 +386,39 @@ def _paper_in_worker(module: str, claim_ids: list[str], plan: RunPlan) -> list[C
 COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"  # in a source checkout
 
 
+def committed_seconds(preset: str, results_dir: Path = COMMITTED_RESULTS) -> dict[str, float]:
+    """Seconds each paper's claims took in the committed results of `preset` (`quick.json`, or one file per paper
+    under `standard/`); empty where they are absent or unreadable (an installed package has none)."""
+    seconds: dict[str, float] = {}
+    for path in [results_dir / f"{preset}.json", *sorted((results_dir / preset).glob("*.json"))]:
+        try:
+            rows = [(row["id"].split(".")[0], float(row["seconds"])) for row in json.loads(path.read_text())["claims"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        for module, taken in rows:
+            seconds[module] = seconds.get(module, 0.0) + taken
+    return seconds
+
+
 def longest_first(modules: list[str], preset: str, results_dir: Path = COMMITTED_RESULTS) -> list[int]:
     """Indices of `modules` in the order to start them on `--jobs` workers: longest first, by the seconds their
     claims took in the committed results of this preset (a paper missing from them first: it may be long), so that
     no long paper starts last while the other workers idle. Only the start order changes, never the results. The
     given order where those results are absent or unreadable (an installed package has none)."""
-    seconds: dict[str, float] = {}
-    try:
-        for row in json.loads((results_dir / f"{preset}.json").read_text())["claims"]:
-            module = row["id"].split(".")[0]
-            seconds[module] = seconds.get(module, 0.0) + float(row["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+    seconds = committed_seconds(preset, results_dir)
+    if not seconds:
         return list(range(len(modules)))
     return sorted(range(len(modules)), key=lambda i: -seconds.get(modules[i], math.inf))
+
+
+def time_left(expected: dict[str, float | None], jobs: int, preset: str) -> str:
+    """"~12 min left", the committed seconds of the papers still to finish shared by the workers ("" when none are
+    known): what a user starting a long run can expect."""
+    known = [s for s in expected.values() if s is not None]
+    if not known:
+        return ""
+    missing = " (some papers not timed yet)" if len(known) < len(expected) else ""
+    return f"~{sum(known) / max(1, min(jobs, len(expected))) / 60:.0f} min left by the committed {preset} results{missing}"
 
 
 def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Path, seed: int,
@@ -410,6 +437,10 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
     total = sum(len(claims) or 1 for _, claims in chosen)
     bar = tqdm(total=total, desc="claims", disable=not progress, dynamic_ncols=True)
     finished: list[ClaimResult] = []
+    timed = committed_seconds(preset)
+    expected = {entry.post.module: timed.get(entry.post.module) for entry, _ in chosen}
+    if progress and time_left(expected, jobs, preset):
+        bar.write(f"expected: {time_left(expected, jobs, preset).replace(' left', '')}")
 
     def report(results: list[ClaimResult]) -> None:
         for r in results:
@@ -423,8 +454,9 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
         if jobs == 1:
             by_paper = []
             for entry, claims in chosen:
-                bar.set_postfix_str(entry.post.module)
+                bar.set_postfix_str(f"{entry.post.module}; {time_left(expected, jobs, preset)}")
                 by_paper.append(run_paper(entry, claims, plan, on_result=lambda r: report([r])))
+                expected.pop(entry.post.module)
             return [r for results in by_paper for r in results]
         spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in its thread pools
         with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_worker_start,
@@ -443,5 +475,7 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
                     by_future[future] = [ClaimResult(c.id, c.paper, c.statement, c.paper_reports, c.criterion,
                                                      preset, "error", {}, 0.0, [], message, reason=message)
                                          for c in claims]
+                expected.pop(entry.post.module)
+                bar.set_postfix_str(time_left(expected, jobs, preset))
                 report(by_future[future])
             return [r for future in futures for r in by_future[future]]

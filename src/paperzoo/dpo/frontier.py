@@ -56,6 +56,7 @@ SCALES = {
     "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, 2000, (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
                   (1.0, 0.5, 0.2, 0.1, 0.05, 0.025, 0.01, 0.005), 2000, 20, "auto"),
 }
+SCALES["standard"] = SCALES["quick"]  # standard adds seeds by its sequential looks, at quick's scale
 
 
 class Evaluated:
