@@ -100,16 +100,40 @@ def _train_folder(args, resuming: bool) -> Path:
     return run_folders.new_folder(f"train-{args.method}")
 
 
+def _train_help(parser: argparse.ArgumentParser, specs: dict, method: str | None) -> str:
+    """`paperzoo train --help` (the methods) or `paperzoo train METHOD --help` (its keys: type, default, meaning)."""
+    from paperzoo import config
+
+    if method is None:
+        width = max(map(len, specs), default=0)
+        parser.epilog = "methods (`paperzoo train METHOD --help` lists a method's keys):\n" + "\n".join(
+            f"  {name:<{width}}  {spec.description}" for name, spec in sorted(specs.items()))
+        return parser.format_help()
+    spec = specs[method]
+    parser.usage = f"paperzoo train {method} [KEY=VALUE ...] [--config FILE] [--out OUT] [--resume] [--overwrite]"
+    parser.description = f"{method}: {spec.description}"
+    parser.epilog = (f"keys of {method} (KEY=VALUE, as `key (type) = default`; a later value wins: --config, then "
+                     f"the KEY=VALUE arguments):\n{config.help_text(spec.config())}")
+    return parser.format_help()
+
+
 def _cmd_train(args, entries) -> int:
     from paperzoo import config
     from paperzoo.engine import Trainer, dist_env, is_main
     from paperzoo.run_folders import resumed_config
 
     specs = {name: spec for entry in entries for name, spec in entry.train_methods.items()}
-    if args.method not in specs:
+    if args.method is not None and args.method not in specs:
         raise UserError(f"unknown method {args.method!r}; choose from: {', '.join(sorted(specs)) or '(none yet)'}")
+    if args.help:
+        print(_train_help(args.train_parser, specs, args.method), end="")
+        return 0
+    if args.method is None:
+        raise UserError(f"train needs a METHOD, one of: {', '.join(sorted(specs))} (`paperzoo train --help`)")
     if args.resume and args.overwrite:
         raise UserError("--resume continues a run and --overwrite replaces it: pass one of them")
+    if args.config:
+        args.overrides = [*config.overrides_from_file(Path(args.config), args.method), *args.overrides]
     spec = specs[args.method]
     restarted = dist_env().restart_count > 0  # an elastic restart continues the run it belongs to
     if args.resume or restarted:
@@ -190,13 +214,20 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="what changed between two reproduce runs (verdicts, values beyond intervals)")
     p.add_argument("a", help="results.json of the first run (or its folder)")
     p.add_argument("b", help="results.json of the second run (or its folder)")
-    p = sub.add_parser("train", help="train a method with the engine (works under torchrun too)")
-    p.add_argument("method")
+    p = sub.add_parser("train", help="train a method with the engine (works under torchrun too)", add_help=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-h", "--help", action="store_true",
+                   help="show this help; after a METHOD, every key of its configuration with type, default, meaning")
+    p.add_argument("method", nargs="?", help="the method to train (`paperzoo train --help` lists them)")
     p.add_argument("overrides", nargs="*", help="dotted key=value config overrides, e.g. train.lr=0.01")
+    p.add_argument("--config", metavar="FILE",
+                   help="a JSON file of settings, nested as a run's config.json or dotted ({\"train.lr\": 0.01}); "
+                        "KEY=VALUE arguments override it")
     p.add_argument("--out", help="run folder (default: a new runs/train-<method>-<timestamp>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint and its own config.json")
     p.add_argument("--overwrite", action="store_true", help="replace the training run already in --out")
+    p.set_defaults(train_parser=p)
     p = sub.add_parser("bench", help="run the speed/memory benchmarks in benchmarks/, each in its own process")
     p.add_argument("--dir", default="benchmarks", help="folder of the benchmark scripts")
     p.add_argument("--out", help="results file (default: a new runs/bench-<timestamp>.json)")

@@ -9,14 +9,25 @@ says which in a method `check(self, prefix)` that raises `ConfigError` through `
 `require_divisor`, naming each field `prefix + name`. `validate(cfg)` runs the `check` of every nested config with
 its dotted prefix ("train.", "model.") and then that of `cfg`; `apply_overrides` calls it once after all overrides,
 so settings that depend on each other may be given in any order.
+
+A field is documented by a string right after it (an attribute docstring, which the API reference shows) or, where
+there is none, by the comment at the end of its line; `field_docs` reads either, and `describe` / `help_text` list
+every key with its type, default and meaning (`paperzoo train METHOD --help`). `overrides_from_file` turns a JSON
+file of settings, nested (a run's `config.json`) or dotted, into overrides.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import functools
+import inspect
+import io
 import json
 import math
+import textwrap
+import tokenize
 import types
 import typing
 from pathlib import Path
@@ -164,3 +175,116 @@ def from_dict(cls: type, data: dict) -> Any:
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _own_field_docs(cls: type) -> dict[str, str]:
+    """The docs of the fields that `cls` itself declares: the string after a field, else its line's comment."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    body = ast.parse(source).body[0].body
+    docs = {}
+    for node, after in zip(body, [*body[1:], None]):
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        if (isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(inspect.cleandoc(after.value.value).split())
+        elif node.end_lineno in comments:
+            docs[node.target.id] = comments[node.end_lineno]
+    return docs
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> its documentation, for a dataclass and the dataclasses it inherits from (a field's own class
+    wins). A field's doc is the string right after it (attribute docstring) or else the comment ending its line."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def type_text(kind: Any) -> str:
+    """A field's type as the command line sees it: `int`, `float | none`, `{adam,adamw,sgd}`, `int,int,...`."""
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        return " | ".join("none" if a is type(None) else type_text(a) for a in get_args(kind))
+    if origin is Literal:
+        return "{" + ",".join(map(str, get_args(kind))) + "}"
+    if origin in (tuple, list):
+        args = get_args(kind)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return ",".join(type_text(a) for a in args)
+        return f"{type_text(args[0]) if args else 'str'},..."
+    return getattr(kind, "__name__", str(kind))
+
+
+def value_text(value: Any) -> str:
+    """A value written as an override takes it: `true`, `none`, `512,1024`, `""` for the empty string."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(value_text(v) for v in value)
+    if value == "":
+        return '""'
+    return str(value)
+
+
+def describe(cfg: Any, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, meaning) of every settable key of a (nested) dataclass config, in field order;
+    the meaning is "" where the field has no doc."""
+    hints, docs, rows = get_type_hints(type(cfg)), field_docs(type(cfg)), []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            rows += describe(value, prefix + f.name + ".")
+        else:
+            rows.append((prefix + f.name, type_text(hints[f.name]), value_text(value), docs.get(f.name, "")))
+    return rows
+
+
+def help_text(cfg: Any, width: int = 100) -> str:
+    """Every key of `cfg` on its own line: `key  type = default`, the meaning below it, indented and wrapped."""
+    lines = []
+    for key, kind, default, doc in describe(cfg):
+        lines.append(f"  {key} ({kind}) = {default}")
+        if doc:
+            lines += textwrap.wrap(doc, width, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + str(key)] = value
+    return flat
+
+
+def overrides_from_file(path: Path, method: str | None = None) -> list[str]:
+    """The settings of a JSON file as `key=value` overrides: nested objects (a run's `config.json`) or dotted keys
+    (`{"train.lr": 0.01}`). A `"method"` entry, as a run's `config.json` has, must name `method`. Keys and values
+    are checked by `apply_overrides` like those of the command line."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config {path} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path} must hold a JSON object of settings, not {type(data).__name__}")
+    data = dict(data)
+    named = data.pop("method", None)
+    if method is not None and named is not None and named != method:
+        raise ConfigError(f"--config {path} is a configuration of {named!r}, not {method!r}")
+    return [f"{key}={value_text(value) if value != '' else ''}" for key, value in _flatten(data).items()]

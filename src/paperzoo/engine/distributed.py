@@ -27,6 +27,9 @@ from paperzoo.errors import ConfigError
 
 @dataclass(frozen=True)
 class DistEnv:
+    """This process's place in a torchrun group, read from RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE and
+    TORCHELASTIC_RESTART_COUNT (`dist_env()`); the defaults are one process."""
+
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
@@ -66,6 +69,7 @@ def dist_env() -> DistEnv:
 
 
 def is_main() -> bool:
+    """True on rank 0 (and in a single process): the rank that writes files and prints."""
     return dist_env().is_main
 
 

@@ -38,31 +38,61 @@ from paperzoo.run_folders import held_train_files
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000  # optimizer steps
-    batch_size: int = 64  # per rank, per micro-step
+    """How the engine trains: steps, batch, optimizer and schedule, accumulation, precision, parallelism, logging
+    and checkpoints. Every method's config holds one as its `train` field (`train.lr=0.01` on the command line)."""
+
+    steps: int = 1000
+    """Optimizer steps (each of `accumulation` micro-steps)."""
+    batch_size: int = 64
+    """Examples per rank and micro-step; the global batch is batch_size x ranks x accumulation."""
     optimizer: Literal["adamw", "adam", "sgd"] = "adam"
+    """The optimizer over the model's trainable parameters."""
     lr: float = 1e-3
+    """Peak learning rate (after warm-up, before decay)."""
     weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
+    """Weight decay (decoupled for adamw, L2 in the gradient for adam and sgd)."""
+    momentum: float = 0.9
+    """Momentum of sgd (unused by adam and adamw)."""
     schedule: Literal["constant", "cosine", "step", "exponential"] = "constant"
+    """Learning-rate schedule after the warm-up: constant, cosine to 0 at `steps`, step (x lr_decay every
+    decay_every steps) or exponential (the same decay, smoothly)."""
     warmup_steps: int = 0
-    decay_every: int = 1000  # step: multiply by lr_decay every `decay_every` steps; exponential: smoothly
+    """Steps of linear warm-up from lr/warmup_steps to lr; 0 = none."""
+    decay_every: int = 1000
+    """step and exponential schedules: steps over which the rate is multiplied by lr_decay."""
     lr_decay: float = 0.1
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
-    accumulation: int = 1  # micro-steps per optimizer step
+    """step and exponential schedules: the factor per decay_every steps."""
+    grad_clip: float = 0.0
+    """Clip the global gradient norm to this value; 0 = off."""
+    accumulation: int = 1
+    """Micro-steps per optimizer step (gradients accumulated; DDP syncs only on the last one)."""
     amp: Literal["off", "bf16", "fp16"] = "off"
-    parallel: Literal["auto", "ddp", "dp", "none"] = "auto"  # auto = DDP under torchrun, else one device
-    find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step (slower)
-    sync_batchnorm: bool = False  # DDP on GPUs: batch statistics over all ranks (SyncBatchNorm)
-    dist_timeout_s: float = 600.0  # a dead rank ends the run after this long instead of hanging
+    """Mixed precision: bf16 autocast (CPU or GPU), fp16 with a loss scaler (CUDA only), or off."""
+    parallel: Literal["auto", "ddp", "dp", "none"] = "auto"
+    """auto = DDP under torchrun, else one device; dp = nn.DataParallel over the visible GPUs (one process)."""
+    find_unused_parameters: bool = False
+    """DDP: allow parameters that get no gradient in a step (slower: DDP searches the graph every step)."""
+    sync_batchnorm: bool = False
+    """DDP on GPUs: batch statistics over all ranks (SyncBatchNorm)."""
+    dist_timeout_s: float = 600.0
+    """A dead rank ends the run after this many seconds instead of hanging."""
     device: str = "auto"
+    """auto (this rank's GPU if there is one, else the CPU), cpu, cuda or cuda:N."""
     num_workers: int = 0
+    """DataLoader worker processes per rank; 0 = load in the training process."""
     drop_last: bool = True
+    """Drop each epoch's last incomplete batch."""
     log_every: int = 10
-    eval_every: int = 0  # 0 = only at the end
-    checkpoint_every: int = 0  # 0 = only at the end (when there is an output folder)
+    """Steps between logged training metrics (averaged over the steps and ranks since the last log)."""
+    eval_every: int = 0
+    """Steps between evaluations; 0 = only at the end."""
+    checkpoint_every: int = 0
+    """Steps between checkpoints (`checkpoints/last.safetensors`); 0 = only at the end (when there is an output
+    folder)."""
     seed: int = 0
+    """Seed of the initialisation (same on every rank), the data order and each rank's augmentation stream."""
     progress: bool = True
+    """Show a progress bar (rank 0)."""
 
     def check(self, prefix: str) -> None:
         at_least(self, prefix, 1, "steps", "batch_size", "accumulation", "log_every", "decay_every")
@@ -74,6 +104,9 @@ class TrainConfig:
 
 @dataclass
 class StepOutput:
+    """What `Method.training_step` returns: the scalar `loss` (a 0-dim tensor) to minimise, and `metrics`, scalars
+    (0-dim tensors or floats) averaged between log steps and logged under their names."""
+
     loss: torch.Tensor
     metrics: dict[str, Any] = field(default_factory=dict)  # scalars (tensors or floats) averaged between logs
 
@@ -98,12 +131,17 @@ class Method(Protocol):
 
 @dataclass
 class TrainState:
+    """What a callback receives at each log step: the optimizer `step` and the logged training `metrics`."""
+
     step: int
     metrics: dict[str, float]
 
 
 @dataclass
 class TrainResult:
+    """The outcome of `Trainer.fit`: the trained (unwrapped) `model`, the `steps` trained, the `final` evaluation
+    metrics, the `history` of logged metrics (`history.series("train", "loss")`) and the run folder `out_dir`."""
+
     model: nn.Module
     steps: int
     final: dict[str, float]
@@ -163,6 +201,15 @@ def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 class Trainer:
+    """Train a `Method` under a `TrainConfig`: `Trainer(method, cfg, out_dir="runs/x").fit()` -> `TrainResult`.
+
+    The same code runs in one process, under `torchrun` (DDP, one rank per process) and with `parallel=dp`.
+    `out_dir`: the run folder (config.json, metrics.jsonl/csv, checkpoints/last.safetensors; only rank 0 writes);
+    None trains without writing anything. `run_config`: the JSON saved as config.json (default: the TrainConfig).
+    `callbacks`: functions called with a `TrainState` at every log step. `overwrite=True` lets a new run replace
+    the run already in `out_dir` (refused otherwise); `fit(resume=True)` continues it from its last checkpoint.
+    """
+
     def __init__(
         self,
         method: Method,
@@ -200,6 +247,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Path | None:
+        """`out_dir/checkpoints/last.safetensors`, or None without a run folder."""
         return self.out_dir / "checkpoints" / "last.safetensors" if self.out_dir else None
 
     def fit(self, resume: bool = False) -> TrainResult:
