@@ -29,12 +29,19 @@ def api_modules() -> list[str]:
     return sorted(names)
 
 
+INTERNAL_MODULES = {"experiments"}  # a paper's claims: run by `paperzoo reproduce`, documented on its page
+
+
 def submodules(name: str) -> list[str]:
-    """The public modules of package `name` (empty for a plain module)."""
+    """The public modules of package `name` (empty for a plain module): first, by name, those that define what the
+    package exports, then the others; `experiments` (the claims) left out."""
     folder = PACKAGE / name
     if not folder.is_dir():
         return []
-    return [f"paperzoo.{name}.{p.stem}" for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")]
+    found = [f"paperzoo.{name}.{p.stem}" for p in sorted(folder.glob("*.py"))
+             if not p.stem.startswith("_") and p.stem not in INTERNAL_MODULES]
+    defining = {target.rsplit(".", 1)[0] for target in exports(name).values() if target}
+    return sorted(found, key=lambda module: (module not in defining, module))
 
 
 def _source(module: str) -> Path:

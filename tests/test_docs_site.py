@@ -98,3 +98,11 @@ def test_no_list_is_rendered_as_a_paragraph(site):
     run_on = {page.relative_to(site).as_posix(): hit.group(0)[-60:]
               for page in site.rglob("*.html") if (hit := re.search(r"<p>[^<]*\n(- |\d+\. )", page.read_text()))}
     assert not run_on, f"lists run into the paragraph above (add a blank line before them): {run_on}"
+
+
+def test_a_packages_api_page_shows_its_exporting_modules_first_and_no_claims_module():
+    hooks = _load("docs_hooks")
+    modules = hooks.submodules("dpo")
+    assert "paperzoo.dpo.experiments" not in modules and "paperzoo.dpo.bandit" in modules
+    assert modules.index("paperzoo.dpo.loss") < modules.index("paperzoo.dpo.bandit")  # bandit exports nothing
+    assert modules[0] == min(m for m in modules if m != "paperzoo.dpo.bandit")

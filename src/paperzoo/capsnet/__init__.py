@@ -4,13 +4,19 @@ from paperzoo.capsnet.baseline import BaselineCNN, BaselineConfig
 from paperzoo.capsnet.capsules import Decoder, DigitCaps, PrimaryCaps, dynamic_routing, margin_loss, squash
 from paperzoo.capsnet.data import multimnist
 from paperzoo.capsnet.model import CapsNet, CapsNetConfig, capsnet_loss, parameter_count
+from paperzoo.capsnet.training import (BaselineMethod, BaselineTrainConfig, CapsNetMethod, CapsNetTrainConfig,
+                                       paper_schedule)
 from paperzoo.data.transforms import random_affine
 
 __all__ = [
     "BaselineCNN",
     "BaselineConfig",
+    "BaselineMethod",
+    "BaselineTrainConfig",
     "CapsNet",
     "CapsNetConfig",
+    "CapsNetMethod",
+    "CapsNetTrainConfig",
     "Decoder",
     "DigitCaps",
     "PrimaryCaps",
@@ -18,6 +24,7 @@ __all__ = [
     "dynamic_routing",
     "margin_loss",
     "multimnist",
+    "paper_schedule",
     "parameter_count",
     "random_affine",
     "squash",

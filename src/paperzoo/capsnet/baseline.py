@@ -20,15 +20,29 @@ from torch import nn
 
 @dataclass
 class BaselineConfig:
+    """The CNN baseline's sizes; the defaults are the paper's (Sec. 5)."""
+
     image_size: int = 28
+    """Side of the square input images (a multiple of 4)."""
     in_channels: int = 1
+    """Channels of the input images."""
     channels: tuple[int, int, int] = (256, 256, 128)
+    """Output channels of the three 5x5 convolutions."""
     hidden: tuple[int, int] = (328, 192)
+    """Widths of the two hidden fully connected layers."""
     classes: int = 10
+    """Output logits."""
     dropout: float = 0.5
+    """Dropout before the last layer."""
 
 
 class BaselineCNN(nn.Module):
+    """The paper's CNN baseline: images (B, in_channels, S, S) -> logits (B, classes).
+
+    Three 5x5 convolutions (ReLU; 2x2 max-pooling after the first two), two hidden layers, dropout, He
+    initialisation.
+    """
+
     def __init__(self, cfg: BaselineConfig = BaselineConfig()):
         super().__init__()
         self.cfg = cfg

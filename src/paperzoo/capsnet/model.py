@@ -20,17 +20,30 @@ from paperzoo.config import at_least, require
 
 @dataclass
 class CapsNetConfig:
+    """The CapsNet's sizes; the defaults are the paper's MNIST network (Sec. 4, Fig. 1-2, 8.2M parameters)."""
+
     image_size: int = 28
+    """Side of the square input images (28 for MNIST, 36 for MultiMNIST)."""
     in_channels: int = 1
+    """Channels of the input images."""
     conv_channels: int = 256
+    """Output channels of Conv1 (ReLU)."""
     kernel: int = 9
+    """Kernel size of Conv1 and of the PrimaryCaps convolution (stride 2)."""
     primary_types: int = 32
+    """Capsule types of PrimaryCaps (one convolution channel group each)."""
     primary_dim: int = 8
+    """Dimension of a primary capsule."""
     classes: int = 10
+    """Digit capsules, one per class."""
     digit_dim: int = 16
+    """Dimension of a digit capsule."""
     iterations: int = 3
+    """Routing iterations (Procedure 1)."""
     decoder_hidden: tuple[int, int] = (512, 1024)
+    """Hidden widths of the reconstruction decoder."""
     reconstruction_weight: float = 0.0005  # Sec. 4.1: scaled down so it does not dominate the margin loss
+    """Weight of the reconstruction loss (sum of squared errors) beside the margin loss (Sec. 4.1)."""
 
     def check(self, prefix: str) -> None:
         at_least(self, prefix, 1, "in_channels", "conv_channels", "kernel", "primary_types", "primary_dim", "classes",
@@ -46,6 +59,7 @@ class CapsNetConfig:
 
     @property
     def primary_capsules(self) -> int:
+        """Number of primary capsules: `primary_types * primary_grid ** 2` (1152 for the paper's net)."""
         return self.primary_types * self.primary_grid ** 2
 
 
@@ -93,4 +107,5 @@ def capsnet_loss(lengths: torch.Tensor, reconstruction: torch.Tensor, images: to
 
 
 def parameter_count(module: nn.Module) -> int:
+    """The number of parameters (elements) of `module`, trainable or not."""
     return sum(p.numel() for p in module.parameters())

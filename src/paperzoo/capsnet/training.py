@@ -29,6 +29,8 @@ IMAGE_SIZES = {"mnist": 28, "multimnist": 36}  # multimnist: two digits shifted 
 
 
 def paper_schedule(steps: int = 30000, batch_size: int = 128) -> TrainConfig:
+    """The paper's optimisation (Sec. 4 and the authors' code): Adam at 1e-3, the rate decayed by 0.96 every 2,000
+    steps (smoothly), for `steps` steps of `batch_size`."""
     return TrainConfig(steps=steps, batch_size=batch_size, optimizer="adam", lr=1e-3, schedule="exponential",
                        decay_every=2000, lr_decay=0.96, log_every=50)
 
@@ -44,12 +46,22 @@ def _check_task(cfg, prefix: str) -> None:
 
 @dataclass
 class CapsNetTrainConfig:
+    """`paperzoo train capsnet`: the CapsNet, the digits and task, the augmentation and the training (the paper's
+    schedule by default)."""
+
     model: CapsNetConfig = field(default_factory=CapsNetConfig)
     data: Literal["mnist5k", "fashion-mnist"] = "mnist5k"
+    """The digits: mnist5k (the 5,000 real MNIST digits that ship offline) or fashion-mnist (`apt-get install dataset-
+    fashion-mnist`)."""
     task: Task = "mnist"
-    max_shift: int = 2  # mnist: shift augmentation (px); multimnist uses 4 px per digit (Sec. 6)
+    """mnist (one digit per image) or multimnist (two overlapping digits on a 36x36 canvas, Sec. 6; set
+    model.image_size=36)."""
+    max_shift: int = 2
+    """Mnist: shift augmentation (px); multimnist uses 4 px per digit (Sec. 6)."""
     test_examples: int = 1000
-    affine_test: bool = False  # mnist: also evaluate on the test digits affinely warped (Sec. 5.2), test_affine_acc
+    """Held-out images (or MultiMNIST pairs) the evaluation scores."""
+    affine_test: bool = False
+    """Mnist: also evaluate on the test digits affinely warped (Sec. 5.2), test_affine_acc."""
     train: TrainConfig = field(default_factory=paper_schedule)
 
     def check(self, prefix: str) -> None:
@@ -58,12 +70,21 @@ class CapsNetTrainConfig:
 
 @dataclass
 class BaselineTrainConfig:
+    """`paperzoo train capsnet_baseline`: the CNN baseline on the same digits and tasks as `capsnet`."""
+
     model: BaselineConfig = field(default_factory=BaselineConfig)
     data: Literal["mnist5k", "fashion-mnist"] = "mnist5k"
+    """The digits: mnist5k (the 5,000 real MNIST digits that ship offline) or fashion-mnist (`apt-get install dataset-
+    fashion-mnist`)."""
     task: Task = "mnist"
+    """mnist (one digit per image) or multimnist (two overlapping digits on a 36x36 canvas, Sec. 6; set
+    model.image_size=36)."""
     max_shift: int = 2
+    """mnist: shift augmentation (px); multimnist uses 4 px per digit (Sec. 6)."""
     test_examples: int = 1000
-    affine_test: bool = False  # mnist: also evaluate on the test digits affinely warped (Sec. 5.2), test_affine_acc
+    """Held-out images (or MultiMNIST pairs) the evaluation scores."""
+    affine_test: bool = False
+    """Mnist: also evaluate on the test digits affinely warped (Sec. 5.2), test_affine_acc."""
     train: TrainConfig = field(default_factory=paper_schedule)
 
     def check(self, prefix: str) -> None:
@@ -125,6 +146,9 @@ class _DigitsMethod:
 
 
 class CapsNetMethod(_DigitsMethod):
+    """The engine `Method` of `paperzoo train capsnet`: `CapsNet` with the margin + reconstruction loss on the digits
+    of `CapsNetTrainConfig`; evaluates test accuracy (`test_acc`; MultiMNIST: both digits right)."""
+
     def build_model(self) -> nn.Module:
         return CapsNet(self.cfg.model)
 
@@ -154,6 +178,9 @@ class CapsNetMethod(_DigitsMethod):
 
 
 class BaselineMethod(_DigitsMethod):
+    """The engine `Method` of `paperzoo train capsnet_baseline`: `BaselineCNN` with cross-entropy (MultiMNIST:
+    per-class sigmoid) on the same data as `CapsNetMethod`."""
+
     def build_model(self) -> nn.Module:
         return BaselineCNN(self.cfg.model)
 

@@ -27,6 +27,8 @@ MAX_WORDS = 8
 
 @dataclass(frozen=True)
 class Example:
+    """A scene, a question about it and the answer (one of `ANSWERS`) read from its scene graph."""
+
     scene: Scene
     question: Question
     answer: str

@@ -95,6 +95,8 @@ def _refuse_repeats(ids: list[int], path: Path, what: str) -> None:
 
 
 def read_results(path: Path) -> dict[int, str]:
+    """A VQA results file (`[{"question_id": ..., "answer": ...}]`) as {question id: answer}; a malformed file or a
+    repeated question id is a `DataError` naming the entry."""
     rows = _records(_load(path, "results"), path, "", ("question_id", "answer"), RESULTS_FORMAT)
     ids = [_question_id(r["question_id"], path, f"[{i}].question_id") for i, r in enumerate(rows)]
     _refuse_repeats(ids, path, "results")

@@ -26,6 +26,14 @@ def conv_pool_bn(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SAAA(nn.Module):
+    """The VQA model: `forward(images, questions) -> logits (B, answers)`.
+
+    `images`: (B, 3, H, W) floats in [0, 1] (H, W divisible by 4), or one image (1, 3, H, W) shared by every
+    question; `questions`: (B, L) token ids, 0 = padding (`paperzoo.causal_vqa.data.encode_question`).
+    `vocab_size` word ids, `answers` classes (`len(ANSWERS)`), `dim` channels of the image grid and of the LSTM,
+    `glimpses` attention maps.
+    """
+
     def __init__(self, vocab_size: int, answers: int, dim: int = 64, glimpses: int = 2, word_dim: int = 32):
         super().__init__()
         self.cnn = nn.Sequential(
@@ -40,6 +48,7 @@ class SAAA(nn.Module):
         self.glimpses = glimpses
 
     def encode_question(self, questions: Tensor) -> Tensor:
+        """The LSTM's last hidden state of each question: token ids (B, L), 0 = padding -> (B, dim)."""
         lengths = (questions > 0).sum(1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(questions), lengths, batch_first=True,
                                                    enforce_sorted=False)

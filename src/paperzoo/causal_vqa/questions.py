@@ -20,10 +20,14 @@ from paperzoo.errors import UserError
 
 KINDS = ("count", "exists", "query_color", "query_shape", "compare")
 ANSWERS = ("no", "yes", *[str(i) for i in range(7)], *COLORS, *SHAPES)
+"""The answer vocabulary, in the order of the model's output classes: no, yes, counts 0-6, colours, shapes."""
 
 
 @dataclass(frozen=True)
 class Question:
+    """A question about a scene: its `kind` (count, exists, query_color, query_shape, compare) and the colour and
+    shapes it names (None: any); `text` is its wording, answered from the scene graph by `answer(scene)`."""
+
     kind: str
     color: str | None = None
     shape: str | None = None

@@ -37,6 +37,9 @@ BACKGROUND_MAX = round(BACKGROUND_LEVELS[1] * BACKGROUND_CONTRAST + BACKGROUND_O
 
 @dataclass(frozen=True)
 class Obj:
+    """One object of a scene: `shape` (circle, square, triangle), `color`, `size` (small, large) and its centre
+    `x`, `y` in pixels at the scene's image size."""
+
     shape: str
     color: str
     size: str
@@ -50,11 +53,15 @@ class Obj:
 
 @dataclass(frozen=True)
 class Scene:
+    """Non-overlapping objects on a textured background drawn from `background_seed`; `render(scene)` draws it as a
+    (3, image_size, image_size) float image in [0, 1], and `without(i)` is the exact edit that removes object i."""
+
     objects: tuple[Obj, ...]
     background_seed: int
     image_size: int = 32
 
     def without(self, index: int) -> "Scene":
+        """The same scene without object `index` (every other pixel of its rendering unchanged)."""
         if not 0 <= index < len(self.objects):
             raise UserError(f"object index {index} out of range for a scene of {len(self.objects)} objects")
         return replace(self, objects=self.objects[:index] + self.objects[index + 1:])

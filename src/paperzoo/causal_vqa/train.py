@@ -32,16 +32,28 @@ MIN_IMAGE_SIZE = 16  # objects at least 5 px wide (scenes.half_width scales with
 
 @dataclass
 class CausalVQAConfig:
+    """`paperzoo train causal_vqa`: the SAAA-style model on generated scenes, with the paper's robustification."""
+
     train_examples: int = 4000
+    """Generated training examples (scene, question, answer)."""
     test_examples: int = 1000
+    """Generated test examples, from other scenes."""
     image_size: int = 32
+    """Side of the rendered scenes in pixels."""
     cue_bias: float = 0.9  # P(cue | yes) = P(no cue | no) in the training scenes; -1 = no correlation
+    """P(cue | yes) = P(no cue | no) in the training scenes (the spurious context); -1 = no correlation."""
     augment: bool = False  # add the edited images to training (the paper's robustification)
+    """Add the edited images to training (the paper's robustification)."""
     consistency: float = 0.0  # weight of the symmetric KL between original and IV-edited predictions
+    """Weight of the symmetric KL between the predictions on original and IV-edited images."""
     blind: bool = False  # the question-only baseline: every image is replaced by a blank one, in training and tests
+    """The question-only baseline: every image is replaced by a blank one, in training and tests."""
     max_area: float = 0.1  # the paper's rule: remove only objects covering <= 10% of the image
+    """Remove only objects covering at most this fraction of the image (the paper's 10%)."""
     dim: int = 64
+    """Width of the model (image grid channels and LSTM state)."""
     data_seed: int = 0
+    """Seed of the generated scenes and questions."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500, batch_size=64, lr=2e-3,
                                                                      schedule="cosine", log_every=50))
 
@@ -192,6 +204,8 @@ def reliance(correct: Tensor, agrees: Tensor) -> dict[str, float]:
 
 def edit_metrics(model: nn.Module, examples: list[Example], kind: str, max_area: float = 0.1,
                  device: torch.device | str = "cpu") -> tuple[dict, list[Edit], list[Pair]]:
+    """The flip metrics (`flip_metrics`) of `model` on every `kind` ("iv" or "cv") edit of `examples` that the
+    paper's rules allow (objects covering <= `max_area`), with the edits and the scored pairs."""
     edits = edits_of(examples, kind, max_area)
     pairs = edit_pairs(model, examples, edits, device)
     return flip_metrics(kind, pairs), edits, pairs

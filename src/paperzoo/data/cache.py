@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def cache_dir(*parts: str) -> Path:
+    """The folder `parts` under `$PAPERZOO_CACHE` (else `~/.cache/paperzoo`), created if needed."""
     root = Path(os.environ.get("PAPERZOO_CACHE") or Path.home() / ".cache" / "paperzoo")
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)

@@ -82,12 +82,21 @@ class CharacterSet:
 
 @dataclass(frozen=True)
 class GlyphConfig:
+    """What `glyph_set` renders (cached per config): how many letters per script and renderings per letter, the image
+    size and the seed."""
+
     max_per_alphabet: int = 20
-    min_per_alphabet: int = 10  # scripts with fewer distinct letters are left out
+    """At most this many letters (classes) per script."""
+    min_per_alphabet: int = 10
+    """Scripts with fewer distinct letters are left out."""
     renderings: int = 20
-    max_alphabets: int = 0  # 0 = every script found; else a seeded choice of that many (small sets for tests)
+    """Images per letter, cycling over the fonts that have it."""
+    max_alphabets: int = 0
+    """0 = every script found; else a seeded choice of that many (small sets for tests)."""
     size: int = 28
+    """Side of the images in pixels (a divisor of the drawing canvas)."""
     seed: int = 0
+    """Seed of the letter choice, the strokes and the small affine maps."""
 
     def validate(self) -> None:
         if self.renderings < 1 or self.min_per_alphabet < 1 or self.max_per_alphabet < self.min_per_alphabet:

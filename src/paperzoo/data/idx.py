@@ -18,6 +18,8 @@ _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E:
 
 
 def read_idx(path: str | Path) -> np.ndarray:
+    """The array of an IDX file (MNIST's format, gzipped when the name ends in .gz), with the shape and dtype of
+    its header; a missing, truncated or malformed file is a `DataError` that says which."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"IDX file {path} does not exist")

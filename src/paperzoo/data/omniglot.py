@@ -34,6 +34,9 @@ def _drawing(file: Path, size: int) -> np.ndarray:
 
 
 def omniglot(root: str | Path, size: int = 28, seed: int = 0) -> CharacterSet:
+    """The Omniglot folder `root` as a `CharacterSet`: images (N, 1, size, size) uint8 (ink = 255), one class per
+    character, split by alphabet (evaluation alphabets = test; a seeded share of the background alphabets = val).
+    A missing layout or an unreadable drawing is a `DataError` naming it."""
     root = Path(root)
     parts = [root / p for p in PARTS if (root / p).is_dir()]
     if not parts:

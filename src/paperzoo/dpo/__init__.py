@@ -1,6 +1,8 @@
 """RLHF and DPO (Rafailov et al., "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",
 NeurIPS 2023, arXiv 2305.18290): preference losses, a trainer for any causal LM, and the pipeline's steps."""
 
+from paperzoo.dpo.cli import (DPOConfig, RewardConfig, RLConfig, SFTConfig, build_dpo, build_reward, build_rl,
+                              build_sft)
 from paperzoo.dpo.data import PreferencePairs, Sequences, read_preferences
 from paperzoo.dpo.generation import sample, token_kl
 from paperzoo.dpo.logprobs import pair_logps, reference_logps
@@ -13,14 +15,22 @@ __all__ = [
     "LOSS_TYPES",
     "SFT",
     "CharTokenizer",
+    "DPOConfig",
     "PreferencePairs",
+    "RLConfig",
     "Reinforce",
+    "RewardConfig",
     "RewardModel",
     "RewardTraining",
+    "SFTConfig",
     "Sequences",
     "TinyGPT",
     "TinyGPTConfig",
     "bradley_terry_loss",
+    "build_dpo",
+    "build_reward",
+    "build_rl",
+    "build_sft",
     "dpo_loss",
     "pair_logps",
     "pair_rewards",

@@ -36,14 +36,22 @@ from paperzoo.gblend import audio
 
 @dataclass(frozen=True)
 class AVDigitsConfig:
-    utterances_per_digit: int = 100  # distinct espeak-ng clips per digit word (train + test banks)
-    test_speaker_fraction: float = 0.25  # share of the speakers (and of each bank) kept for the test split
+    """How AV-digits is built (cached per config): the speech bank, the noise, the image degradation and the splits."""
+
+    utterances_per_digit: int = 100
+    """Distinct espeak-ng clips per digit word (train + test banks)."""
+    test_speaker_fraction: float = 0.25
+    """Share of the speakers (and of each bank) kept for the test split."""
     # white-noise SNR range of each example: at -18..-9 dB the speech alone reaches ~35% test accuracy against
     # ~89% for the degraded images, the weak-audio / strong-visual ratio of the paper's Kinetics (~20% vs 72%)
     snr_db: tuple[float, float] = (-18.0, -9.0)
-    image_components: int = 12  # PCA components kept of each 28x28 image
-    val_fraction: float = 0.2  # held out from the training part
+    """Range (dB) of the white-noise SNR drawn for each example."""
+    image_components: int = 12
+    """PCA components kept of each 28x28 image (fitted on the training images)."""
+    val_fraction: float = 0.2
+    """Share of the training part held out as the validation split."""
     seed: int = 0
+    """Seed of the speakers, the pairing, the noise and the validation split."""
 
 
 @dataclass
@@ -61,6 +69,9 @@ class Split:
 
 @dataclass
 class AVDigits:
+    """The three splits of AV-digits (`av_digits(cfg)`): each `Split` holds images (N, 1, 28, 28), log-mel spectrograms
+    (N, 1, 40, 51) and labels (N,); `info` says how it was built (speakers, accuracy of each modality alone, ...)."""
+
     train: Split
     val: Split
     test: Split

@@ -55,18 +55,33 @@ Blend = Literal["fused", "unimodal", "offline", "online"]
 
 @dataclass
 class MultiModalConfig:
+    """`paperzoo train gblend_*`: the multi-modal network, which heads train with which weights (naive fusion,
+    unimodal, offline or online Gradient-Blending, OGM-GE), the data and the training."""
+
     modalities: tuple[str, ...] = ("image", "audio")
+    """Modalities used, of image and audio (one: a unimodal model)."""
     fusion: Literal["late", "mid"] = "late"
-    dropout: float = 0.0  # on the fused features (the paper's dropout baseline)
-    blend: Blend = "fused"  # which heads are trained, and with which weights (see the module docstring)
-    weights: tuple[float, ...] = ()  # offline: (w_image, w_audio, w_fused); empty = estimate with short runs
-    super_epoch: int = 3  # n: the window of the weight estimates (offline: 0 -> n; online: every n epochs)
-    min_overfit: float = 1e-3  # floor of |dO| in the weights (see ogr.py)
-    ogm_alpha: float = 0.0  # > 0: OGM-GE with this alpha on the naive joint loss
-    ogm_epochs: int = 0  # OGM-GE modulates during the first ogm_epochs epochs (0 = all)
+    """late: concatenate the encoders' features before the fused head; mid: after their first layer."""
+    dropout: float = 0.0
+    """Dropout on the fused features (the paper's dropout baseline)."""
+    blend: Blend = "fused"
+    """Which heads train with which weights: fused (naive fusion), unimodal, offline or online Gradient-Blending."""
+    weights: tuple[float, ...] = ()
+    """Offline blending weights (w_image, w_audio, w_fused); empty = estimate them with short runs."""
+    super_epoch: int = 3
+    """n: the window of the weight estimates (offline: epochs 0 -> n; online: re-estimated every n epochs)."""
+    min_overfit: float = 1e-3
+    """Floor of |delta O| in the blending weights (ogr.py)."""
+    ogm_alpha: float = 0.0
+    """> 0: OGM-GE gradient modulation with this alpha on the naive joint loss."""
+    ogm_epochs: int = 0
+    """OGM-GE modulates during the first ogm_epochs epochs (0 = all)."""
     hidden: int = 128
+    """Width of each encoder's first layer."""
     dim: int = 64
-    train_eval_size: int = 800  # training examples used to measure L^T at each checkpoint
+    """Width of the features each encoder gives its head (and of the mid-fusion trunk)."""
+    train_eval_size: int = 800
+    """Training examples on which the training loss L^T is measured at each evaluation."""
     data: AVDigitsConfig = field(default_factory=AVDigitsConfig)
     # heads with weight 0 get no gradient, which DDP must be told about (find_unused_parameters)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=128, optimizer="sgd",

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 FUSED = "fused"
+"""The name of the fused head among the network's outputs (the unimodal heads are named after their modality)."""
 
 
 def _layer(d_in: int, d_out: int) -> nn.Sequential:

@@ -65,6 +65,15 @@ def check_learner(learner: nn.Module) -> None:
 
 
 class MAML(nn.Module):
+    """MAML around any `learner` (an `nn.Module` classifier): `maml(support_x, support_y, query_x)` adapts the learner
+    to each task on its support set (Eq. 1, `inner_steps` steps of rate `inner_lr`) and returns the adapted query
+    outputs. Shapes: support_x (T tasks, S, C, H, W), support_y (T, S) class indices, query_x (T, Q, C, H, W) ->
+    logits (T, Q, N ways). `loss(outputs, targets)` is the inner loop's support loss (cross-entropy by default);
+    a loss on the returned query outputs is the meta-objective (Eq. 3), whose gradient reaches the learner through
+    the inner loop (second order, or first order with `first_order=True`). `learn_inner_lr=True` is Meta-SGD (a
+    learned rate per parameter entry); `bn` is "support" (queries normalised with the support set's statistics) or
+    "transductive" (with the query batch's own); `task_chunk` tasks run per vmap call (0 = all)."""
+
     def __init__(self, learner: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,
                  learn_inner_lr: bool = False, bn: BNMode = "support",
                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy, task_chunk: int = 0):

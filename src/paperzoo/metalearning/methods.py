@@ -30,16 +30,28 @@ from paperzoo.metalearning.transfer import RemapLabels, embed
 
 @dataclass
 class FewShotData:
+    """The few-shot data: the character set, its size, and the meta-test episodes every method is evaluated on."""
+
     source: Literal["glyphs", "omniglot"] = "glyphs"
-    omniglot_root: str = ""  # a folder with images_background/ and images_evaluation/
-    max_alphabets: int = 0  # glyphs: 0 = every script
+    """glyphs (rendered offline from the installed fonts) or omniglot (a real Omniglot folder, data.omniglot_root)."""
+    omniglot_root: str = ""
+    """A folder with images_background/ and images_evaluation/."""
+    max_alphabets: int = 0
+    """Glyphs: 0 = every script."""
     max_per_alphabet: int = 20
+    """glyphs: at most this many characters (classes) per script."""
     renderings: int = 20
+    """glyphs: images per character."""
     test_way: int = 5
+    """Classes per meta-test episode."""
     test_shots: tuple[int, ...] = (1, 5)
+    """Shot counts (support images per class) the meta-test evaluates, each on its own episodes."""
     test_queries: int = 15
+    """Query images per class of a meta-test episode."""
     test_episodes: int = 600
+    """Meta-test episodes per shot count (the papers use >= 600; the 95% interval needs >= 2)."""
     seed: int = 0
+    """Seed of the alphabet split (and the glyph renderings) and of the episodes."""
 
     def check(self, prefix: str) -> None:
         at_least(self, prefix, 1, "max_per_alphabet", "renderings", "test_way", "test_queries")
@@ -103,11 +115,18 @@ def _episode_step(logits: torch.Tensor, query_y: torch.Tensor) -> StepOutput:
 
 @dataclass
 class ProtoNetConfig:
+    """`paperzoo train protonet`: Prototypical Networks (Snell et al. 2017) on N-way K-shot training episodes; one step
+    is one episode per batch element (train.batch_size episodes)."""
+
     data: FewShotData = field(default_factory=FewShotData)
     channels: int = 64
-    n_way: int = 60  # Snell et al. train with more ways than they test (60-way for Omniglot)
+    """Channels of the Conv-4 encoder."""
+    n_way: int = 60
+    """Snell et al. train with more ways than they test (60-way for Omniglot)."""
     k_shot: int = 5
+    """Support images per class of a training episode."""
     n_query: int = 5
+    """Query images per class of a training episode."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20000, batch_size=1, lr=1e-3,
                                                                      schedule="step", decay_every=2000,
                                                                      lr_decay=0.5, log_every=50))
@@ -117,6 +136,10 @@ class ProtoNetConfig:
 
 
 class ProtoNetMethod:
+    """The engine `Method` of `paperzoo train protonet`: Conv-4 `ProtoNet`, cross-entropy of the queries against the
+    support prototypes; evaluates meta-test accuracy per shot count with its 95% interval. `chars`: a `CharacterSet`
+    already loaded (else read from cfg.data)."""
+
     def __init__(self, cfg: ProtoNetConfig, chars: CharacterSet | None = None):
         """The episode samplers are built here, so that settings the data cannot serve fail before training."""
         self.cfg = cfg
@@ -148,18 +171,33 @@ class ProtoNetMethod:
 
 @dataclass
 class MamlConfig:
+    """`paperzoo train maml`: MAML (Finn et al. 2017) with a Conv-4 classifier; train.batch_size is the meta-batch
+    (tasks per step)."""
+
     data: FewShotData = field(default_factory=FewShotData)
     channels: int = 64
+    """Channels of the Conv-4 learner."""
     n_way: int = 5
+    """Classes per task, in training and testing (equal to data.test_way)."""
     k_shot: int = 1
+    """Support images per class of a training task."""
     n_query: int = 15
-    inner_lr: float = 0.4  # Finn et al., Omniglot
+    """Query images per class of a training task."""
+    inner_lr: float = 0.4
+    """Inner-loop learning rate alpha (Finn et al., Omniglot: 0.4)."""
     inner_steps: int = 1
+    """Inner-loop gradient steps in training."""
     test_inner_steps: int = 3
+    """Inner-loop gradient steps at meta-test time."""
     first_order: bool = False
-    learn_inner_lr: bool = False  # Meta-SGD
+    """First-order MAML: no gradient through the inner gradient (Sec. 5.2)."""
+    learn_inner_lr: bool = False
+    """Meta-SGD: learn one inner learning rate per parameter entry."""
     bn: Literal["support", "transductive"] = "support"
-    task_chunk: int = 0  # tasks batched per vmap call, 0 = all; 1 is faster on a CPU at the paper's sizes (maml.py)
+    """Batch-norm statistics of the queries: support (from the support set) or transductive (the query batch's own, as
+    the original code)."""
+    task_chunk: int = 0
+    """Tasks batched per vmap call, 0 = all; 1 is faster on a CPU at the paper's sizes (maml.py)."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=60000, batch_size=32, lr=1e-3,
                                                                      log_every=50))
 
@@ -175,6 +213,9 @@ class MamlConfig:
 
 
 class MamlMethod:
+    """The engine `Method` of `paperzoo train maml`: a `MAML` Conv-4 learner, the adapted query loss as meta-objective;
+    evaluates meta-test accuracy per shot count. `chars`: a `CharacterSet` already loaded (else read from cfg.data)."""
+
     def __init__(self, cfg: MamlConfig, chars: CharacterSet | None = None):
         """The episode samplers are built here, so that settings the data cannot serve fail before training."""
         self.cfg = cfg
@@ -210,9 +251,14 @@ class MamlMethod:
 
 @dataclass
 class TransferConfig:
+    """`paperzoo train fewshot_transfer`: pretrain a Conv-4 classifier on every meta-train class, then fit a new cosine
+    head on each test episode's support set (Baseline++, Chen et al. 2019)."""
+
     data: FewShotData = field(default_factory=FewShotData)
     channels: int = 64
-    head_steps: int = 100  # Adam steps of the new cosine head on each episode's support set (Chen et al.: 100)
+    """Channels of the Conv-4 encoder."""
+    head_steps: int = 100
+    """Adam steps of the new cosine head on each episode's support set (Chen et al.: 100)."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=20000, batch_size=128, lr=1e-3,
                                                                      log_every=50))
 
@@ -221,6 +267,10 @@ class TransferConfig:
 
 
 class TransferMethod:
+    """The engine `Method` of `paperzoo train fewshot_transfer`: cross-entropy pretraining on the meta-train classes;
+    evaluates by fitting a cosine head on each test episode's support set. `chars`: a `CharacterSet` already loaded
+    (else read from cfg.data)."""
+
     def __init__(self, cfg: TransferConfig, chars: CharacterSet | None = None):
         self.cfg = cfg
         self.chars = chars if chars is not None else load_characters(cfg.data)

@@ -24,6 +24,11 @@ from torch import nn
 
 
 class EpisodeBatchNorm(nn.Module):
+    """Batch norm with batch statistics only (no running statistics), for episodes: (B, C, H, W) -> (B, C, H, W),
+    normalised per channel over the batch and the spatial dimensions, then scaled and shifted by the learned
+    `weight` and `bias` (C,). `forward(x, n_stats=S)` takes the statistics from the first S rows alone (the support
+    set), so the other rows (queries) do not see each other."""
+
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))

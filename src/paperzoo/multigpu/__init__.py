@@ -4,10 +4,11 @@
 from paperzoo.multigpu.augment import POLICIES, augment, policy_for_rank, random_erase, random_rotate
 from paperzoo.multigpu.dp import ReplicaLoss, replica_mean
 from paperzoo.multigpu.launch import GroupError, RankOutcome, spawn_group
-from paperzoo.multigpu.method import MnistMLP, RankAugmentConfig, RankAugmentMNIST
+from paperzoo.multigpu.method import AugmentConfig, MnistMLP, RankAugmentConfig, RankAugmentMNIST
 
 __all__ = [
     "POLICIES",
+    "AugmentConfig",
     "GroupError",
     "MnistMLP",
     "RankAugmentConfig",

@@ -57,6 +57,8 @@ POLICIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "noise": gaussian_noise,
     "erase": random_erase,
 }
+"""The augmentation ops by name: each maps images (B, C, H, W) to images of the same shape; a policy combines
+them with '+' ("shift+noise"). "none" is the identity, "shift" a random shift of up to 2 pixels."""
 
 
 def check_policy(policy: str) -> list[str]:

@@ -21,10 +21,15 @@ from typing import Any, Callable
 
 @dataclass
 class RankOutcome:
+    """What became of one rank of `spawn_group`: its `status`, its return value or error text, and when."""
+
     rank: int
-    status: str  # "ok", "error" (raised), "died" (exited without a result), "killed" (still running at the end)
-    value: Any = None  # the return value, or the error text
-    seconds: float = 0.0  # from the group's start to this outcome
+    status: str
+    """One of "ok", "error" (raised), "died" (exited without a result), "killed" (still running at the end)."""
+    value: Any = None
+    """The return value, or the error text."""
+    seconds: float = 0.0
+    """From the group's start to this outcome."""
 
 
 class GroupError(RuntimeError):

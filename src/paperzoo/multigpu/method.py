@@ -22,12 +22,18 @@ from paperzoo.multigpu.augment import augment, check_policy, policy_for_rank
 
 @dataclass
 class AugmentConfig:
-    policies: tuple[str, ...] = ("shift", "rotate")  # rank r uses policies[r % len(policies)]
+    """Which augmentation each rank applies."""
+
+    policies: tuple[str, ...] = ("shift", "rotate")
+    """Rank r uses policies[r % len(policies)]; a policy is an op of POLICIES or several joined by +."""
 
 
 @dataclass
 class RankAugmentConfig:
+    """`paperzoo train rank_augment_mnist`: the MLP, the per-rank augmentation and the training."""
+
     hidden: int = 256
+    """Width of the two hidden layers of the MLP."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=64, lr=1e-3,
                                                                      log_every=20))

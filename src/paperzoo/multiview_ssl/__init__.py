@@ -8,8 +8,10 @@ from paperzoo.multiview_ssl.losses import (
     jsd_contrastive,
 )
 from paperzoo.multiview_ssl.methods import ConvEncoder, MultiviewSSL, MultiviewSSLConfig, ViewConfig
-from paperzoo.multiview_ssl.study import GlyphEncoder, GlyphSSLConfig, add_corner_marker, evaluate, train_glyph_ssl
+from paperzoo.multiview_ssl.study import (GlyphEncoder, GlyphSSLConfig, add_corner_marker, evaluate,
+                                          pixel_marker_accuracy, train_glyph_ssl, train_glyph_supervised)
 
 __all__ = ["ConvEncoder", "GlyphEncoder", "GlyphSSLConfig", "MultiviewSSL", "MultiviewSSLConfig", "ViewConfig",
            "add_corner_marker", "composite_ssl_loss", "evaluate", "forward_predictive_loss", "gather_with_grad",
-           "info_nce", "info_nce_global", "inverse_predictive_loss", "jsd_contrastive", "train_glyph_ssl"]
+           "info_nce", "info_nce_global", "inverse_predictive_loss", "jsd_contrastive", "pixel_marker_accuracy",
+           "train_glyph_ssl", "train_glyph_supervised"]

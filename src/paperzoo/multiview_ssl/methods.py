@@ -37,21 +37,36 @@ from paperzoo.multiview_ssl.losses import composite_ssl_loss, forward_predictive
 class ViewConfig:
     """The two views' random augmentation (`paperzoo.data.transforms.two_views`)."""
 
-    crop_scale: tuple[float, float] = (0.6, 1.0)  # crop area, fraction of the image
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # crop width / height
+    crop_scale: tuple[float, float] = (0.6, 1.0)
+    """Crop area, fraction of the image."""
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    """Crop width / height."""
     max_degrees: float = 15.0
+    """Largest rotation, in degrees, either way."""
     max_shear: float = 0.1
+    """Largest shear factor, either way."""
 
 
 @dataclass
 class MultiviewSSLConfig:
-    dataset: Literal["mnist", "fashion-mnist"] = "mnist"  # fashion-mnist: `apt-get install dataset-fashion-mnist`
+    """`paperzoo train multiview_ssl`: the encoder, the composite objective (Eq. 4) and its weights, the two views and
+    the training."""
+
+    dataset: Literal["mnist", "fashion-mnist"] = "mnist"
+    """The images: mnist (the 5,000 real digits that ship offline) or fashion-mnist (`apt-get install
+    dataset-fashion-mnist`)."""
     channels: int = 32
+    """Channels of the first convolution of the encoder (the second has twice as many)."""
     feature_dim: int = 128
+    """Dimension of the representation Z."""
     temperature: float = 0.1
-    lambda_fp: float = 0.0  # forward-predictive weight (Eq. 4); 0 = no decoder
-    lambda_ip: float = 0.0  # inverse-predictive weight (Eq. 4); 0 = no predictor
-    knn_k: int = 20  # neighbours of the weighted kNN evaluation (1-NN is always reported too)
+    """Temperature of the InfoNCE loss."""
+    lambda_fp: float = 0.0
+    """Forward-predictive weight (Eq. 4); 0 = no decoder."""
+    lambda_ip: float = 0.0
+    """Inverse-predictive weight (Eq. 4); 0 = no predictor."""
+    knn_k: int = 20
+    """Neighbours of the weighted kNN evaluation (1-NN is always reported too)."""
     views: ViewConfig = field(default_factory=ViewConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=256, lr=1e-3,
                                                                      schedule="cosine", log_every=10))

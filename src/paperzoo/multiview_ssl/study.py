@@ -39,17 +39,31 @@ MARKER = 5  # side of the nuisance marker, in pixels
 
 @dataclass(frozen=True)
 class GlyphSSLConfig:
+    """The Omniglot-style study of `train_glyph_ssl`: the weights of the composite objective (Eq. 4), the training, the
+    encoder and the nuisance marker."""
+
     lambda_fp: float = 0.0
+    """Forward-predictive weight (Eq. 4); 0 = no decoder."""
     lambda_ip: float = 0.0
+    """Inverse-predictive weight (Eq. 4)."""
     steps: int = 1000
-    batch_size: int = 256  # pairs per step, each from a different training class
+    """Training steps."""
+    batch_size: int = 256
+    """Pairs per step, each from a different training class."""
     lr: float = 1e-3
-    temperature: float = 0.1  # official Omniglot value
+    """Adam learning rate."""
+    temperature: float = 0.1
+    """Official Omniglot value."""
     feature_dim: int = 128
+    """Dimension of the representation."""
     hidden: int = 512
+    """Width of the encoder's two hidden layers."""
     nuisance: bool = False
-    probe_classes: int = 100  # held-out classes of the class linear probe (all would be slow); 0: no class probe
+    """Draw a corner marker on each view, independently for X and S (task-irrelevant information)."""
+    probe_classes: int = 100
+    """Held-out classes of the class linear probe (all would be slow); 0: no class probe."""
     seed: int = 0
+    """Seed of the initialisation, the batches and the markers."""
 
 
 class GlyphEncoder(nn.Module):

@@ -138,6 +138,7 @@ ARCHS: dict[str, dict] = {
     "vit_large": dict(embed_dim=1024, depth=24, num_heads=16),
     "vit_giant2": dict(embed_dim=1536, depth=40, num_heads=24, ffn="swiglu"),
 }
+"""The ViT sizes `build_vit` takes, by name: width, depth, heads (and the FFN of ViT-g) over DINOv2's defaults."""
 
 
 def build_vit(arch: str, num_registers: int = 0, **overrides) -> VisionTransformer:
@@ -149,6 +150,12 @@ def build_vit(arch: str, num_registers: int = 0, **overrides) -> VisionTransform
     kwargs.update(ARCHS[arch])
     kwargs.update(overrides)
     return VisionTransformer(**kwargs)
+
+
+def vit_tiny(num_registers: int = 0, **overrides) -> VisionTransformer:
+    """ViT-Ti/14 (DeiT-Ti's size: width 192, 12 blocks, 3 heads; 5.7M parameters at 518 px): no official DINOv2
+    weights, for CPU experiments."""
+    return build_vit("vit_tiny", num_registers, **overrides)
 
 
 def vit_small(num_registers: int = 0, **overrides) -> VisionTransformer:

@@ -23,18 +23,33 @@ IMAGE_SIZE = 28  # Fashion-MNIST and the MNIST digits
 
 @dataclass
 class RegistersConfig:
+    """`paperzoo train vit_registers`: a small ViT with registers on real 28x28 images, classified from its [CLS]
+    token."""
+
     num_registers: int = 4
-    dataset: str = "auto"  # auto (Fashion-MNIST when installed, else mnist_5k) | fashion_mnist | mnist_5k
-    n_train: int = 0  # 0 = every training image
+    """Register tokens appended after [CLS] (0 = a plain ViT)."""
+    dataset: str = "auto"
+    """Auto (Fashion-MNIST when installed, else mnist_5k) | fashion_mnist | mnist_5k."""
+    n_train: int = 0
+    """0 = every training image."""
     n_test: int = 2000
+    """Held-out images evaluated."""
     patch_size: int = 4
+    """Side of a patch in pixels (a divisor of 28)."""
     embed_dim: int = 64
+    """Token width."""
     depth: int = 4
+    """Transformer blocks."""
     num_heads: int = 2
+    """Attention heads (a divisor of embed_dim)."""
     mlp_ratio: float = 4.0
-    layerscale: float = 0.0  # LayerScale init; 0 = none
-    max_shift: int = 0  # random-translation augmentation in pixels
+    """Hidden width of each MLP, as a multiple of embed_dim."""
+    layerscale: float = 0.0
+    """LayerScale init; 0 = none."""
+    max_shift: int = 0
+    """Random-translation augmentation in pixels."""
     label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=3000, batch_size=128, optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="cosine",
         warmup_steps=100, grad_clip=1.0, log_every=50))

@@ -162,6 +162,9 @@ BaselineName = Literal["r3d", "r2plus1d", "tsn", "tsm"]
 
 def build_baseline(name: BaselineName, num_classes: int, num_frames: int = 16, width_mult: float = 1.0,
                    layers: tuple[int, ...] = (2, 2, 2, 2), in_channels: int = 3) -> nn.Module:
+    """A video baseline by name: "r3d" (3D ResNet), "r2plus1d" (factorised (2+1)D ResNet), "tsn" (2D ResNet per
+    frame, scores averaged) or "tsm" (TSN with the temporal shift); `layers` blocks per stage (ResNet-18's
+    (2, 2, 2, 2) by default). Clips (B, in_channels, num_frames, H, W) -> logits (B, num_classes)."""
     kwargs = dict(num_frames=num_frames, width_mult=width_mult, layers=layers, in_channels=in_channels)
     if name in ("r3d", "r2plus1d"):
         return VideoResNet3d(num_classes, factorised=name == "r2plus1d", **kwargs)

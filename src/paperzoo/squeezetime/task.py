@@ -26,6 +26,7 @@ from torch.utils.data import TensorDataset
 from paperzoo.data import mnist_5k
 
 DIRECTIONS = ("right", "left", "down", "up")
+"""The class names of moving digits by label: the direction of motion (a time reversal flips label ^ 1)."""
 DIGIT_SIZE = 14
 
 

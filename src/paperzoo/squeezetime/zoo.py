@@ -21,11 +21,16 @@ from paperzoo.squeezetime.baselines import build_baseline
 from paperzoo.squeezetime.model import SqueezeTime
 
 MODEL_NAMES = ("squeezetime", "squeezetime_conv", "squeezetime_tfc", "r3d", "r2plus1d", "tsn", "tsm")
+"""The names `build_video_model` takes: SqueezeTime, its two CTL ablations, and the four video baselines."""
 Scale = Literal["paper", "tiny"]
 
 
 def build_video_model(name: str, num_classes: int, num_frames: int = 16, image_size: int = 224,
                       width_mult: float = 1.0, scale: Scale = "paper", in_channels: int = 3) -> nn.Module:
+    """The video model `name` (one of `MODEL_NAMES`): clips (B, in_channels, num_frames, H, W) -> logits
+    (B, num_classes). `scale="paper"` is the paper-size net (SqueezeTime-50: blocks (3, 4, 6, 3); the baselines
+    ResNet-18's (2, 2, 2, 2)), `scale="tiny"` one block per stage for CPU-sized training; `width_mult` scales
+    every width; SqueezeTime's position encoding is sized for `image_size` (the baselines take any H, W)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown video model {name!r}; choose from {', '.join(MODEL_NAMES)}")
     if scale not in ("paper", "tiny"):
@@ -39,6 +44,7 @@ def build_video_model(name: str, num_classes: int, num_frames: int = 16, image_s
 
 
 def parameter_count(model: nn.Module) -> int:
+    """The number of parameters (elements) of `model`."""
     return sum(p.numel() for p in model.parameters())
 
 
