@@ -150,3 +150,19 @@ def test_train_config_file_reruns_a_previous_run_and_arguments_win(tmp_path, cap
     capsys.readouterr()
     assert main(["train", "maml", "--config", str(first / "config.json")]) == EXIT_USER_ERROR
     assert "a configuration of 'sanity_cnn', not 'maml'" in capsys.readouterr().err
+
+
+# keys whose meaning is still missing: their configs live in files this change could not edit (the experiments
+# modules, locked while `make demo` runs from them; dpo/cli.py, edited elsewhere at the same time)
+UNEXPLAINED = {
+    "sanity_cnn": {"channels"},
+    "squeezetime": {"scale", "width_mult", "num_frames", "image_size", "data", "n_train", "n_test", "distractor",
+                    "noise", "root", "val_root", "interval", "short_side"},
+}
+NOT_CHECKED = {"dpo", "dpo_sft", "dpo_reward", "dpo_rl"}
+
+
+@pytest.mark.parametrize("name", sorted(set(SPECS) - NOT_CHECKED))
+def test_every_key_of_a_method_has_a_meaning(name):
+    missing = {key for key, _, _, doc in config.describe(SPECS[name].config()) if not doc}
+    assert missing == UNEXPLAINED.get(name, set()), "document these fields (a docstring after the field)"
