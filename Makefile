@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,video,hf,docs]'
+	$(BIN)/pip install --quiet -e '.[dev,video,hf,lora,docs]'
 	touch $@
 
 setup: $(VENV)/.installed

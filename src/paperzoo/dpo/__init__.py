@@ -1,14 +1,17 @@
 """RLHF and DPO (Rafailov et al., "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",
 NeurIPS 2023, arXiv 2305.18290): preference losses, a trainer for any causal LM, and the pipeline's steps."""
 
+from paperzoo.dpo.adapters import LoRAConfig, with_lora
 from paperzoo.dpo.cli import (DPOConfig, RewardConfig, RLConfig, SFTConfig, build_dpo, build_reward, build_rl,
                               build_sft)
 from paperzoo.dpo.data import PreferencePairs, Sequences, read_preferences
+from paperzoo.dpo.export import export_adapter, export_model
 from paperzoo.dpo.generation import sample, token_kl
 from paperzoo.dpo.logprobs import pair_logps, reference_logps
 from paperzoo.dpo.loss import LOSS_TYPES, bradley_terry_loss, dpo_loss, preference_metrics, sequence_logps
 from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTraining, pair_rewards
 from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
+from paperzoo.dpo.recompute import enable_checkpointing
 
 __all__ = [
     "DPO",
@@ -16,6 +19,7 @@ __all__ = [
     "SFT",
     "CharTokenizer",
     "DPOConfig",
+    "LoRAConfig",
     "PreferencePairs",
     "RLConfig",
     "Reinforce",
@@ -32,6 +36,9 @@ __all__ = [
     "build_rl",
     "build_sft",
     "dpo_loss",
+    "enable_checkpointing",
+    "export_adapter",
+    "export_model",
     "pair_logps",
     "pair_rewards",
     "preference_metrics",
@@ -40,4 +47,5 @@ __all__ = [
     "sample",
     "sequence_logps",
     "token_kl",
+    "with_lora",
 ]

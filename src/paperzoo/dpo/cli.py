@@ -9,6 +9,12 @@
 `data` is a JSONL file of {"prompt", "chosen", "rejected"} rows (SFT reads prompt + chosen, RL reads prompt);
 empty means the offline data of `paperzoo.dpo.task` (English text for SFT; for the others, completions sampled
 from the starting model and ordered by the vowel-count reward), which needs the character tokenizer.
+
+SFT, the reward model and DPO train LoRA adapters instead of every weight with `lora.r=R` (LoRA, Hu et al. 2021,
+arXiv 2106.09685; `paperzoo.dpo.adapters`); DPO's reference is then the policy with its adapters disabled, unless
+`reference=` names another model. Their checkpoints hold the adapters, and load (as `model=`) with the adapters
+merged. `gradient_checkpointing=true` recomputes a Hugging Face model's layers in the backward pass
+(`paperzoo.dpo.recompute`).
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ import torch
 
 from paperzoo.catalog import TrainSpec
 from paperzoo.config import from_dict
+from paperzoo.dpo.adapters import LoRAConfig, merge_adapters, with_lora
 from paperzoo.dpo.data import PreferencePairs, Sequences, check_lengths, check_tokenizer, read_jsonl, read_preferences
 from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTraining
 from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
+from paperzoo.dpo.recompute import enable_checkpointing
 from paperzoo.dpo.task import StyleTask
-from paperzoo.engine.checkpoint import read_checkpoint
+from paperzoo.engine.checkpoint import load_partial_state, read_checkpoint
 from paperzoo.engine.distributed import dist_env, pick_device
 from paperzoo.engine.trainer import TrainConfig
 from paperzoo.errors import ConfigError, DataError, UserError
@@ -44,6 +52,10 @@ class SFTConfig:
     max_length: int = 64
     max_prompt_length: int = 32
     tiny: TinyGPTConfig = field(default_factory=TinyGPTConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """LoRA adapters (lora.r > 0) train instead of every weight; the checkpoint holds them (`paperzoo.dpo.adapters`)"""
+    gradient_checkpointing: bool = False
+    """recompute a Hugging Face model's layers in the backward pass: less memory, about one more forward per step"""
     train: TrainConfig = field(default_factory=lambda: _train(300, 3e-3, 32))
 
 
@@ -55,13 +67,17 @@ class RewardConfig:
     max_length: int = 64
     max_prompt_length: int = 32
     tiny: TinyGPTConfig = field(default_factory=TinyGPTConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """LoRA adapters (lora.r > 0) train instead of every weight; the checkpoint holds them (`paperzoo.dpo.adapters`)"""
+    gradient_checkpointing: bool = False
+    """recompute a Hugging Face model's layers in the backward pass: less memory, about one more forward per step"""
     train: TrainConfig = field(default_factory=lambda: _train(150, 1e-3, 32))
 
 
 @dataclass
 class DPOConfig:
     model: str = "tiny"
-    reference: str = ""  # empty: the same source as `model`
+    reference: str = ""  # empty: the same source as `model` (with lora.r > 0: the policy, adapters disabled)
     data: str = ""
     pairs: int = 1024
     beta: float = 0.1
@@ -72,6 +88,10 @@ class DPOConfig:
     max_length: int = 64
     max_prompt_length: int = 32
     tiny: TinyGPTConfig = field(default_factory=TinyGPTConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """LoRA adapters (lora.r > 0) train instead of every weight; the checkpoint holds them (`paperzoo.dpo.adapters`)"""
+    gradient_checkpointing: bool = False
+    """recompute a Hugging Face model's layers in the backward pass: less memory, about one more forward per step"""
     train: TrainConfig = field(default_factory=lambda: _train(150, 1e-3, 32))
 
 
@@ -105,8 +125,10 @@ def load_lm(source: str, tiny: TinyGPTConfig, chain: tuple[Path, ...] = ()):
             raise ConfigError(f"{path} is not a checkpoint of a dpo_sft, dpo or dpo_rl run (method "
                               f"{config.get('method')!r}); a reward model goes in reward_model=")
         model, tokenizer = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]), chain)
-        _load_weights(model, tensors, path, config["model"])
-        return model, tokenizer
+        lora = from_dict(LoRAConfig, config.get("lora", {}))
+        model = with_lora(model, lora) if lora.r else model
+        load_weights(model, tensors, meta, path, config["model"])
+        return (merge_adapters(model) if lora.r else model), tokenizer
     if (path / "config.json").is_file():
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -132,10 +154,16 @@ def _extend_chain(chain: tuple[Path, ...], path: Path) -> tuple[Path, ...]:
     return (*chain, here)
 
 
-def _load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | Path, source: str) -> None:
-    """The `model.*` tensors of checkpoint `path` into `model` (built from its config's `source`)."""
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], meta: dict, path: str | Path,
+                 source: str) -> None:
+    """The `model.*` tensors of checkpoint `path` into `model` (built from its config's `source`, with the run's
+    adapters when it trained some: the checkpoint then holds those only)."""
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    if meta.get("model_state") == "partial":
+        load_partial_state(model, state, Path(path))
+        return
     try:
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        model.load_state_dict(state)
     except RuntimeError as e:  # torch lists every mismatch, one per line after a heading
         detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
         raise UserError(f"checkpoint {path} does not fit the model its saved config builds from model={source!r} "
@@ -152,8 +180,11 @@ def load_reward_model(path: str) -> RewardModel:
     if config.get("method") != "dpo_reward":
         raise ConfigError(f"reward_model={path} is not a checkpoint of a dpo_reward run")
     backbone, _ = load_lm(config["model"], from_dict(TinyGPTConfig, config["tiny"]), (Path(path).resolve(),))
-    model = RewardModel(backbone, backbone.config.hidden_size)
-    _load_weights(model, tensors, path, config["model"])
+    lora = from_dict(LoRAConfig, config.get("lora", {}))
+    model = RewardModel(with_lora(backbone, lora) if lora.r else backbone, backbone.config.hidden_size)
+    load_weights(model, tensors, meta, path, config["model"])
+    if lora.r:
+        model.backbone = merge_adapters(model.backbone)
     return model
 
 
@@ -172,6 +203,16 @@ def _pairs(cfg, model, tokenizer) -> PreferencePairs:
     return task.preference_pairs(model.eval(), prompts, cfg.train.seed)[0]
 
 
+def policy_builder(model: torch.nn.Module, cfg: SFTConfig | RewardConfig | DPOConfig):
+    """What builds the trained model from the loaded `model`: a copy of it (every weight trains), or, with
+    lora.r > 0, `model` itself wrapped in adapters (its weights stay frozen: no copy); checkpointed on request."""
+    def build() -> torch.nn.Module:
+        policy = with_lora(model, cfg.lora) if cfg.lora.r else copy.deepcopy(model)
+        return enable_checkpointing(policy) if cfg.gradient_checkpointing else policy
+
+    return build
+
+
 def build_sft(cfg: SFTConfig) -> SFT:
     model, tokenizer = load_lm(cfg.model, cfg.tiny)
     check_tokenizer(tokenizer)
@@ -184,23 +225,25 @@ def build_sft(cfg: SFTConfig) -> SFT:
         task = _offline_task(tokenizer)
         data = task.windows(max(4096, 32 * cfg.train.steps), cfg.tiny.context,
                             torch.Generator().manual_seed(cfg.train.seed))
-    return SFT(lambda: copy.deepcopy(model), data)
+    return SFT(policy_builder(model, cfg), data)
 
 
 def build_reward(cfg: RewardConfig) -> RewardTraining:
     model, tokenizer = load_lm(cfg.model, cfg.tiny)
     check_tokenizer(tokenizer)
     pairs = _pairs(cfg, model, tokenizer)
-    return RewardTraining(lambda: RewardModel(copy.deepcopy(model), model.config.hidden_size), pairs)
+    build = policy_builder(model, cfg)
+    return RewardTraining(lambda: RewardModel(build(), model.config.hidden_size), pairs)
 
 
 def build_dpo(cfg: DPOConfig) -> DPO:
     model, tokenizer = load_lm(cfg.model, cfg.tiny)
-    reference = load_lm(cfg.reference or cfg.model, cfg.tiny)[0]
+    own_reference = cfg.lora.r > 0 and not cfg.reference  # the policy with its adapters disabled
+    reference = None if own_reference else load_lm(cfg.reference or cfg.model, cfg.tiny)[0]
     check_tokenizer(tokenizer)
-    pairs = _pairs(cfg, reference, tokenizer)
+    pairs = _pairs(cfg, model if own_reference else reference, tokenizer)
     device = pick_device(cfg.train.device, dist_env())
-    return DPO(lambda: copy.deepcopy(model), reference, pairs, beta=cfg.beta, loss_type=cfg.loss_type,
+    return DPO(policy_builder(model, cfg), reference, pairs, beta=cfg.beta, loss_type=cfg.loss_type,
                label_smoothing=cfg.label_smoothing, average_logps=cfg.average_logps,
                precompute_reference=cfg.precompute_reference_logps, device=device)
 

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from paperzoo.dpo.adapters import adapter_state, adapters_disabled, require_adapters
 from paperzoo.dpo.data import PreferencePairs, Sequences, trim
 from paperzoo.dpo.generation import sample
 from paperzoo.dpo.logprobs import (check_same_vocabulary, freeze, model_device, pair_logps, reference_logps)
@@ -58,6 +59,8 @@ def _batches(dataset, size: int, device: torch.device):
 
 
 class SFT:
+    checkpoint_state = staticmethod(adapter_state)  # a LoRA model's checkpoint holds its adapters only
+
     def __init__(self, build: Callable[[], nn.Module], data: Sequences, eval_data: Sequences | None = None):
         self.build, self.data, self.eval_data = build, data, eval_data
 
@@ -84,6 +87,8 @@ class SFT:
 
 
 class RewardTraining:
+    checkpoint_state = staticmethod(adapter_state)  # adapters and the head
+
     def __init__(self, build: Callable[[], RewardModel], pairs: PreferencePairs,
                  eval_pairs: PreferencePairs | None = None):
         self.build, self.pairs, self.eval_pairs = build, pairs, eval_pairs
@@ -108,14 +113,18 @@ class RewardTraining:
 
 class DPO:
     """`reference` is frozen here (eval mode, no gradients); with `precompute_reference` its log-probs are computed
-    once in `train_dataset()` on `device` and read from the batch afterwards.
+    once in `train_dataset()` on `device` and read from the batch afterwards. `reference=None` makes the policy its
+    own reference: the policy must carry LoRA adapters (`paperzoo.dpo.adapters.with_lora`), and the reference is
+    the same model with them disabled, in eval mode (no second copy of the weights).
 
     `average_logps` feeds the loss per-token log-ratios (`dpo_loss`'s `lengths`) instead of summed ones; its default
     (None) is per token for `ipo`, the form the IPO paper's results used (Azar et al. 2023, arXiv 2310.12036, as
     TRL's `ipo`), and summed for the other losses (Rafailov et al. Eq. 7, as the official DPO code and TRL). The
     logged metrics are TRL's whichever is chosen: rewards from summed log-ratios, `logps/*` summed log-probs."""
 
-    def __init__(self, build_policy: Callable[[], nn.Module], reference: nn.Module, pairs: PreferencePairs,
+    checkpoint_state = staticmethod(adapter_state)
+
+    def __init__(self, build_policy: Callable[[], nn.Module], reference: nn.Module | None, pairs: PreferencePairs,
                  eval_pairs: PreferencePairs | None = None, beta: float = 0.1, loss_type: str = "sigmoid",
                  label_smoothing: float = 0.0, average_logps: bool | None = None, precompute_reference: bool = True,
                  device: str | torch.device = "cpu"):
@@ -123,7 +132,9 @@ class DPO:
             dpo_loss(*torch.zeros(4, 1), beta=beta, loss_type=loss_type, label_smoothing=label_smoothing)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        self.build_policy, self.reference = build_policy, freeze(reference)
+        self.build_policy = build_policy
+        self.reference = None if reference is None else freeze(reference)
+        self.policy: nn.Module | None = None  # the built policy, when it is its own reference
         self.pairs, self.eval_pairs = pairs, eval_pairs
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
         self.average = loss_type == "ipo" if average_logps is None else average_logps
@@ -131,18 +142,33 @@ class DPO:
 
     def build_model(self) -> nn.Module:
         policy = self.build_policy()
-        check_same_vocabulary(policy, self.reference)
+        if self.reference is None:
+            self.policy = require_adapters(policy)
+        else:
+            check_same_vocabulary(policy, self.reference)
         return policy
 
     def train_dataset(self) -> PreferencePairs:
         if self.precompute and "reference_logps" not in self.pairs.tensors:
-            self.reference.to(self.device)
-            self.pairs.set_reference_logps(reference_logps(self.reference, self.pairs))
+            self.pairs.set_reference_logps(self._reference_logps())
         return self.pairs
 
-    def _reference(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _reference_logps(self) -> torch.Tensor:
+        if self.reference is not None:
+            self.reference.to(self.device)
+            return reference_logps(self.reference, self.pairs)
+        if self.policy is None:
+            raise RuntimeError("DPO(reference=None): build_model() builds the policy, which is also the reference, "
+                               "before train_dataset() can compute its log-probs")
+        with adapters_disabled(self.policy) as base:  # on the device the trainer moved the policy to
+            return reference_logps(base, self.pairs)
+
+    def _reference(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if "reference_logps" in batch:
             return batch["reference_logps"].unbind(-1)
+        if self.reference is None:
+            with torch.no_grad(), adapters_disabled(model) as base:
+                return pair_logps(base, batch)
         device = batch["input_ids"].device
         if model_device(self.reference) != device:
             self.reference.to(device)
@@ -153,7 +179,7 @@ class DPO:
         """(per-pair losses, TRL-named metrics) of one batch."""
         batch = trim(batch)
         chosen, rejected = pair_logps(model, batch)
-        ref_chosen, ref_rejected = self._reference(batch)
+        ref_chosen, ref_rejected = self._reference(model, batch)
         lengths = batch["completion_mask"].sum(-1).unbind(-1) if self.average else None  # (B,) tokens per side
         losses, chosen_rewards, rejected_rewards = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, self.beta,
                                                             self.loss_type, self.label_smoothing, lengths)

@@ -80,10 +80,17 @@ def save_checkpoint(
     scaler: Any = None,
     config: dict | None = None,
     extra: dict | None = None,
+    model_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write model, optimizer, scheduler, AMP scaler, step, RNG states and config atomically to `path`."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    """Write model, optimizer, scheduler, AMP scaler, step, RNG states and config atomically to `path`.
+
+    `model_state`: a part of the model's state dict to save instead of all of it (the trainable adapters of a
+    frozen pretrained model); the checkpoint is then marked partial and loads with `load_partial_state`."""
+    state = model.state_dict() if model_state is None else model_state
+    tensors = {f"model.{k}": v for k, v in state.items()}
     meta: dict[str, Any] = {"step": step, "config": config or {}, "extra": extra or {}}
+    if model_state is not None:
+        meta["model_state"] = "partial"
     if optimizer is not None:
         optim_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
         tensors.update(optim_tensors)
@@ -167,6 +174,20 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def load_partial_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load the tensors of a partial checkpoint (`save_checkpoint(model_state=...)`): every one must be the model's,
+    and every trainable parameter must be among them; the others keep the values the model was built with."""
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    lacking = sorted(trainable & set(missing))
+    if unexpected or lacking:
+        detail = "; ".join(f"{what}: {', '.join(names[:6])}" + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+                           for what, names in (("not in the model", sorted(unexpected)),
+                                               ("trainable but not saved", lacking)) if names)
+        raise UserError(f"checkpoint {path} holds the trainable tensors of another model ({detail}); it was written "
+                        "by a run with other adapters or another model")
+
+
 def load_checkpoint(
     path: Path,
     *,
@@ -179,7 +200,11 @@ def load_checkpoint(
     """Restore what `save_checkpoint` wrote; returns the metadata (step, config, extra)."""
     tensors, meta = read_checkpoint(path)
     prefix = "model."
-    model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if meta.get("model_state") == "partial":
+        load_partial_state(model, state, path)
+    else:
+        model.load_state_dict(state)
     if optimizer is not None and "optimizer" in meta:
         optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
         optimizer.load_state_dict(_unflatten_optimizer(optim_tensors, meta["optimizer"]))

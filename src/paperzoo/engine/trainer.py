@@ -127,6 +127,8 @@ class Method(Protocol):
     # optional: before_optimizer_step(model) -> dict[str, float], called on every rank once per optimizer step with
     # the finished gradients (all micro-steps, averaged over the ranks; still multiplied by the fp16 loss scale),
     # before clipping; it may change them in place (the same way on every rank) and returns metrics to log
+    # optional: checkpoint_state(model) -> dict[str, Tensor] | None, the part of the model's state dict that a
+    # checkpoint holds (the trainable adapters of a frozen pretrained model); None or absent: all of it
 
 
 @dataclass
@@ -443,7 +445,8 @@ class Trainer:
                                      "loss was finite: lower train.lr or set train.grad_clip; the last finite "
                                      "checkpoint is kept")
         states = D.all_gather_objects(D.rng_state())
+        part = getattr(self.method, "checkpoint_state", None)
         if self.env.is_main:
             save_checkpoint(self.checkpoint_path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
                             scaler=scaler if scaler.is_enabled() else None, config=self.run_config,
-                            extra={"rng_per_rank": states})
+                            extra={"rng_per_rank": states}, model_state=part(model) if part else None)
