@@ -5,6 +5,7 @@
   by the functions of scripts/readme_claims.py, so the site's numbers are those of docs/results/*.json at build time.
 - The API reference: one generated page per package or top-level module of src/paperzoo (docstrings through
   mkdocstrings), added to the navigation under "API reference".
+- The table of registered models (`<!-- models:table -->` on docs/models.md), from `paperzoo.models` itself.
 """
 
 from __future__ import annotations
@@ -106,6 +107,23 @@ def api_index() -> str:
     return "\n".join(lines)
 
 
+MODELS_TABLE = "<!-- models:table -->"
+
+
+def models_table() -> str:
+    """Every model of `paperzoo.list_models()`: name, paper, constructor, input, output, preprocessing."""
+    from paperzoo.models import list_models, model_info
+
+    lines = ["| name | paper | what (keywords of `create_model`) | input | output | `transforms_for` |",
+             "|---|---|---|---|---|---|"]
+    for name in list_models():
+        info = model_info(name)
+        transform = type(info.transform()).__name__ if info.transform else "-"
+        cells = [f"`{name}`", f"[{info.paper}]({info.paper}.md)", info.summary, info.input, info.output, transform]
+        lines.append("| " + " | ".join(readme_claims.cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
 _rendered: dict[str, str] = {}  # the results blocks of this build
 
 
@@ -128,4 +146,6 @@ def on_files(files, config):
 
 
 def on_page_markdown(markdown, page, config, files):
+    if MODELS_TABLE in markdown:
+        markdown = markdown.replace(MODELS_TABLE, models_table())
     return readme_claims.render(markdown, _rendered)
