@@ -127,16 +127,28 @@ class Method(Protocol):
     # optional: before_optimizer_step(model) -> dict[str, float], called on every rank once per optimizer step with
     # the finished gradients (all micro-steps, averaged over the ranks; still multiplied by the fp16 loss scale),
     # before clipping; it may change them in place (the same way on every rank) and returns metrics to log
+    # optional: parameter_groups(model) -> list of torch.optim parameter groups ({"params": [...], "lr": ...}; a
+    # group's lr and weight_decay default to train.lr and train.weight_decay, the schedule scales every group's lr);
+    # they must hold every trainable parameter. Or configure_optimizer(model, cfg: TrainConfig) -> a torch.optim
+    # Optimizer of the method's choosing (train.optimizer, lr, weight_decay and momentum are then not used; the
+    # schedule still is)
     # optional: checkpoint_state(model) -> dict[str, Tensor] | None, the part of the model's state dict that a
     # checkpoint holds (the trainable adapters of a frozen pretrained model); None or absent: all of it
 
 
 @dataclass
 class TrainState:
-    """What a callback receives at each log step: the optimizer `step` and the logged training `metrics`."""
+    """What a callback receives (`paperzoo.engine.callbacks`): the optimizer `step`, the `metrics` of the `phase`
+    ("train": a log step's averaged training metrics; "eval": a periodic evaluation's; "final": the final
+    evaluation's), the unwrapped `model` and the run folder `out_dir`. Setting `stop = True` ends the run after this
+    step (phases "train" and "eval")."""
 
     step: int
     metrics: dict[str, float]
+    phase: Literal["train", "eval", "final"] = "train"
+    model: nn.Module | None = None
+    out_dir: Path | None = None
+    stop: bool = False
 
 
 @dataclass
@@ -208,7 +220,8 @@ class Trainer:
     The same code runs in one process, under `torchrun` (DDP, one rank per process) and with `parallel=dp`.
     `out_dir`: the run folder (config.json, metrics.jsonl/csv, checkpoints/last.safetensors; only rank 0 writes);
     None trains without writing anything. `run_config`: the JSON saved as config.json (default: the TrainConfig).
-    `callbacks`: functions called with a `TrainState` at every log step. `overwrite=True` lets a new run replace
+    `callbacks`: functions called with a `TrainState` at every log step, after every evaluation and after the final
+    one; one may end the run early (`paperzoo.engine.callbacks`: `EarlyStopping`, `BestCheckpoint`). `overwrite=True` lets a new run replace
     the run already in `out_dir` (refused otherwise); `fit(resume=True)` continues it from its last checkpoint.
     """
 
@@ -269,7 +282,7 @@ class Trainer:
         if cfg.sync_batchnorm and env.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         wrapped = self._wrap(model, device)
-        optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+        optimizer = self._optimizer(model)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
         scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
 
@@ -306,6 +319,7 @@ class Trainer:
         count = 0
         check_unused = isinstance(wrapped, nn.parallel.DistributedDataParallel) and not cfg.find_unused_parameters
         before_step = getattr(self.method, "before_optimizer_step", None)
+        end, stop, reused = cfg.steps, False, None  # a callback may end the run at an earlier step
         try:
             for step in range(start + 1, cfg.steps + 1):
                 for micro in range(cfg.accumulation):
@@ -348,21 +362,27 @@ class Trainer:
                     logger.log(step, "train", values)
                     bar.set_postfix(loss=f"{values['loss']:.4f}")
                     sums, count = {}, 0
-                    for callback in self.callbacks:
-                        callback(TrainState(step, values))
+                    stop = self._callbacks(TrainState(step, values, "train", model, self.out_dir)) or stop
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-                    logger.log(step, "eval", self._evaluate(model, device))
+                    evaluation = self._evaluate(model, device)
+                    logger.log(step, "eval", evaluation)
+                    stop = self._callbacks(TrainState(step, evaluation, "eval", model, self.out_dir)) or stop
+                    reused = evaluation if stop else None  # the final evaluation of a run stopped here
+                if stop:
+                    end = step
+                    break
                 if self.out_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     self._save(model, optimizer, scheduler, scaler, step)
-            if self.out_dir is not None and start < cfg.steps:  # first: a mistake caught only in evaluation
-                self._save(model, optimizer, scheduler, scaler, cfg.steps)  # loses no training
-            final = self._evaluate(model, device)
-            if not logger.has_row(cfg.steps, "eval"):  # a resumed finished run logs its evaluation once
-                logger.log(cfg.steps, "eval", final)
+            if self.out_dir is not None and start < end:  # first: a mistake caught only in evaluation
+                self._save(model, optimizer, scheduler, scaler, end)  # loses no training
+            final = reused if reused is not None else self._evaluate(model, device)
+            if not logger.has_row(end, "eval"):  # a resumed finished run logs its evaluation once
+                logger.log(end, "eval", final)
+            self._callbacks(TrainState(end, final, "final", model, self.out_dir))
         finally:
             bar.close()
             logger.close()
-        return TrainResult(model=model, steps=cfg.steps, final=final, history=logger, out_dir=self.out_dir)
+        return TrainResult(model=model, steps=end, final=final, history=logger, out_dir=self.out_dir)
 
     def _claim_folder(self) -> None:
         """A new run refuses a folder that holds another training run, unless `overwrite`: every rank looks before
@@ -377,6 +397,38 @@ class Trainer:
                     path = self.out_dir / name
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
         D.all_gather_objects(None)  # no rank writes before rank 0 has removed the old files
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The method's `configure_optimizer(model, cfg)`, else TrainConfig's optimizer over the method's
+        `parameter_groups(model)` or over every trainable parameter."""
+        configure = getattr(self.method, "configure_optimizer", None)
+        if configure is not None:
+            optimizer = configure(model, self.cfg)
+            if not isinstance(optimizer, torch.optim.Optimizer):
+                raise UserError(f"{type(self.method).__name__}.configure_optimizer must return a torch.optim "
+                                f"Optimizer, got {type(optimizer).__name__}")
+            return optimizer
+        groups = getattr(self.method, "parameter_groups", None)
+        if groups is None:
+            return build_optimizer(self.cfg, [p for p in model.parameters() if p.requires_grad])
+        groups = [{**g, "params": list(g["params"])} if isinstance(g, dict) else {"params": [g]}
+                  for g in groups(model)]  # generators listed once; bare parameters: one group each
+        grouped = {id(p) for group in groups for p in group["params"]}
+        left = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in grouped]
+        if left:
+            raise UserError(f"{type(self.method).__name__}.parameter_groups leaves out trainable parameters: "
+                            f"{', '.join(left[:6])}{' and more' if len(left) > 6 else ''}; put them in a group "
+                            "(lr 0 keeps them fixed), or freeze them (requires_grad=False)")
+        return build_optimizer(self.cfg, groups)
+
+    def _callbacks(self, state: TrainState) -> bool:
+        """Call every callback with `state`; whether one asked to stop (on any rank: a collective under DDP, only
+        when there are callbacks)."""
+        if not self.callbacks:
+            return False
+        for callback in self.callbacks:
+            callback(state)
+        return any(D.all_gather_objects(bool(state.stop))) if self.env.distributed else bool(state.stop)
 
     def _training_step(self, wrapped: nn.Module, batch: Any, step: int) -> StepOutput:
         try:
