@@ -109,13 +109,14 @@ def posts_table(data: dict, pages: str, standard: dict[str, dict] | None = None)
 def claims_table(claims: list[dict], standard: dict[str, dict] | None = None) -> str:
     """A paper's claims with their quick numbers and verdict, and their verdict at standard where it was run."""
     standard = standard or {}
-    lines = ["| claim | paper reports | measured (quick; mean [95% interval] over seeds) | verdict (quick) | standard |",
+    lines = ["| claim | paper reports | measured (quick; mean [interval] over seeds, 95% or the sequential plan's level) "
+             "| verdict (quick) | standard |",
              "|---|---|---|---|---|"]
     for c in claims:
         why = f" ({cell(c['reason'], 160)})" if c["verdict"] in ("skipped", "inconclusive", "error", "not_reproduced") \
             else ""
         kind = " *(check)*" if c.get("kind") == "check" else ""
-        lines.append(f"| `{c['id']}`{kind}: {cell(c['statement'])} | {cell(c['paper_reports'])} | "
+        lines.append(f"| `{c['id']}`: {cell(c['statement'])}{kind} | {cell(c['paper_reports'])} | "
                      f"{cell(measured_text(c['measured'], c.get('summary')), 300)} | {SHOWN[c['verdict']]}{why} | "
                      f"{_standard_cell(standard.get(c['id']))} |")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from paperzoo.claims import Claim, Measurement, RunContext, fingerprint, run_cla
 from paperzoo import criteria
 from paperzoo.criteria import (Effect, Precondition, accuracy_at_least, beats, decide, late_trend, log_at_least, no_gain,
                                no_worse, plateau)
-from paperzoo.stats import Interval, holm_rejects, pocock_level, with_test_set_error
+from paperzoo.stats import Interval, holm_rejects, mean_interval, pocock_level, with_test_set_error
 
 T_975_DF2 = 4.302652729749464  # t(0.975, 2 df)
 
@@ -148,15 +148,44 @@ def test_ratios_are_judged_on_the_log_scale():
 
 
 def test_an_absolute_accuracy_threshold_holds_the_test_sets_sampling_error():
-    # seeds 0.978, 0.979, 0.980 on 1,000 test digits: seed variance of the mean 1e-6 / 3, test variance
-    # 0.979 x 0.021 / 1000 = 2.0559e-5; se 0.0045708; Welch-Satterthwaite df ~ 7,870: ~normal half-width 0.00896
+    # seeds 0.978, 0.979, 0.980 on 1,000 test digits: the seeds' t half-width 4.3027 x 0.001 / sqrt(3) = 0.002484
+    # and the test set's 1.96 x sqrt(0.979 x 0.021 / 1000) = 0.008887 add as a root-sum-square: 0.009228
     interval = with_test_set_error([0.978, 0.979, 0.980], 1000)
-    se = math.sqrt(1e-6 / 3 + 0.979 * 0.021 / 1000)
-    assert interval.se == pytest.approx(se) and (interval.low, interval.high) == pytest.approx(
-        (0.979 - 1.9603 * se, 0.979 + 1.9603 * se), abs=2e-5)
-    assert accuracy_at_least("acc", [0.978, 0.979, 0.980], 0.97, 1000).outcome is True  # low 0.9700
+    half = math.hypot(T_975_DF2 * 0.001 / math.sqrt(3), 1.959964 * math.sqrt(0.979 * 0.021 / 1000))
+    assert half == pytest.approx(0.009228, abs=1e-6)
+    assert (interval.low, interval.high) == pytest.approx((0.979 - half, 0.979 + half), abs=1e-7)
+    assert accuracy_at_least("acc", [0.980, 0.981, 0.982], 0.97, 1000).outcome is True  # low 0.97218
     assert accuracy_at_least("acc", [0.975, 0.976, 0.977], 0.97, 1000).outcome is None  # the plain t-interval: True
     assert with_test_set_error([0.98], 1000).low == -math.inf  # one seed: no spread between seeds
+    # seeds that disagree: never narrower than the seeds-only t-interval (a Welch-Satterthwaite t with df ~2.3
+    # on the summed variances would be, and would cover less than 95% with three seeds)
+    spread = [0.90, 0.95, 0.99]
+    seeds_only = mean_interval(spread)
+    wide = with_test_set_error(spread, 1000)
+    assert wide.high - wide.low > seeds_only.high - seeds_only.low
+
+
+def test_a_log_scale_p_value_is_the_one_sample_t_test_of_the_logs():
+    ratios = [1.5, 2.5, 4.0, 3.0]
+    test = log_at_least("ratio", ratios, 1.2, effect=Effect(1.8, "hand"))
+    expected = sps.ttest_1samp(np.log(ratios), math.log(1.8), alternative="less").pvalue
+    assert test.p_refute == pytest.approx(expected, rel=1e-9)
+
+
+def test_holm_uses_the_level_of_the_look_whatever_the_order_of_the_tests():
+    from paperzoo.criteria import every_seed
+    from paperzoo.stats import at_confidence
+
+    level = pocock_level((3, 5, 8))
+    with at_confidence(level):
+        exact = every_seed("diff", [0.0, 0.0, 0.0], "<=", 1e-5)
+        p = (1 - level) / 2 * 0.8  # fails alone at the look's level, not after Holm over two tests
+        estimate = sps.t.ppf(p, 100) * 0.45  # a t-test whose refuting p-value is p
+        failing = criteria.Test("t", Interval(estimate, estimate - 3.0, estimate + 0.1, 101, "t", level, 0.45, 100.0),
+                                ">", 0.0, effect=Effect(0.0, "hand"))
+        assert failing.p_refute == pytest.approx(p)
+        assert decide(exact, failing).outcome is None and decide(failing, exact).outcome is None
+        assert exact.interval.confidence == pytest.approx(level)
 
 
 def test_the_plateau_rule_judges_the_seeds_mean_trend_on_its_interval():

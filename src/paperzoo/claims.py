@@ -14,15 +14,14 @@ the first look and measured again on more seeds only while it is undecided; ever
 nominal level for the whole plan (`paperzoo.stats.pocock_level`), so looking again does not inflate the error rate.
 A claim is a `check` (an identity or implementation equivalence only a bug could fail) or `empirical` (a finding of
 the paper the world could refute); reports count them apart. Its protocol (statement, criterion, preconditions,
-looks and the code of its run, check and preconditions) has a fingerprint, written to results.json.
+looks, and the code and constants its run, check and preconditions reach in its paper's package) has a fingerprint,
+written to results.json.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
-import inspect
 import json
 import math
 import multiprocessing
@@ -40,6 +39,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 
+from paperzoo.code_digest import digest
 from paperzoo.criteria import Decision, Precondition, Test, decide
 from paperzoo.engine.distributed import derive_seed, seed_everything
 from paperzoo.stats import at_confidence, mean_interval, pocock_level, std
@@ -150,25 +150,16 @@ class Claim:
         return tuple(self.looks.get(preset, DEFAULT_LOOKS.get(preset, (SEEDS_PER_PRESET[preset],))))
 
 
-def _source(fn: Any) -> str:
-    """The code of a callable, for a protocol fingerprint (a partial: its function and bound arguments)."""
-    if isinstance(fn, functools.partial):
-        return f"{_source(fn.func)}{fn.args!r}{sorted(fn.keywords.items())!r}"
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        return getattr(fn, "__qualname__", repr(fn))
-
-
 def protocol(claim: Claim) -> dict:
     """What defines a claim's experiment and judgement: statement, criterion (whose words carry the thresholds and
-    smallest effects), kind, preconditions, planned looks, and the code of its run, check and preconditions (the
-    preset constants a claim's own functions hold; helpers in other modules are not covered)."""
-    code = "\n".join(_source(f) for f in (claim.run, claim.check, *(p.check for p in claim.preconditions)))
+    smallest effects), kind, preconditions, planned looks, and the code its run, check and preconditions reach in
+    its paper's package and the criteria, with the constants they read (`paperzoo.code_digest`)."""
+    package = claim.run.__module__.rsplit(".", 1)[0] if "." in claim.run.__module__ else claim.run.__module__
+    code = digest((claim.run, claim.check, *(p.check for p in claim.preconditions)), package)
     return {"id": claim.id, "kind": claim.kind, "statement": claim.statement, "criterion": claim.criterion,
             "preconditions": [p.text for p in claim.preconditions],
             "looks": {preset: list(claim.planned_looks(preset)) for preset in PRESETS},
-            "code_sha256": hashlib.sha256(code.encode()).hexdigest()}
+            "code_sha256": code}
 
 
 def fingerprint(claim: Claim) -> str:

@@ -8,8 +8,8 @@ smallest effect of interest (`Effect`: its size and where the number comes from)
 - only in between is it undecided (`None`): then the claim is `inconclusive`: the data cannot tell.
 For "A beats B" (`beats`), the claim side is a - b > margin and `refute_at` is the smallest effect; for
 non-inferiority (`no_worse`) the mirror: it holds when the interval excludes every loss as large as the margin,
-and fails when it excludes every difference >= 0 (A shown worse than B). An interval narrower than the smallest
-effect therefore always decides. A test without an effect (an absolute threshold such as "accuracy >= 0.97")
+and fails when it excludes every difference >= 0 (A shown worse than B). An interval narrower than the gap
+between the threshold and `refute_at` therefore always decides. A test without an effect (an absolute threshold such as "accuracy >= 0.97")
 fails only when its whole interval lies on the other side of the threshold.
 
 `decide` joins the tests of a criterion ("A and B"): reproduced when every test holds; refuted only when a failing
@@ -29,8 +29,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from paperzoo.stats import (Interval, holm_rejects, log_mean_interval, log_ratio_interval, mean_interval, one_sided_p,
-                            paired_difference, resampled_interval, with_test_set_error)
+from paperzoo.stats import (Interval, current_confidence, holm_rejects, log_mean_interval, log_ratio_interval,
+                            mean_interval, one_sided_p, paired_difference, resampled_interval, with_test_set_error)
 
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _OPPOSITE = {">": operator.le, ">=": operator.lt, "<": operator.ge, "<=": operator.gt}
@@ -93,7 +93,7 @@ class Test:
     def p_refute(self) -> float:
         """One-sided p-value of "the effect reaches `refute_at` on the claim's side" (small: the data refute the
         test); 0 or 1 for an exact (every-seed) test; NaN where the interval carries no standard error."""
-        if self.interval.method == "every seed":
+        if self.interval.method == "every seed" or self.interval.se == 0:  # exact: refuted exactly when it fails
             return 0.0 if self.outcome is False else 1.0
         return one_sided_p(self.interval, self.refute_at, below=self.direction in (">", ">="))
 
@@ -123,8 +123,9 @@ class Decision:
 
 def decide(*tests: Test) -> Decision:
     """All tests hold -> True. Refuted (False) only when a test fails and Holm's procedure over the K tests' refuting
-    p-values, at the one-sided level of the intervals ((1 - confidence) / 2), rejects it; a test that fails alone but
-    not after the correction leaves the criterion undecided. With one test this is the test's own outcome."""
+    p-values, at the one-sided level of the intervals being built ((1 - confidence) / 2: 2.5%, or a sequential
+    plan's nominal level), rejects it; a test that fails alone but not after the correction leaves the criterion
+    undecided. With one test this is the test's own outcome."""
     if not tests:
         raise ValueError("a criterion needs at least one test")
     text = "; ".join(t.describe() for t in tests)
@@ -135,7 +136,7 @@ def decide(*tests: Test) -> Decision:
         return Decision(None, text, tests)
     if len(tests) == 1:
         return Decision(False, text, tests)
-    alpha = (1 - tests[0].interval.confidence) / 2
+    alpha = (1 - current_confidence()) / 2
     rejected = holm_rejects([t.p_refute if t.outcome is False else 1.0 for t in tests], alpha)
     deciding = [t.label for t, r in zip(tests, rejected) if r]
     if deciding:
@@ -171,6 +172,11 @@ def accuracy_at_least(label: str, accuracies: Sequence[float], threshold: float,
     """An absolute threshold on an accuracy: the mean over seeds >= `threshold` on an interval that holds both the
     seeds' spread and the sampling error of the `test_items` examples it was scored on."""
     return Test(label, with_test_set_error(accuracies, test_items), ">=", threshold, tuple(accuracies))
+
+
+def accuracy_at_most(label: str, accuracies: Sequence[float], threshold: float, test_items: int) -> Test:
+    """An absolute upper bound on an accuracy ("fails: near chance"), on the interval of `accuracy_at_least`."""
+    return Test(label, with_test_set_error(accuracies, test_items), "<", threshold, tuple(accuracies))
 
 
 def beats(label: str, a: Sequence[float], b: Sequence[float], margin: float = 0.0, *, effect: Effect) -> Test:
@@ -228,7 +234,7 @@ def every_seed(label: str, values: Sequence[float], direction: str, threshold: f
     """An exact property that must hold on every seed (shown as the range of the per-seed values)."""
     values = tuple(float(v) for v in values)
     interval = Interval(max(values) if direction in ("<", "<=") else min(values), min(values), max(values),
-                        len(values), "every seed")
+                        len(values), "every seed", current_confidence())
     return Test(label, interval, direction, threshold, values)
 
 
