@@ -43,6 +43,21 @@ def dpo_run(batch_size: int, steps: int = 3) -> tuple[list[float], list[float]]:
     return parameters.tolist(), result.history.series("train", "loss")[1]
 
 
+def lora_dpo_run(batch_size: int, steps: int = 3) -> tuple[list[float], list[float]]:
+    """As `dpo_run`, training LoRA adapters with the policy as its own reference, computed at every step (adapters
+    disabled); returns the adapters after `steps` steps and the logged losses."""
+    from paperzoo.dpo.adapters import LoRAConfig, adapter_state, with_lora
+
+    base = tiny_lm()
+    method = DPO(lambda: with_lora(base, LoRAConfig(r=4)), None, toy_pairs(32, 0), beta=0.5,
+                 precompute_reference=False)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, optimizer="sgd", momentum=0.0, lr=0.5, log_every=1,
+                      device="cpu", progress=False, seed=3)
+    result = Trainer(method, cfg).fit()
+    adapters = torch.cat([p.detach().reshape(-1) for p in adapter_state(result.model).values()])
+    return adapters.tolist(), result.history.series("train", "loss")[1]
+
+
 def uncached_sample(model, prompt_ids, prompt_mask, new_tokens, seed):
     """The reference for `sample`: every token from one forward over the whole sequence so far."""
     generator, ids, attention = torch.Generator().manual_seed(seed), prompt_ids, prompt_mask

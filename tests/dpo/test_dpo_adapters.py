@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from dpo_helpers import TOK, tiny_lm, toy_pairs
+from dpo_helpers import TOK, lora_dpo_run, tiny_lm, toy_pairs
 
 from paperzoo import config
 from paperzoo.dpo.adapters import LoRAConfig, adapter_state, adapters_disabled, with_lora
@@ -22,9 +22,10 @@ from paperzoo.dpo.export import export_adapter, export_model, main as export_mai
 from paperzoo.dpo.methods import DPO, pair_rewards
 from paperzoo.dpo.model import TinyGPTConfig
 from paperzoo.dpo.recompute import enable_checkpointing
-from paperzoo.engine.checkpoint import read_checkpoint
+from paperzoo.engine.checkpoint import load_checkpoint, read_checkpoint
 from paperzoo.engine.trainer import TrainConfig, Trainer
 from paperzoo.errors import ConfigError, UserError
+from paperzoo.multigpu.launch import spawn_group
 
 peft = pytest.importorskip("peft", reason="peft (the `lora` extra) is not installed")
 try:
@@ -91,6 +92,18 @@ def test_the_policy_with_adapters_disabled_is_the_same_reference_as_a_frozen_cop
     assert adapters.keys() == copied.keys()
     for name in adapters:
         torch.testing.assert_close(adapters[name], copied[name], rtol=0, atol=0)
+
+
+def test_two_rank_ddp_lora_equals_one_process_on_the_union_batch():
+    """The reference forward of a LoRA policy under DDP (adapters disabled on the module inside the wrapper): 2 ranks
+    x 8 pairs take the same steps as 1 process x 16 pairs."""
+    ranks = spawn_group(lora_dpo_run, world_size=2, args=(8,), timeout_s=300)
+    union, union_losses = lora_dpo_run(16)
+    half, _ = lora_dpo_run(8)
+    assert ranks[0] == ranks[1]  # DDP keeps the adapters equal
+    assert ranks[0][1] == pytest.approx(union_losses, abs=1e-6)
+    assert (torch.tensor(ranks[0][0]) - torch.tensor(union)).abs().max() < 1e-6
+    assert (torch.tensor(half) - torch.tensor(union)).abs().max() > 1e-4  # 8 pairs differ from 16
 
 
 def test_own_reference_needs_adapters():
@@ -160,8 +173,6 @@ def test_a_checkpoint_of_other_adapters_is_refused(tmp_path):
     cfg = config.apply_overrides(spec.config(), TINY + FAST + PAIRS + ["lora.r=4", "lora.target_modules=proj"])
     method = spec.build(cfg)
     model = method.build_model()
-    from paperzoo.engine.checkpoint import load_checkpoint
-
     with pytest.raises(UserError, match="not in the model"):
         load_checkpoint(checkpoint, model=model)
 
