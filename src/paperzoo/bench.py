@@ -277,12 +277,42 @@ def run_scripts(scripts: list[Path], forwarded: list[str]) -> tuple[list[dict], 
     return rows, runs
 
 
+def results_file(out: str | None, overwrite: bool = False) -> Path:
+    """Where `paperzoo bench` writes, checked before any benchmark runs: a new runs/bench-<time>[-N].json by default;
+    a given file that exists is refused unless `overwrite`, a folder always, and an unwritable place at once."""
+    from paperzoo.errors import UserError
+
+    if out is None:
+        stem, n = f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}", 1
+        path = Path(f"{stem}.json")
+        while path.exists():
+            n += 1
+            path = Path(f"{stem}-{n}.json")
+    else:
+        path = Path(out)
+    if path.is_dir():
+        raise UserError(f"--out {path} is a folder; bench writes one results file (e.g. --out {path}/bench.json)")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; pass --overwrite to replace it, or choose another --out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.write-test-{os.getpid()}")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({e.strerror or e}); choose another --out") from None
+    return path
+
+
 def write_results(path: Path, rows: list[dict], runs: dict, env: dict, argv: list[str]) -> None:
+    """The results file, written atomically (a kill mid-write leaves the previous file or none)."""
     env = {**env, "load_after": [round(x, 2) for x in os.getloadavg()]}
     data = {"schema": SCHEMA, "command": " ".join(["paperzoo", "bench", *argv]), "environment": env, "runs": runs,
             "rows": rows}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 def markdown(data: dict) -> str:

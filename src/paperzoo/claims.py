@@ -16,12 +16,21 @@ A claim is a `check` (an identity or implementation equivalence only a bug could
 the paper the world could refute); reports count them apart. Its protocol (statement, criterion, preconditions,
 looks, and the code and constants its run, check and preconditions reach in its paper's package) has a fingerprint,
 written to results.json.
+
+`run_selected` runs papers in this process or in `--jobs N` worker processes, each paper in one worker. A worker
+reports each claim as it finishes (so results.json is rewritten per claim under `--jobs` too). A worker that dies
+(kill -9, the out-of-memory killer) costs only the paper it was running: its unfinished claims become `error`
+rows that say how it died, and a new worker takes the papers still queued. Ctrl-C or SIGTERM stops the run within
+seconds: queued papers are cancelled, the workers (and their children) are stopped, and `RunStopped` carries the
+claims that finished.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
+import importlib
 import json
 import math
 import multiprocessing
@@ -31,7 +40,6 @@ import sys
 import time
 import traceback
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -43,6 +51,7 @@ from paperzoo.code_digest import digest
 from paperzoo.criteria import Decision, Precondition, Test, decide
 from paperzoo.engine.distributed import derive_seed, seed_everything
 from paperzoo.stats import at_confidence, mean_interval, pocock_level, std
+from paperzoo.stopping import Stopped, sigterm_raises, signal_name
 
 Preset = Literal["smoke", "quick", "standard", "full"]
 PRESETS: tuple[str, ...] = ("smoke", "quick", "standard", "full")
@@ -290,7 +299,7 @@ def select(entries: list, papers: list[str]) -> list[tuple[Any, list[Claim]]]:
 
     if not papers:
         return [(e, e.claims) for e in entries if e.claims or e.import_error]
-    chosen = []
+    groups: dict[int, tuple[Any, list[Claim]]] = {}  # one group per paper, in the order first named
     for name in papers:
         matches = [(e, e.claims) for e in entries if e.post.module == name]
         matches += [(e, [c for c in e.claims if c.id == name]) for e in entries if any(c.id == name for c in e.claims)]
@@ -299,8 +308,10 @@ def select(entries: list, papers: list[str]) -> list[tuple[Any, list[Claim]]]:
             raise UserError(f"unknown paper or claim {name!r}; choose from: {', '.join(known)}")
         if not matches[0][1] and not matches[0][0].import_error:
             raise UserError(f"{name!r} has no claims yet ({matches[0][0].status}); see `paperzoo list`")
-        chosen += matches
-    return chosen
+        for entry, claims in matches:  # a paper or claim named twice runs once
+            group = groups.setdefault(id(entry), (entry, []))[1]
+            group += [c for c in claims if all(c.id != g.id for g in group)]
+    return list(groups.values())
 
 
 def configure_threads(threads: int) -> None:
@@ -317,11 +328,16 @@ def configure_threads(threads: int) -> None:
 
 def _worker_start(threads: int, parent: int) -> None:
     """A worker process of `reproduce --jobs N`: it dies with its parent (Linux: PR_SET_PDEATHSIG; and at once if the
-    parent died while this process started), so a killed run leaves no worker training on; fixed thread count."""
+    parent died while this process started), so a killed run leaves no worker training on; it leads its own process
+    group, so that the parent stops it with the processes it started (a paper's DDP ranks), and Ctrl-C in a terminal
+    reaches only the parent, which stops the workers; fixed thread count."""
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides: it stops the workers
     configure_threads(threads)
 
 
@@ -365,13 +381,190 @@ def run_paper(entry, claims: list[Claim], plan: RunPlan,
     return results
 
 
-def _paper_in_worker(module: str, claim_ids: list[str], plan: RunPlan) -> list[ClaimResult]:
-    """A worker process's job: load the paper from the catalog (claims are not picklable) and run its claims."""
-    from paperzoo.catalog import ENGINE, POSTS, load_entry
+def _load_paper(post, module_name: str | None):
+    """The catalog entry of `post` in this process (claims are not picklable): from its experiments module, by name
+    (a paper outside the catalog names its own), else from the catalog."""
+    from paperzoo.catalog import Entry, load_entry
 
-    entry = load_entry(next(p for p in [ENGINE, *POSTS] if p.module == module))
+    if module_name is None or module_name == f"paperzoo.{post.module}.experiments":
+        return load_entry(post)
+    module = importlib.import_module(module_name)
+    return Entry(post, module=module, claims=list(getattr(module, "CLAIMS", [])))
+
+
+def _paper_in_worker(post, module_name: str | None, claim_ids: list[str], plan: RunPlan,
+                     on_result: Callable[[ClaimResult], None] = lambda r: None) -> list[ClaimResult]:
+    """A worker process's job: load the paper and run its claims, `on_result` seeing each as it finishes."""
+    entry = _load_paper(post, module_name)
     by_id = {c.id: c for c in entry.claims}
-    return run_paper(entry, [by_id[i] for i in claim_ids], plan)
+    return run_paper(entry, [by_id[i] for i in claim_ids], plan, on_result)
+
+
+def _sendable(result: ClaimResult) -> ClaimResult:
+    """`result`, or an `error` copy without its values when they cannot be pickled to the parent."""
+    from multiprocessing.reduction import ForkingPickler  # what the pipe to the parent uses
+
+    try:
+        ForkingPickler.dumps(result)
+        return result
+    except Exception as e:  # noqa: BLE001 - any pickling failure
+        why = f"its measured values cannot be sent from the worker process ({type(e).__name__}: {e})"
+        return replace(result, verdict="error", measured={}, per_seed={}, summary={}, timings={}, tests=[],
+                       preconditions=[], message=why, reason=why)
+
+
+def _worker_main(conn, threads: int, parent: int) -> None:
+    """A worker's loop: take a paper (None: stop), run it, send ("claim", result) per claim and ("done", None)."""
+    _worker_start(threads, parent)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if task is None:
+            return
+        post, module_name, claim_ids, plan = task
+        try:
+            _paper_in_worker(post, module_name, claim_ids, plan, lambda r: conn.send(("claim", _sendable(r))))
+        except Exception as e:  # noqa: BLE001 - loading the paper failed: its claims become error rows
+            conn.send(("failed", f"{type(e).__name__}: {e}"))
+        conn.send(("done", None))
+
+
+WORKER_DIED = "the worker process running"  # how the reason of a claim lost to a dead worker begins
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal_name(-exitcode)
+        return f"killed by {name}" + (" (the out-of-memory killer sends it)" if -exitcode == signal.SIGKILL else "")
+    return f"exit status {exitcode}"
+
+
+def _lost(claim: Claim, plan: RunPlan, module: str, why: str) -> ClaimResult:
+    message = f"{WORKER_DIED} {module} {why} before this claim finished"
+    return ClaimResult(claim.id, claim.paper, claim.statement, claim.paper_reports, claim.criterion, plan.preset,
+                       "error", {}, 0.0, [], message, kind=claim.kind, reason=message)
+
+
+def _stop_workers(processes: list) -> None:
+    """SIGTERM to each worker's process group (the worker and what it started), SIGKILL to what is left after a
+    few seconds."""
+    def signal_group(process, signum):
+        try:
+            os.killpg(process.pid, signum)
+        except (ProcessLookupError, PermissionError, AttributeError, OSError):
+            try:
+                os.kill(process.pid, signum)
+            except (ProcessLookupError, OSError):
+                pass
+
+    alive = [p for p in processes if p.exitcode is None]
+    for p in alive:
+        signal_group(p, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for p in alive:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in alive:
+        if p.exitcode is None:
+            signal_group(p, signal.SIGKILL)
+            p.join(5)
+
+
+def _run_in_workers(chosen: list, plan: RunPlan, jobs: int, threads: int, order: list[int],
+                    on_result: Callable[[int, ClaimResult], None], on_done: Callable[[int], None]) -> None:
+    """Run the papers `chosen[i]` for i in `order` on `jobs` worker processes, each paper in one worker; claims
+    come back through `on_result(i, result)` as they finish, `on_done(i)` when paper i is over. A worker that dies
+    costs its own paper (its unfinished claims become `error` rows saying how it died); a new worker takes the
+    papers still queued. On any exit (a signal included) the workers are stopped."""
+    from multiprocessing.connection import wait
+
+    spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in its thread pools
+    queue = list(order)
+    workers: dict = {}  # connection -> [process, index of the paper it runs or None, claim ids it reported]
+    every = []
+    completed = False
+
+    def start() -> None:
+        ours, theirs = spawn.Pipe()
+        process = spawn.Process(target=_worker_main, args=(theirs, threads, os.getpid()), name="paperzoo-worker")
+        process.start()
+        theirs.close()
+        every.append(process)
+        workers[ours] = [process, None, set()]
+        give(ours)
+
+    def retire(conn) -> None:
+        del workers[conn]
+        conn.close()
+
+    def give(conn) -> None:
+        """The next queued paper to an idle worker, or None (stop) when none is left."""
+        if not queue:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            retire(conn)
+            return
+        entry, claims = chosen[queue[0]]
+        module_name = entry.module.__name__ if entry.module is not None else None
+        try:
+            conn.send((entry.post, module_name, [c.id for c in claims], plan))
+        except OSError:  # it died while idle: no paper lost, another worker takes this one
+            retire(conn)
+            start()
+            return
+        workers[conn][1:] = [queue.pop(0), set()]
+
+    def lose(i: int, reported: set, why: str) -> None:
+        entry, claims = chosen[i]
+        for claim in claims:
+            if claim.id not in reported:
+                on_result(i, _lost(claim, plan, entry.post.module, why))
+
+    try:
+        for _ in range(min(jobs, len(queue))):
+            start()
+        while workers:
+            sentinels = [w[0].sentinel for w in workers.values()]
+            ready = set(wait([*workers, *sentinels], timeout=5))
+            for conn in [c for c in list(workers) if c in ready or workers[c][0].sentinel in ready]:
+                process, i, reported = workers[conn]
+                idle = False
+                try:
+                    while conn.poll():
+                        kind, payload = conn.recv()
+                        if kind == "claim":
+                            reported.add(payload.id)
+                            on_result(i, payload)
+                        elif kind == "failed":
+                            lose(i, reported, f"could not run it ({payload})")
+                            reported.update(c.id for c in chosen[i][1])
+                        elif kind == "done":
+                            on_done(i)
+                            workers[conn][1] = None
+                            idle = True
+                            break
+                except (EOFError, OSError):  # the worker is gone; its sentinel says so too
+                    pass
+                if process.is_alive():
+                    if idle:
+                        give(conn)
+                    continue
+                process.join(1)  # dead: its paper, if it had one, is lost; a new worker takes the queue
+                if workers[conn][1] is not None:
+                    lose(i, reported, f"died ({_death(process.exitcode)})")
+                    on_done(i)
+                retire(conn)
+                if queue:
+                    start()
+        completed = True
+    finally:
+        if completed:
+            for process in every:
+                process.join(10)
+        _stop_workers(every)
 
 
 COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"  # in a source checkout
@@ -441,32 +634,39 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
         on_results(finished)
 
     configure_threads(threads)  # also in this process, whose environment the report records
-    with bar:
-        if jobs == 1:
-            by_paper = []
-            for entry, claims in chosen:
-                bar.set_postfix_str(f"{entry.post.module}; {time_left(expected, jobs, preset)}")
-                by_paper.append(run_paper(entry, claims, plan, on_result=lambda r: report([r])))
-                expected.pop(entry.post.module)
-            return [r for results in by_paper for r in results]
-        spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in its thread pools
-        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_worker_start,
-                                 initargs=(threads, os.getpid())) as pool:
-            futures = [None] * len(chosen)
-            for i in longest_first([entry.post.module for entry, _ in chosen], preset):
-                entry, claims = chosen[i]
-                futures[i] = pool.submit(_paper_in_worker, entry.post.module, [c.id for c in claims], plan)
-            by_future = {}
-            for future in as_completed(futures):
-                entry, claims = chosen[futures.index(future)]
-                try:
-                    by_future[future] = future.result()
-                except Exception as e:  # a crashed worker (killed, out of memory) costs its paper, not the run
-                    message = f"the worker process running {entry.post.module} failed: {type(e).__name__}: {e}"
-                    by_future[future] = [ClaimResult(c.id, c.paper, c.statement, c.paper_reports, c.criterion,
-                                                     preset, "error", {}, 0.0, [], message, reason=message)
-                                         for c in claims]
-                expected.pop(entry.post.module)
-                bar.set_postfix_str(time_left(expected, jobs, preset))
-                report(by_future[future])
-            return [r for future in futures for r in by_future[future]]
+    results: list[list[ClaimResult]] = [[] for _ in chosen]
+
+    def one(i: int, result: ClaimResult) -> None:
+        results[i].append(result)
+        report([result])
+
+    def paper_done(i: int) -> None:
+        expected.pop(chosen[i][0].post.module, None)
+        bar.set_postfix_str(time_left(expected, jobs, preset))
+
+    try:
+        with bar, sigterm_raises():
+            if jobs == 1:
+                for i, (entry, claims) in enumerate(chosen):
+                    bar.set_postfix_str(f"{entry.post.module}; {time_left(expected, jobs, preset)}")
+                    run_paper(entry, claims, plan, on_result=functools.partial(one, i))
+                    expected.pop(entry.post.module, None)
+            else:
+                _run_in_workers(chosen, plan, jobs, threads, longest_first([e.post.module for e, _ in chosen], preset),
+                                one, paper_done)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through sigterm_raises: keep what finished
+        done = [r for rs in results for r in rs]
+        ids = {r.id for r in done}
+        not_run = [c.id for _, claims in chosen for c in claims if c.id not in ids]
+        raise RunStopped(done, not_run, getattr(e, "signum", signal.SIGINT)) from None
+    return [r for rs in results for r in rs]
+
+
+class RunStopped(Stopped):
+    """`run_selected` stopped by a signal: `results` are the claims that finished (in the order chosen), `not_run`
+    the ids of the others."""
+
+    def __init__(self, results: list[ClaimResult], not_run: list[str], signum: int):
+        super().__init__(f"stopped by {signal_name(signum)}: {len(results)} claims finished, "
+                         f"{len(not_run)} not run", signum)
+        self.results, self.not_run = results, not_run

@@ -1,11 +1,16 @@
 """The `paperzoo` command: list | reproduce | compare | train | bench | <method-specific verbs>.
 
-User mistakes (`UserError`) print one line and exit with status 2; anything else is a bug and keeps its traceback.
+User mistakes (`UserError`) print one line and exit with status 2, and so does a disk that is full, read-only or not
+ours to write; Ctrl-C or SIGTERM prints what was kept and exits with 128 + the signal (130, 143); anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,6 +18,7 @@ from pathlib import Path
 from paperzoo.errors import UserError
 
 EXIT_USER_ERROR = 2
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)  # one line, not a traceback
 
 
 def _cmd_list(args, entries) -> int:
@@ -44,7 +50,8 @@ def _named_paths(values: list[str]) -> dict[str, str]:
 
 def _check_inputs(entries, chosen, weights: dict[str, str], images: str | None) -> None:
     """Each chosen paper must take --weights / --images when they are given (a paper's experiments module
-    takes them by defining `check_inputs(weights, images)`, which raises a `UserError` for unusable ones)."""
+    takes them by defining `check_inputs(weights, images)`, which raises a `UserError` for unusable ones, and
+    `MIN_IMAGES`, the fewest images its claims can be measured on)."""
     if not weights and images is None:
         return
     for entry, _ in chosen:
@@ -57,31 +64,54 @@ def _check_inputs(entries, chosen, weights: dict[str, str], images: str | None) 
             raise UserError(f"{entry.post.module} takes no --weights or --images; name the papers that do: "
                             f"{', '.join(takers)}")
         check(weights, images)
+        fewest = getattr(entry.module, "MIN_IMAGES", None)
+        if images is not None and fewest:
+            from paperzoo.registers.images import folder_files  # the reader of the papers that take images
+
+            found = len(folder_files(images))
+            if found < fewest:
+                raise UserError(f"--images {images} holds {found} images; {entry.post.module} is measured on at "
+                                f"least {fewest}")
 
 
 def _cmd_reproduce(args, entries) -> int:
-    from paperzoo.claims import default_threads, run_selected, select
-    from paperzoo.report import report_folder, write_partial, write_report
+    from paperzoo.claims import RunStopped, default_threads, run_selected, select
+    from paperzoo.report import report_folder, worker_deaths, write_partial, write_report
+    from paperzoo.run_folders import release
+    from paperzoo.stopping import Stopped
 
     chosen = select(entries, args.papers)
     if not any(claims or entry.import_error for entry, claims in chosen):
         raise UserError("no claims to run yet; see `paperzoo list`")
+    if not 0 <= args.seed < 2**63:
+        raise UserError(f"--seed must be in [0, 2**63), got {args.seed}")
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.jobs < 1 or (args.threads is not None and args.threads < 1):
         raise UserError(f"--jobs and --threads must be >= 1, got --jobs {args.jobs} --threads {args.threads}")
     weights = _named_paths(args.weights)
     _check_inputs(entries, chosen, weights, args.images)
-    out = report_folder(args.out, args.overwrite)
-    threads = args.threads or default_threads(args.jobs)
-    started = time.perf_counter()
-    results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress, seeds=args.seeds,
-                           jobs=args.jobs, threads=threads, weights=weights, images=args.images,
-                           on_results=lambda done: write_partial(done, out, args.preset, args.seed))
-    run = {"papers": args.papers, "seeds_per_claim": args.seeds, "jobs": args.jobs, "threads": threads,
-           **({"weights": weights} if weights else {}), **({"images": args.images} if args.images else {}),
-           "wall_seconds": round(time.perf_counter() - started, 1)}
-    paths = write_report(results, out, args.preset, args.seed, run)
+    out = report_folder(args.out, args.overwrite)  # locked until the report is written
+    try:
+        threads = args.threads or default_threads(args.jobs)
+        started = time.perf_counter()
+        try:
+            results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress,
+                                   seeds=args.seeds, jobs=args.jobs, threads=threads, weights=weights,
+                                   images=args.images,
+                                   on_results=lambda done: write_partial(done, out, args.preset, args.seed))
+        except RunStopped as e:  # keep what finished, say what did not run
+            path = write_partial(e.results, out, args.preset, args.seed,
+                                 stopped={"signal": e.signum, "not_run": e.not_run})
+            raise Stopped(f"{e}; the finished claims are in {path} (\"complete\": false, \"stopped\" names the "
+                          "others)", e.signum) from None
+        run = {"papers": args.papers, "seeds_per_claim": args.seeds, "jobs": args.jobs, "threads": threads,
+               **({"weights": weights} if weights else {}), **({"images": args.images} if args.images else {}),
+               **({"worker_deaths": worker_deaths(results)} if worker_deaths(results) else {}),
+               "wall_seconds": round(time.perf_counter() - started, 1)}
+        paths = write_report(results, out, args.preset, args.seed, run)
+    finally:
+        release(out)
     for r in results:
         print(f"{r.verdict:>15}  {r.id}")
     print(f"report: {paths['html']}  (also {paths['md'].name}, {paths['json'].name})")
@@ -138,9 +168,9 @@ def _cmd_train(args, entries) -> int:
     restarted = dist_env().restart_count > 0  # an elastic restart continues the run it belongs to
     if args.resume or restarted:
         out = _train_folder(args, resuming=True)
-        if args.resume and not (out / "checkpoints" / "last.safetensors").exists():
-            raise UserError(f"--resume: {out}/checkpoints/last.safetensors does not exist; pass the --out of the "
-                            "run to resume")
+        if args.resume and not ((out / "checkpoints" / "last.safetensors").exists() or (out / "config.json").exists()):
+            raise UserError(f"--resume: {out}/config.json does not exist (nor checkpoints/last.safetensors): no run "
+                            "to resume there; pass the --out of the run")  # one stopped before a checkpoint restarts
         started = args.resume or (out / "config.json").exists()  # a restart before rank 0 wrote it starts afresh
         cfg = (resumed_config(spec.config, args.method, out, args.overrides) if started
                else config.apply_overrides(spec.config(), args.overrides))
@@ -150,7 +180,8 @@ def _cmd_train(args, entries) -> int:
         method = spec.build(cfg)  # bad settings and missing data are reported before a run folder exists
         out = _train_folder(args, resuming=False)
     run_config = {"method": args.method, **config.to_dict(cfg)}
-    result = Trainer(method, cfg.train, out_dir=out, run_config=run_config, overwrite=args.overwrite).fit(args.resume)
+    result = Trainer(method, cfg.train, out_dir=out, run_config=run_config, overwrite=args.overwrite,
+                     stop_on_signals=True).fit(args.resume)
     if is_main():
         print(" ".join(f"{k}={v:.4g}" for k, v in result.final.items()))
         print(f"run folder: {out}")
@@ -178,7 +209,7 @@ def _cmd_bench(args, entries) -> int:
     unknown = [name for name in names if name not in scripts]
     if unknown:
         raise UserError(f"unknown benchmark(s) {', '.join(unknown)}; choose from: {', '.join(scripts)}")
-    out = Path(args.out or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out = bench.results_file(args.out, args.overwrite)  # checked before any benchmark runs
     env = bench.environment()
     rows, runs = bench.run_scripts([scripts[name] for name in names or scripts], forwarded)
     bench.write_results(out, rows, runs, env, [*(["--dir", args.dir] if args.dir != "benchmarks" else []),
@@ -231,6 +262,7 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the speed/memory benchmarks in benchmarks/, each in its own process")
     p.add_argument("--dir", default="benchmarks", help="folder of the benchmark scripts")
     p.add_argument("--out", help="results file (default: a new runs/bench-<timestamp>.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace the file already at --out")
     p.add_argument("names", nargs=argparse.REMAINDER, metavar="NAME ... [-- ARGS]",
                    help="benchmarks to run (default: all), in this order; ARGS after -- go to each of them")
     for entry in entries:
@@ -254,9 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"paperzoo: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("paperzoo: interrupted", file=sys.stderr)
-        return 130
+    except BrokenPipeError:  # the reader went away (`paperzoo compare A B | head`): nothing is wrong
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        except (OSError, ValueError):
+            pass
+        return 0
+    except OSError as e:  # the disk, not paperzoo: full, read-only, not ours to write
+        if e.errno not in DISK_ERRORS:
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"paperzoo: error: {e.strerror or e}{where}; free some space or choose another --out (what was "
+              "written before is kept)", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt as e:  # Ctrl-C, or a `Stopped` run (SIGINT/SIGTERM) that says what it kept
+        print(f"paperzoo: {e if str(e) else 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
 
 
 if __name__ == "__main__":

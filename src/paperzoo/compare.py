@@ -3,7 +3,9 @@ machine, another commit): the claims whose verdict changed, the per-seed quantit
 outside the other run's 95% interval (or, for a claim measured on the same seeds, any per-seed value that differs:
 a rerun must repeat them exactly), the single-run values that differ, the environment that differs, the claims whose
 protocol fingerprint differs (the experiment or its judgement changed: their verdicts are not comparable), and a
-warning when the two runs used other presets or ran other papers."""
+warning when the two runs used other presets, ran other papers, were written with another results schema, or one of
+them is incomplete (stopped, lost a worker, or still running). A file whose entries are not claims of a results.json
+(a claim without an id or verdict, values of the wrong type) is refused with the entry named."""
 
 from __future__ import annotations
 
@@ -28,7 +30,45 @@ def load_results(path: str | Path) -> dict:
         raise UserError(f"{path} is not valid JSON ({e}); pass a results.json written by `paperzoo reproduce`")
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise UserError(f"{path} has no list of claims; is it a results.json written by `paperzoo reproduce`?")
+    if not isinstance(data.get("environment", {}), dict):
+        raise UserError(f"{path}: 'environment' must be an object; is it a results.json written by `paperzoo reproduce`?")
+    for i, claim in enumerate(data["claims"]):
+        problem = _entry_problem(claim)
+        if problem:
+            raise UserError(f"{path}: claims[{i}] is not a claim of a results.json ({problem}); pass a results.json "
+                            "written by `paperzoo reproduce`")
     return data
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _entry_problem(claim) -> str:
+    """What makes `claim` not a claim entry of a results.json ("" when it is one)."""
+    from paperzoo.claims import VERDICTS
+
+    if not isinstance(claim, dict):
+        return f"a {type(claim).__name__}, not an object"
+    if not isinstance(claim.get("id"), str) or not claim["id"]:
+        return f"its id is {claim.get('id')!r}, not a claim id"
+    if claim.get("verdict") not in VERDICTS:
+        return f"{claim['id']}: verdict {claim.get('verdict')!r} is not one of {', '.join(VERDICTS)}"
+    kinds = {"measured": dict, "per_seed": dict, "summary": dict, "seeds": list}
+    for key, kind in kinds.items():
+        if key in claim and not isinstance(claim[key], kind):
+            return f"{claim['id']}: {key} is a {type(claim[key]).__name__}, not a{'n' * (kind is dict)} " \
+                   f"{'object' if kind is dict else 'list'}"
+    if "fingerprint" in claim and not isinstance(claim["fingerprint"], (str, type(None))):
+        return f"{claim['id']}: fingerprint {claim['fingerprint']!r} is not a string"
+    for quantity, values in claim.get("per_seed", {}).items():
+        if not isinstance(values, list):
+            return f"{claim['id']}: per_seed {quantity} is not a list"
+    for quantity, summary in claim.get("summary", {}).items():
+        if not (isinstance(summary, dict) and _number(summary.get("mean"))
+                and all(summary.get(k) is None or _number(summary.get(k)) for k in ("low", "high"))):
+            return f"{claim['id']}: summary {quantity} needs a number 'mean' and 'low'/'high' numbers or null"
+    return ""
 
 
 @dataclass
@@ -48,11 +88,31 @@ def _outside(value: float, summary: dict) -> bool:
     return summary["low"] is not None and not summary["low"] <= value <= summary["high"]
 
 
+def _first_by_id(claims: list[dict]) -> dict[str, dict]:
+    """id -> claim, in file order; a repeated id keeps its first entry."""
+    by_id: dict[str, dict] = {}
+    for claim in claims:
+        by_id.setdefault(claim["id"], claim)
+    return by_id
+
+
 def compare(a: dict, b: dict) -> Comparison:
+    from paperzoo.report import SCHEMA_VERSION
+
     out = Comparison()
+    for side, data in (("A", a), ("B", b)):
+        if "schema" in data and data["schema"] != SCHEMA_VERSION:
+            out.warnings.append(f"{side} was written with results schema {data['schema']!r} (this paperzoo writes "
+                                f"{SCHEMA_VERSION}): fields added since (kind, protocol fingerprint, looks) are missing "
+                                "there, so their comparisons are left out")
+        if data.get("complete") is False:
+            stopped = data.get("stopped") if isinstance(data.get("stopped"), dict) else {}
+            why = f", stopped with {len(stopped.get('not_run', []))} claims not run" if stopped else ""
+            out.warnings.append(f"{side} is incomplete (\"complete\": false{why}: the run was stopped, crashed, lost a "
+                                "worker or is still running); claims it lacks show as in one run only")
     env_a, env_b = a.get("environment", {}), b.get("environment", {})
     out.environment = [(k, env_a.get(k), env_b.get(k)) for k in COMPARED_ENVIRONMENT if env_a.get(k) != env_b.get(k)]
-    claims_a, claims_b = ({c["id"]: c for c in data["claims"]} for data in (a, b))
+    claims_a, claims_b = (_first_by_id(data["claims"]) for data in (a, b))
     out.only_in = [(i, "A") for i in claims_a if i not in claims_b] + [(i, "B") for i in claims_b if i not in claims_a]
     if a.get("preset") != b.get("preset"):
         out.warnings.append(f"the runs used other presets ({a.get('preset')} -> {b.get('preset')}): other scales, "
@@ -62,7 +122,7 @@ def compare(a: dict, b: dict) -> Comparison:
         out.warnings.append(f"the runs ran other papers ({', '.join(papers[0])} -> {', '.join(papers[1])})")
     for claim_id in (i for i in claims_a if i in claims_b):
         ca, cb = claims_a[claim_id], claims_b[claim_id]
-        if ca.get("fingerprint") != cb.get("fingerprint"):
+        if ca.get("fingerprint") != cb.get("fingerprint") and ca.get("fingerprint") and cb.get("fingerprint"):
             out.protocol.append((claim_id, ca.get("fingerprint") or "none", cb.get("fingerprint") or "none"))
         if ca["verdict"] != cb["verdict"]:
             out.verdicts.append((claim_id, ca["verdict"], cb["verdict"]))

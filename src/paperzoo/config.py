@@ -159,8 +159,10 @@ def save_config(cfg: Any, path: Path) -> None:
     path.write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True) + "\n")
 
 
-def from_dict(cls: type, data: dict) -> Any:
-    """Rebuild a (nested) dataclass config from `to_dict` output; unknown keys are an error."""
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Rebuild a (nested) dataclass config from `to_dict` output (a run's config.json); unknown keys and values of
+    the wrong type (`"lr": null`, an optimizer that is not one of the choices) are a `ConfigError` naming the
+    dotted key. Ranges are `validate`'s."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known
@@ -168,13 +170,60 @@ def from_dict(cls: type, data: dict) -> Any:
         raise ConfigError(f"unknown config keys for {cls.__name__}: {sorted(unknown)}")
     kwargs = {}
     for name, value in data.items():
-        kind = hints[name]
-        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            value = from_dict(kind, value)
-        elif get_origin(kind) is tuple and isinstance(value, list):
-            value = tuple(value)
+        kind, key = hints[name], prefix + name
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}={value!r}: expected an object of {kind.__name__}'s settings")
+            value = from_dict(kind, value, key + ".")
+        else:
+            value = _typed(value, kind, key)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _typed(value: Any, kind: Any, key: str) -> Any:
+    """`value` (from JSON) as a value of type `kind`, or a `ConfigError` naming `key` and the type expected."""
+    origin = get_origin(kind)
+    wrong = ConfigError(f"{key}={value!r}: expected {type_text(kind)}")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(kind):
+            return None
+        for option in (a for a in get_args(kind) if a is not type(None)):
+            try:
+                return _typed(value, option, key)
+            except ConfigError:
+                continue
+        raise wrong
+    if origin is Literal:
+        if any(value == c and type(value) is type(c) for c in get_args(kind)):
+            return value
+        raise ConfigError(f"{key}={value!r} is not a valid choice; choose one of: "
+                          f"{', '.join(map(str, get_args(kind)))}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise wrong
+        args = get_args(kind)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise wrong
+            items = [_typed(v, a, key) for v, a in zip(value, args)]
+        else:
+            items = [_typed(v, args[0], key) for v in value] if args else list(value)
+        return tuple(items) if origin is tuple else items
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise wrong
+    elif kind is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise wrong
+    elif kind is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: expected a finite number")
+        return float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            raise wrong
+    return value
 
 
 @functools.lru_cache(maxsize=None)

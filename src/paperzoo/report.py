@@ -105,10 +105,18 @@ def _evidence_figures(results: list[ClaimResult], out_dir: Path) -> Path | None:
 
 
 def report_folder(out: str | None, overwrite: bool = False) -> Path:
-    """The folder a `reproduce` run writes to (see `run_folders.output_folder`), checked before any claim runs."""
+    """The folder a `reproduce` run writes to (see `run_folders.output_folder`), checked before any claim runs and
+    locked until `run_folders.release(folder)`."""
     from paperzoo.run_folders import output_folder
 
-    return output_folder(out, "reproduce", "results.json", "a report", overwrite)
+    return output_folder(out, "reproduce", overwrite)
+
+
+def _record(out_dir: Path, results: list[ClaimResult], *names: str) -> None:
+    """Add the report's files and the claims' figures to the folder's manifest (what `--overwrite` removes)."""
+    from paperzoo.run_folders import record
+
+    record(out_dir, "reproduce", *names, *(f for r in results for f in r.figures))
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -118,11 +126,15 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_partial(results: list[ClaimResult], out_dir: Path, preset: str, seed: int) -> Path:
+def write_partial(results: list[ClaimResult], out_dir: Path, preset: str, seed: int,
+                  stopped: dict | None = None) -> Path:
     """results.json with the claims finished so far (`"complete": false`), rewritten as each claim finishes, so a
-    crash or a kill keeps what was measured; `write_report` replaces it with the full report."""
+    crash or a kill keeps what was measured; `write_report` replaces it with the full report. `stopped`: how a run
+    stopped by a signal ended (the signal, the claims not run)."""
     path = out_dir / "results.json"
+    _record(out_dir, results, "results.json")
     _write_json(path, {"schema": SCHEMA_VERSION, "complete": False, "preset": preset, "seed": seed,
+                       **({"stopped": stopped} if stopped else {}),
                        "summary": verdict_counts(results), "summary_by_kind": counts_by_kind(results),
                        "claims": [r.to_json() for r in results]})
     return path
@@ -130,10 +142,15 @@ def write_partial(results: list[ClaimResult], out_dir: Path, preset: str, seed: 
 
 def write_report(results: list[ClaimResult], out_dir: Path, preset: str, seed: int,
                  run: dict | None = None) -> dict[str, Path]:
+    """results.json, report.md and report.html of a finished run. It is `"complete": false` when a worker process
+    died (`run["worker_deaths"]`): those claims were not measured."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    _record(out_dir, results, "results.json", "report.md", "report.html", "figures/overview.png")
     overview = _evidence_figures(results, out_dir)
+    _record(out_dir, results)
     counts = verdict_counts(results)
-    payload = {"schema": SCHEMA_VERSION, "complete": True, "preset": preset, "seed": seed, "run": run or {},
+    complete = not (run or {}).get("worker_deaths")
+    payload = {"schema": SCHEMA_VERSION, "complete": complete, "preset": preset, "seed": seed, "run": run or {},
                "environment": environment(), "summary": counts, "summary_by_kind": counts_by_kind(results),
                "claims": [r.to_json() for r in results]}
     paths = {"json": out_dir / "results.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
@@ -147,6 +164,17 @@ def _summary_line(counts: dict) -> str:
     return ", ".join(f"{counts.get(v, 0)} {v.replace('_', ' ')}" for v in VERDICT_COLOURS)
 
 
+def worker_deaths(results: list[ClaimResult]) -> list[str]:
+    """One line per paper whose worker process died: which claims it cost."""
+    from paperzoo.claims import WORKER_DIED
+
+    lost: dict[str, list[str]] = {}
+    for r in results:
+        if r.verdict == "error" and r.reason.startswith(WORKER_DIED):
+            lost.setdefault(r.reason, []).append(r.id)
+    return [f"{reason}: {len(ids)} claim(s) not measured ({', '.join(ids)})" for reason, ids in lost.items()]
+
+
 def _precondition_lines(r: ClaimResult) -> list[str]:
     word = {True: "held", False: "NOT MET", None: "UNDECIDED"}
     return [f"{word[p['held']]}: {p['text']} ({p['detail']})" for p in r.preconditions]
@@ -155,6 +183,7 @@ def _precondition_lines(r: ClaimResult) -> list[str]:
 def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: dict, overview: Path | None) -> str:
     lines = [f"# paperzoo report (preset `{preset}`)", "", kind_summary(counts_by_kind(results)), "",
              f"All claims: {_summary_line(counts)}", ""]
+    lines += [f"**Incomplete:** {line}" for line in worker_deaths(results)] + [""] * bool(worker_deaths(results))
     if overview:
         lines += [f"![every decided test against its threshold]({os.path.relpath(overview, out_dir)})", ""]
     lines += ["| claim | verdict | paper reports | measured | criterion | s |", "|---|---|---|---|---|---|"]
@@ -277,7 +306,9 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
             f"<style>{_CSS}</style></head><body><h1>paperzoo report</h1>"
             f"<p class=meta>{_environment_line(payload)}; {sum(r.seconds for r in results):.0f} s of claims</p>"
             f"<p class=summary><b>{e(kind_summary(counts_by_kind(results)))}</b></p>"
-            f"<p class=summary>all claims: {badges}</p>{forest}"
+            f"<p class=summary>all claims: {badges}</p>"
+            + "".join(f"<p class=why><b>incomplete:</b> {e(line)}</p>" for line in worker_deaths(results))
+            + f"{forest}"
             f"<table><colgroup><col style='width:27%'><col style='width:9%'><col style='width:17%'>"
             f"<col style='width:25%'><col style='width:18%'><col style='width:4%'></colgroup>"
             f"<tr><th>claim</th><th>verdict</th><th>paper reports</th><th>measured</th><th>criterion</th>"

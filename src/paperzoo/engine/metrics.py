@@ -1,12 +1,15 @@
 """Metric logging for rank 0: JSON lines (one row per log or eval), a CSV written from them, and TensorBoard
-when it is installed. A resumed run keeps the rows up to its checkpoint."""
+when it is installed. A resumed run keeps the rows up to its checkpoint; metrics.jsonl's rewrite on resume and
+metrics.csv are written atomically (a kill mid-write leaves the previous file)."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
+from paperzoo.engine.checkpoint import atomic_write
 from paperzoo.errors import DataError
 
 
@@ -44,7 +47,8 @@ class MetricsLogger:
         if self.jsonl.exists():
             # a resumed run forgets what the killed run logged after its last checkpoint
             self.rows = [r for r in read_rows(self.jsonl) if r["step"] <= resume_step]
-            self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+            # atomically: a kill mid-rewrite must not lose the rows before the checkpoint
+            atomic_write(self.jsonl, "".join(json.dumps(r) + "\n" for r in self.rows).encode())
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -67,10 +71,11 @@ class MetricsLogger:
         if self.out_dir is None:
             return
         columns = ["step", "split"] + sorted({k for r in self.rows for k in r} - {"step", "split"})
-        with open(self.out_dir / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write(self.out_dir / "metrics.csv", text.getvalue().encode())
         if self.writer is not None:
             self.writer.close()
 

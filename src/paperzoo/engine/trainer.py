@@ -6,7 +6,10 @@ optimizer and schedule from `TrainConfig`, gradient accumulation (skipping DDP's
 micro-steps with `no_sync`), clipping, AMP, NaN/inf detection, metrics averaged over ranks, a progress bar,
 atomic checkpoints that are never non-finite, a run folder that a new run does not overwrite unless told to, and
 exact resume (every rank's RNG state is saved, so per-rank augmentation streams continue after a resume; under
-`torchrun --max-restarts K` restarted workers resume by themselves). Under DDP it names the parameters that got
+`torchrun --max-restarts K` restarted workers resume by themselves). With `stop_on_signals` (`paperzoo train`), Ctrl-C
+or SIGTERM stops it after the current step with a checkpoint of that step, which `--resume` continues exactly; one
+process at a time writes into a run folder (a lock), and `overwrite` removes only the files that a run wrote (the
+folder's manifest, see `paperzoo.run_folders`). Under DDP it names the parameters that got
 no gradient instead of PyTorch's reduction error, and converts BatchNorm to SyncBatchNorm on request (GPU only). It
 never branches on which method it runs.
 """
@@ -17,7 +20,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol
@@ -31,9 +33,10 @@ from paperzoo.config import at_least, positive, require
 from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
 from paperzoo.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from paperzoo import run_folders
 from paperzoo.engine.metrics import MetricsLogger
 from paperzoo.errors import ConfigError, UserError
-from paperzoo.run_folders import held_train_files
+from paperzoo.stopping import StopRequest, Stopped, signal_name
 
 
 @dataclass
@@ -100,6 +103,17 @@ class TrainConfig:
                  "num_workers")
         positive(self, prefix, "lr", "lr_decay", "dist_timeout_s")
         require(0 <= self.momentum < 1, prefix + "momentum", self.momentum, "in [0, 1)")
+        require(0 <= self.seed < 2**63, prefix + "seed", self.seed, "in [0, 2**63)")
+        require(_valid_device(self.device), prefix + "device", self.device, "auto, cpu, cuda, cuda:N or mps")
+
+
+def _valid_device(name: str) -> bool:
+    if name == "auto":
+        return True
+    try:
+        return torch.device(name).type in ("cpu", "cuda", "mps")
+    except (RuntimeError, ValueError):
+        return False
 
 
 @dataclass
@@ -223,6 +237,8 @@ class Trainer:
     `callbacks`: functions called with a `TrainState` at every log step, after every evaluation and after the final
     one; one may end the run early (`paperzoo.engine.callbacks`: `EarlyStopping`, `BestCheckpoint`). `overwrite=True` lets a new run replace
     the run already in `out_dir` (refused otherwise); `fit(resume=True)` continues it from its last checkpoint.
+    `stop_on_signals=True` (`paperzoo train`): the first SIGINT or SIGTERM stops the run after the current step,
+    with a checkpoint of that step when there is a run folder, by raising `paperzoo.stopping.Stopped`.
     """
 
     def __init__(
@@ -234,11 +250,15 @@ class Trainer:
         callbacks: list[Callable[[TrainState], None]] = (),
         ddp_comm_hook: tuple[Any, Callable] | None = None,
         overwrite: bool = False,
+        stop_on_signals: bool = False,
     ):
         """`ddp_comm_hook`: (state, hook) registered on the DDP model, e.g. PyTorch's fp16 compression hook.
-        `overwrite`: a new run may replace the training run already in `out_dir` (refused otherwise)."""
+        `overwrite`: a new run may replace the training run already in `out_dir` (refused otherwise).
+        `stop_on_signals`: SIGINT/SIGTERM stop the run after the current step with a checkpoint."""
         self.method, self.cfg, self.callbacks = method, cfg, list(callbacks)
         self.overwrite = overwrite
+        self.stop_on_signals = stop_on_signals
+        self._stop = StopRequest(False)
         self.ddp_comm_hook = ddp_comm_hook
         self.env = D.dist_env()
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -268,12 +288,16 @@ class Trainer:
     def fit(self, resume: bool = False) -> TrainResult:
         """Train; `resume` continues from the run folder's last checkpoint (implied after an elastic restart)."""
         device = D.pick_device(self.cfg.device, self.env)
-        created = D.init_process_group(self.env, device, self.cfg.dist_timeout_s)
-        try:
-            return self._fit(device, resume or self.env.restart_count > 0)
-        finally:
-            if created:
-                D.teardown()
+        locked = contextlib.nullcontext()
+        if self.out_dir is not None and self.env.is_main:  # one process writes into a run folder at a time
+            locked = run_folders.locked(run_folders.writable_folder(self.out_dir), "train")
+        with locked, StopRequest(self.stop_on_signals) as self._stop:
+            created = D.init_process_group(self.env, device, self.cfg.dist_timeout_s)
+            try:
+                return self._fit(device, resume or self.env.restart_count > 0)
+            finally:
+                if created:
+                    D.teardown()
 
     def _fit(self, device: torch.device, resume: bool) -> TrainResult:
         cfg, env = self.cfg, self.env
@@ -287,15 +311,20 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
 
         start = 0
+        sums: dict[str, torch.Tensor] = {}  # training metrics summed since the last log, and over `count` steps
+        count = 0
         if resume and self.checkpoint_path and self.checkpoint_path.exists():
-            meta = load_checkpoint(self.checkpoint_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                                   scaler=scaler, restore_rng=False)
+            meta = self._load(model, optimizer, scheduler, scaler)
             start = meta["step"]
             states = meta["extra"].get("rng_per_rank", [])
             if env.rank < len(states):
                 D.set_rng_state(states[env.rank])  # this rank's own augmentation stream, not rank 0's
             else:  # a checkpoint from fewer ranks: a fresh stream for this rank at this step
                 D.seed_everything(D.derive_seed(cfg.seed, start), env.rank)
+            pending = meta["extra"].get("pending_per_rank", [])
+            if env.rank < len(pending):  # a run stopped between two logs: its next log averages the same steps
+                sums = {k: torch.tensor(v, dtype=torch.float32) for k, v in pending[env.rank]["sums"].items()}
+                count = pending[env.rank]["count"]
         else:
             D.seed_everything(cfg.seed, env.rank)  # per-rank streams for augmentation
         starts = D.all_gather_objects(start) if resume else [start]
@@ -308,15 +337,17 @@ class Trainer:
         if not resume and self.out_dir is not None:
             self._claim_folder()
         writes = env.is_main and self.out_dir is not None
-        if writes:
+        if writes:  # the manifest first: a kill at any point leaves the run's files listed for --overwrite
+            run_folders.record(self.out_dir, "train", *(n for n in run_folders.WRITES["train"] if "*" not in n),
+                               *run_folders.held_output(self.out_dir)[1] if resume else ())
             atomic_write(self.out_dir / "config.json", (json.dumps(self.run_config, indent=2) + "\n").encode())
         logger = MetricsLogger(self.out_dir if writes else None, resume_step=start)
+        if writes:
+            run_folders.record(self.out_dir, "train", *(self.out_dir / "tensorboard").glob("events.out.tfevents.*"))
         batches = self._batches(start * cfg.accumulation, device)
         autocast = self._autocast(device)
         bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not (cfg.progress and env.is_main),
                    dynamic_ncols=True, leave=False)
-        sums: dict[str, torch.Tensor] = {}
-        count = 0
         check_unused = isinstance(wrapped, nn.parallel.DistributedDataParallel) and not cfg.find_unused_parameters
         before_step = getattr(self.method, "before_optimizer_step", None)
         end, stop, reused = cfg.steps, False, None  # a callback may end the run at an earlier step
@@ -372,9 +403,15 @@ class Trainer:
                     end = step
                     break
                 if self.out_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    self._save(model, optimizer, scheduler, scaler, step)
+                    self._save(model, optimizer, scheduler, scaler, step, (sums, count))
+                if step < cfg.steps and self._stop_requested(device):
+                    if self.out_dir is not None:
+                        self._save(model, optimizer, scheduler, scaler, step, (sums, count))
+                    raise self._stopped(f"after step {step} of {cfg.steps}")
             if self.out_dir is not None and start < end:  # first: a mistake caught only in evaluation
                 self._save(model, optimizer, scheduler, scaler, end)  # loses no training
+            if self._stop_requested(device):
+                raise self._stopped(f"after its last step ({end}), before the final evaluation")
             final = reused if reused is not None else self._evaluate(model, device)
             if not logger.has_row(end, "eval"):  # a resumed finished run logs its evaluation once
                 logger.log(end, "eval", final)
@@ -385,18 +422,67 @@ class Trainer:
         return TrainResult(model=model, steps=end, final=final, history=logger, out_dir=self.out_dir)
 
     def _claim_folder(self) -> None:
-        """A new run refuses a folder that holds another training run, unless `overwrite`: every rank looks before
-        any rank writes (the gather is the barrier), then rank 0 removes the old run's files."""
-        held = held_train_files(self.out_dir)
+        """A new run refuses a folder that holds another run (of any command), unless `overwrite`: every rank looks
+        before any rank writes (the gather is the barrier), then rank 0 removes the old run's own files (those its
+        manifest lists; never a folder that holds anything else)."""
+        command, held = run_folders.held_output(self.out_dir)
         if any(D.all_gather_objects(bool(held))):
             if not self.overwrite:
-                raise ConfigError(f"{self.out_dir} already holds a training run ({', '.join(held) or 'seen by another rank'}): "
-                                  "pass --resume to continue it, --overwrite to replace it, or choose another --out")
+                shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+                if command in (None, "train"):
+                    raise ConfigError(f"{self.out_dir} already holds a training run ({shown or 'seen by another rank'}): "
+                                      "pass --resume to continue it, --overwrite to replace it, or choose another --out")
+                raise ConfigError(f"{self.out_dir} already holds {run_folders.HOLDS.get(command, 'another run')} "
+                                  f"({shown}, written by `paperzoo {command}`): pass --overwrite to replace it, or "
+                                  "choose another --out")
             if self.env.is_main:
-                for name in held:
-                    path = self.out_dir / name
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                run_folders.remove_output(self.out_dir)
         D.all_gather_objects(None)  # no rank writes before rank 0 has removed the old files
+
+    def _load(self, model, optimizer, scheduler, scaler) -> dict:
+        """The run's last checkpoint into the model and optimizer; one that does not fit this run (another model,
+        damaged metadata) is a `UserError` naming what does not fit."""
+        path = self.checkpoint_path
+        try:
+            meta = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                   restore_rng=False)
+        except UserError:
+            raise
+        except RuntimeError as e:
+            from paperzoo.engine.checkpoint import read_checkpoint, state_dict_mismatches
+
+            state = {k[len("model."):]: v for k, v in read_checkpoint(path)[0].items() if k.startswith("model.")}
+            found = "; ".join(line.strip() for line in state_dict_mismatches(model, state)) or str(e).split("\n")[0]
+            raise UserError(f"--resume: {path} holds another model's weights ({found[:300]}); resume with the "
+                            "run's own settings, or start a new run with another --out") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise UserError(f"--resume: {path} has damaged or foreign metadata ({type(e).__name__}: {e}); delete it "
+                            "to train the run again from its config.json, or start a new run") from None
+        step, extra = meta.get("step"), meta.get("extra")
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0 or not isinstance(extra, dict):
+            raise UserError(f"--resume: {path} has damaged metadata (step {step!r}); delete it to train the run "
+                            "again from its config.json, or start a new run")
+        return meta
+
+    def _stop_requested(self, device: torch.device) -> bool:
+        """Whether a SIGINT/SIGTERM asked the run to stop; under DDP, whether any rank was asked (so that all stop
+        after the same step)."""
+        if not self._stop.enabled:
+            return False
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return self._stop.requested
+        flag = torch.tensor([float(self._stop.requested)], device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and not self._stop.requested:
+            self._stop.signum = 15  # another rank's signal; SIGTERM is what torchrun forwards
+        return bool(flag.item())
+
+    def _stopped(self, when: str) -> Stopped:
+        name = signal_name(self._stop.signum)
+        if self.out_dir is None:
+            return Stopped(f"stopped by {name} {when} (no run folder, nothing saved)", self._stop.signum)
+        return Stopped(f"stopped by {name} {when}; checkpoint saved in {self.checkpoint_path}: continue the run with "
+                       f"--resume --out {self.out_dir}", self._stop.signum)
 
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """The method's `configure_optimizer(model, cfg)`, else TrainConfig's optimizer over the method's
@@ -486,19 +572,26 @@ class Trainer:
         model.train(was_training)
         return {k: float(v) for k, v in values.items()}
 
-    def _save(self, model, optimizer, scheduler, scaler, step: int) -> None:
-        """Every rank calls this (a collective gathers each rank's RNG state); rank 0 writes the file. Non-finite
-        weights or optimizer state are never saved: the last finite checkpoint stays (DDP keeps the replicas equal,
-        so every rank stops here together)."""
+    def _save(self, model, optimizer, scheduler, scaler, step: int, pending: tuple[dict, int] = ({}, 0)) -> None:
+        """Every rank calls this (a collective gathers each rank's RNG state and `pending`, its training metrics
+        summed since the last log and their step count); rank 0 writes the file. Non-finite weights or optimizer
+        state are never saved: the last finite checkpoint stays (DDP keeps the replicas equal, so every rank stops
+        here together)."""
         tensors = [*model.parameters(), *(v for s in optimizer.state.values() for v in s.values()
                                           if torch.is_tensor(v) and v.is_floating_point())]
         if not all(torch.isfinite(t).all() for t in tensors):
             raise NonFiniteLossError(f"the weights or optimizer state became non-finite by step {step} while the "
                                      "loss was finite: lower train.lr or set train.grad_clip; the last finite "
                                      "checkpoint is kept")
-        states = D.all_gather_objects(D.rng_state())
+        sums, count = pending
+        gathered = D.all_gather_objects((D.rng_state(), {"sums": {k: float(v) for k, v in sums.items()},
+                                                          "count": count}))
+        states = [state for state, _ in gathered]
+        extra = {"rng_per_rank": states}
+        if count:
+            extra["pending_per_rank"] = [p for _, p in gathered]
         part = getattr(self.method, "checkpoint_state", None)
         if self.env.is_main:
             save_checkpoint(self.checkpoint_path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
                             scaler=scaler if scaler.is_enabled() else None, config=self.run_config,
-                            extra={"rng_per_rank": states}, model_state=part(model) if part else None)
+                            extra=extra, model_state=part(model) if part else None)

@@ -15,13 +15,18 @@ their PCA energy removed, with spoken digits mixed with noise. We rebuild that r
   splits train / held-out validation (taken from the training part, as the paper holds out V from its training
          set) / test (the 1,000 test images with unseen speakers).
 
-The audio features are built once per config and cached under the user cache folder.
+The audio features are built once per config and cached under the user cache folder. A cache file is written
+through a temporary file of the writing process's own, then renamed into place (two processes building the same
+cache do not collide), and checked when read: a damaged one (truncated, not a torch file, the wrong content) is
+rebuilt, with a message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -145,8 +150,8 @@ def _cached_bank(cfg: AVDigitsConfig, progress: bool, cache: bool) -> dict[str, 
     """The utterance bank, read from the cache when an earlier build made the same one."""
     key = _cache_key({"bank": 1, "n": cfg.utterances_per_digit, "test": cfg.test_speaker_fraction, "seed": cfg.seed})
     path = cache_dir("gblend") / f"bank-{key}.pt"
-    if cache and path.exists():
-        stored = torch.load(path, weights_only=True)
+    stored = _load_cache(path, _is_bank) if cache and path.exists() else None
+    if stored is not None:
         return {split: [[c.numpy() for c in clips] for clips in digits] for split, digits in stored.items()}
     bank = utterance_bank(cfg, progress)
     if cache:
@@ -156,9 +161,39 @@ def _cached_bank(cfg: AVDigitsConfig, progress: bool, cache: bool) -> dict[str, 
 
 
 def _atomic_save(obj, path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    """Through a temporary file of this process's own, renamed into place: a reader sees the old file or the new."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_cache(path, valid) -> object | None:
+    """The object cached at `path` when it loads and `valid(obj)` holds; else None (the caller rebuilds it), with a
+    message saying the file was damaged."""
+    try:
+        stored = torch.load(path, weights_only=True)
+        problem = "" if valid(stored) else "not the content this cache holds"
+    except Exception as e:  # noqa: BLE001 - truncated archive, not a torch file, refused content: rebuild
+        stored, problem = None, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    if problem:
+        print(f"paperzoo: the G-Blend cache file {path} is damaged ({problem}); rebuilding it", file=sys.stderr)
+        return None
+    return stored
+
+
+def _is_bank(stored) -> bool:
+    return (isinstance(stored, dict) and set(stored) == {"train", "test"}
+            and all(isinstance(d, list) and len(d) == 10 and all(isinstance(c, list) and c and all(
+                torch.is_tensor(x) and x.dim() == 1 for x in c) for c in d) for d in stored.values()))
+
+
+def _is_features(stored, labels: dict) -> bool:
+    return (isinstance(stored, dict) and set(stored) == set(labels)
+            and all(torch.is_tensor(stored[k]) and stored[k].is_floating_point() and stored[k].dim() == 4
+                    and len(stored[k]) == len(labels[k]) for k in labels))
 
 
 def _audio_features(labels: dict[str, np.ndarray], cfg: AVDigitsConfig, progress: bool,
@@ -194,9 +229,8 @@ def av_digits(cfg: AVDigitsConfig = AVDigitsConfig(), progress: bool = True, cac
     images = dict(zip(images, pca_degrade(images["train"], list(images.values()), cfg.image_components)))
 
     path = cache_dir("gblend") / f"av-digits-{_cache_key({'v': 1, **asdict(cfg)})}.pt"
-    if cache and path.exists():
-        features = torch.load(path, weights_only=True)
-    else:
+    features = _load_cache(path, lambda f: _is_features(f, labels)) if cache and path.exists() else None
+    if features is None:
         features = _audio_features({k: v.numpy() for k, v in labels.items()}, cfg, progress, cache)
         if cache:
             _atomic_save(features, path)

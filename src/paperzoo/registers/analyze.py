@@ -16,7 +16,7 @@ from paperzoo.registers.dinov2 import load_dinov2
 from paperzoo.registers.images import image_set, normalize
 from paperzoo.registers.model import ARCHS
 from paperzoo.registers.study import study
-from paperzoo.run_folders import output_folder
+from paperzoo.run_folders import WRITES, output_folder, record, release
 
 
 def add_arguments(parser) -> None:
@@ -57,11 +57,23 @@ def write_html(path: Path, title: str, values: dict, figure_paths: dict[str, Pat
 def run(args) -> int:
     if args.img_size < 1 or args.max_images < 1:
         raise UserError("--img-size and --max-images must be positive")
+    if args.registers is not None and args.registers < 0:
+        raise UserError(f"--registers must be >= 0, got {args.registers}")
+    if args.threshold is not None and not (math.isfinite(args.threshold) and args.threshold > 0):
+        raise UserError(f"--threshold must be a finite number > 0, got {args.threshold}")
     model = load_dinov2(args.weights, args.arch, args.registers)
     if args.img_size % model.patch_size:
         raise UserError(f"--img-size {args.img_size} is not a multiple of the patch size {model.patch_size}")
     raw, labels, names = image_set(args.images, args.img_size, args.max_images)
-    out = output_folder(args.out, "analyze-vit", "analysis.json", "an analysis", args.overwrite)
+    out = output_folder(args.out, "analyze-vit", args.overwrite)  # locked until written
+    try:
+        record(out, "analyze-vit", *WRITES["analyze-vit"])
+        return _analyze(args, model, raw, labels, names, out)
+    finally:
+        release(out)
+
+
+def _analyze(args, model, raw, labels, names, out: Path) -> int:
     s = study(model, normalize(raw), raw, labels, threshold=args.threshold)
     b = len(names)
     count = f"{b} images, {args.img_size} px"

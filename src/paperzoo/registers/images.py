@@ -1,10 +1,12 @@
 """Images for the artifact analysis of Darcet et al. (arXiv 2309.16588) on DINOv2 checkpoints (`analyze-vit`,
 `reproduce registers --weights`): a user folder (ImageNet-style: one subfolder per class) or the 20 real photos
 bundled with scikit-image (a dependency) and scikit-learn; resized and centre-cropped as DINOv2 expects (ImageNet
-normalisation)."""
+normalisation). Every image of a user folder is checked before any is used: a file that is not an image, is cut
+short, or is too large to decode safely (a decompression bomb) is a `DataError` naming it."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,48 @@ def folder_files(root: str | Path) -> list[str]:
     return files
 
 
+_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError)  # what PIL raises for a damaged file
+
+
+class _BombsRaise(warnings.catch_warnings):
+    """PIL's decompression-bomb warning (an image of more than Image.MAX_IMAGE_PIXELS) raised as an error."""
+
+    def __enter__(self):
+        from PIL import Image
+
+        super().__enter__()
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def _unreadable(path: Path, e: Exception) -> DataError:
+    from PIL import Image
+
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return DataError(f"{path} is too large to decode safely ({e}); remove it from the --images folder")
+    return DataError(f"{path} is not a readable image ({type(e).__name__}: {e}); remove or replace it")
+
+
+def check_image(path: Path) -> None:
+    """A `DataError` naming `path` unless it is an image PIL reads whole: not an image, cut short (a JPEG without
+    its end marker is decoded to be sure), or a decompression bomb."""
+    from PIL import Image
+
+    try:
+        with _BombsRaise():
+            with Image.open(path) as image:
+                kind = image.format
+                image.verify()  # structure and checksums, without decoding
+            if kind == "JPEG":
+                with open(path, "rb") as f:
+                    f.seek(-2, 2)
+                    ended = f.read(2) == b"\xff\xd9"
+                if not ended:
+                    with Image.open(path) as image:
+                        image.load()
+    except (*_UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise _unreadable(path, e) from None
+
+
 def image_set(folder: str | Path | None, size: int, max_images: int,
               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """(B, 3, size, size) images in [0, 1], their (B,) class indices (None unless every image sits in a class
@@ -64,12 +108,15 @@ def image_set(folder: str | Path | None, size: int, max_images: int,
         names, read = sorted(photos), photos.__getitem__
     else:
         names = folder_files(folder)
+        for name in names:  # all of them, so that a bad file is found before the run, whichever are picked
+            check_image(Path(folder) / name)
 
         def read(name: str) -> np.ndarray:
             try:
-                return np.asarray(Image.open(Path(folder) / name).convert("RGB"))
-            except OSError as e:
-                raise DataError(f"{Path(folder) / name} is not a readable image ({e})") from None
+                with _BombsRaise():
+                    return np.asarray(Image.open(Path(folder) / name).convert("RGB"))
+            except (*_UNREADABLE, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                raise _unreadable(Path(folder) / name, e) from None
     pick = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed))[:max_images]
     names = [names[i] for i in pick.tolist()]
     classes = [Path(name).parent.name for name in names]
