@@ -4,6 +4,7 @@ forward written from the official code's definitions, so a wrong name map cannot
 
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,3 +246,29 @@ def test_unreadable_files_are_data_errors(tmp_path):
         state["backbone.net.bn1.weight"] = torch.ones(8)
         torch.save(state, tmp_path / "ok.pth")
         load_squeezetime(tmp_path / "ok.pth", in_channels=5)
+
+
+class _RunsCode:
+    """Unpickling this would create the file `path`: what a malicious checkpoint could do instead."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+def test_a_legacy_non_zip_file_loads_and_code_in_one_does_not_run(tmp_path):
+    """Files saved before torch 1.6 (or with _use_new_zipfile_serialization=False) are not zip archives: they load
+    with weights_only alone, which still refuses anything but tensors and containers (issue #37)."""
+    state = official_state(official_shapes(**TINY), seed=1)
+    path = tmp_path / "legacy.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    clips = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(load_squeezetime(path)(clips), official_forward(state, clips), atol=1e-4,
+                                   rtol=1e-4)
+    torch.save({**state, "x": _RunsCode(tmp_path / "ran")}, tmp_path / "code.pth", _use_new_zipfile_serialization=False)
+    with pytest.raises(DataError, match="not a readable checkpoint"):
+        load_squeezetime(tmp_path / "code.pth")
+    assert not (tmp_path / "ran").exists()

@@ -27,6 +27,7 @@ channels, blocks per stage, `image_size` = 4 x the first stage's position-encodi
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -71,7 +72,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
             return load_file(path)
-        unknown = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        # a zip checkpoint's foreign classes load as inert placeholders; a legacy (pre-1.6, non-zip) file cannot be
+        # scanned for them, and loads with weights_only alone (tensors and containers; anything else is refused)
+        unknown = torch.serialization.get_unsafe_globals_in_checkpoint(path) if zipfile.is_zipfile(path) else []
         with torch.serialization.safe_globals([(_Ignored, name) for name in unknown]):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
