@@ -8,6 +8,8 @@ and `hf` extras; elsewhere these are skipped."""
 import copy
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,3 +269,21 @@ def test_export_refuses_what_it_cannot_write(tmp_path):
         export_adapter(checkpoint, tmp_path / "a")
     with pytest.raises(UserError, match="TinyGPT, which has no Hugging Face format"):
         export_model(checkpoint, tmp_path / "m")
+
+
+@pytest.mark.slow
+@needs_hf
+def test_the_memory_benchmark_runs_at_smoke_size(tmp_path):
+    """benchmarks/dpo_lora_memory.py end to end: four rows, the memory ones with every variant's peak."""
+    root = Path(__file__).parents[2]
+    results = tmp_path / "rows.jsonl"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "dpo_lora_memory.py"), "--smoke", "--results",
+                           str(results)], cwd=root, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["peak memory LoRA / full DPO", "peak memory LoRA + checkpointing / full DPO",
+                                         "step time LoRA / full", "step time LoRA + checkpointing / LoRA"]
+    assert rows[0]["goal"] == "<= 0.6x" and rows[0]["status"] in ("met", "missed")
+    assert all(r["ratio"] > 0 for r in rows)
+    if sys.platform == "linux":
+        assert set(rows[0]["values"]) == {"full MiB", "LoRA MiB", "LoRA + checkpointing MiB"}
