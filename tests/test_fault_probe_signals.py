@@ -10,15 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from paperzoo.catalog import Entry, Post
-from paperzoo.claims import RunStopped, run_selected
+from paperzoo.claims import run_selected
 from paperzoo.cli import EXIT_USER_ERROR, main
 from paperzoo.engine import Trainer, TrainConfig
 from paperzoo.engine.checkpoint import read_checkpoint

@@ -31,7 +31,8 @@ def load_results(path: str | Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise UserError(f"{path} has no list of claims; is it a results.json written by `paperzoo reproduce`?")
     if not isinstance(data.get("environment", {}), dict):
-        raise UserError(f"{path}: 'environment' must be an object; is it a results.json written by `paperzoo reproduce`?")
+        raise UserError(f"{path}: 'environment' must be an object; is it a results.json written by `paperzoo "
+                        "reproduce`?")
     for i, claim in enumerate(data["claims"]):
         problem = _entry_problem(claim)
         if problem:
@@ -103,8 +104,8 @@ def compare(a: dict, b: dict) -> Comparison:
     for side, data in (("A", a), ("B", b)):
         if "schema" in data and data["schema"] != SCHEMA_VERSION:
             out.warnings.append(f"{side} was written with results schema {data['schema']!r} (this paperzoo writes "
-                                f"{SCHEMA_VERSION}): fields added since (kind, protocol fingerprint, looks) are missing "
-                                "there, so their comparisons are left out")
+                                f"{SCHEMA_VERSION}): fields added since (kind, protocol fingerprint, looks) are "
+                                "missing there, so their comparisons are left out")
         if data.get("complete") is False:
             stopped = data.get("stopped") if isinstance(data.get("stopped"), dict) else {}
             why = f", stopped with {len(stopped.get('not_run', []))} claims not run" if stopped else ""

@@ -430,8 +430,9 @@ class Trainer:
             if not self.overwrite:
                 shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
                 if command in (None, "train"):
-                    raise ConfigError(f"{self.out_dir} already holds a training run ({shown or 'seen by another rank'}): "
-                                      "pass --resume to continue it, --overwrite to replace it, or choose another --out")
+                    raise ConfigError(f"{self.out_dir} already holds a training run ({shown or 'seen by another rank'})"
+                                      ": pass --resume to continue it, --overwrite to replace it, or choose another "
+                                      "--out")
                 raise ConfigError(f"{self.out_dir} already holds {run_folders.HOLDS.get(command, 'another run')} "
                                   f"({shown}, written by `paperzoo {command}`): pass --overwrite to replace it, or "
                                   "choose another --out")
