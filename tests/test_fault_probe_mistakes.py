@@ -128,6 +128,10 @@ MISTAKES = {
                          f"train.seed must be in [0, 2**63), got {2**64}"),
     "train.device=tpu": (lambda p, t, m: ["train", "sanity_cnn", *TINY, "train.device=tpu", "--out", f"{t}/r"],
                          "train.device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+    "sanity_cnn channels=0": (lambda p, t, m: ["train", "sanity_cnn", *TINY, "channels=0", "--out", f"{t}/r"],
+                              "channels must be >= 1, got 0"),
+    "sanity_cnn max_shift=-1": (lambda p, t, m: ["train", "sanity_cnn", *TINY, "max_shift=-1", "--out", f"{t}/r"],
+                                "max_shift must be >= 0, got -1"),
     "config.json lr null": (
         lambda p, t, m: _edit_config(_copy(p, t, "run"), lr=None) or ["train", "sanity_cnn", "--resume", "--out",
                                                                       f"{t}/run"],

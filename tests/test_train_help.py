@@ -155,7 +155,6 @@ def test_train_config_file_reruns_a_previous_run_and_arguments_win(tmp_path, cap
 # keys whose meaning is still missing: their configs live in files this change could not edit (the experiments
 # modules, locked while `make demo` runs from them; dpo/cli.py, edited elsewhere at the same time)
 UNEXPLAINED = {
-    "sanity_cnn": {"channels"},
     "squeezetime": {"scale", "width_mult", "num_frames", "image_size", "data", "n_train", "n_test", "distractor",
                     "noise", "root", "val_root", "interval", "short_side"},
 }

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperzoo import plotting
+from paperzoo import config, plotting
 from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext
 from paperzoo.criteria import accuracy_at_least
@@ -24,13 +24,23 @@ from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer
 
 @dataclass
 class SanityConfig:
+    """The sanity CNN's settings (`paperzoo train sanity_cnn KEY=VALUE`)."""
+
     channels: int = 32
-    max_shift: int = 2  # random translation in pixels (data augmentation)
+    """Channels of the first convolution (the second has twice as many)."""
+    max_shift: int = 2
+    """Random translation of the training digits, in pixels (data augmentation); 0 turns it off."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=900, batch_size=64, lr=2e-3,
                                                                      schedule="cosine", log_every=10))
 
+    def check(self, prefix: str) -> None:
+        config.at_least(self, prefix, 1, "channels")
+        config.at_least(self, prefix, 0, "max_shift")
+
 
 class SmallCNN(nn.Module):
+    """Two conv-ReLU-pool blocks and a linear head: (B, 1, 28, 28) images -> (B, classes) logits."""
+
     def __init__(self, channels: int = 32, classes: int = 10):
         super().__init__()
         c = channels
