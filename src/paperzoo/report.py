@@ -283,8 +283,10 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
     one_run = sum(1 for r in results if not r.tests and r.verdict in ("reproduced", "not_reproduced"))
     stopped = sum(1 for r in results if r.verdict == "inconclusive" and not r.tests)
     forest = (f"<h2>Overview: every decided test against its threshold</h2><p class=meta>One row per test of a "
-              f"criterion: the dot is the measured effect, the bar its 95% interval over seeds, the red dashed line "
-              f"the threshold fixed before the run; each row has its own scale. Not shown: {one_run} claims still "
+              f"criterion: the dot is the measured effect, the bar its interval over seeds (95%, or a sequential "
+              f"plan's level), the red dashed line the threshold fixed before the run (a bar wholly past it holds), "
+              f"the grey dotted line the smallest effect of interest (a bar wholly short of it refutes); each row has "
+              f"its own scale. Not shown: {one_run} claims still "
               f"decided on one run's values (no interval) and {stopped} stopped by a precondition (their sections "
               f"say which).</p><div class=forest>{_img(str(overview))}</div>" if overview else "")
     rows, sections, current = [], [], None

@@ -26,11 +26,15 @@ def _limits(values: list[float]) -> tuple[float, float]:
 
 
 def _draw_test(ax, test: dict, colour: str, show_seeds: bool) -> None:
-    """One test on one axis: the interval as a bar, the estimate as a dot, the threshold as a dashed line."""
+    """One test on one axis: the interval as a bar, the estimate as a dot, the threshold as a dashed line and, where
+    it lies elsewhere, the smallest effect of interest (`refute_at`) as a dotted one: a bar wholly short of it
+    refutes the test."""
     interval = test["interval"]
     estimate, low, high = interval["estimate"], interval["low"], interval["high"]
     seeds = test["per_seed"] if show_seeds else []
-    ax.set_xlim(*_limits([estimate, low, high, test["threshold"], *seeds]))
+    refute_at = test.get("refute_at")
+    refute_at = None if refute_at is None or refute_at == test["threshold"] else refute_at
+    ax.set_xlim(*_limits([estimate, low, high, test["threshold"], *seeds, *([refute_at] if refute_at is not None else [])]))
     if low is not None and high is not None:
         ax.plot([low, high], [0, 0], color=colour, lw=3, solid_capstyle="butt", alpha=0.6)
     else:
@@ -39,6 +43,8 @@ def _draw_test(ax, test: dict, colour: str, show_seeds: bool) -> None:
         ax.scatter(seeds, [0.25] * len(seeds), s=12, color="black", zorder=3, label="one seed")
     ax.plot([estimate], [0], "o", color=colour, markersize=5, zorder=4)
     ax.axvline(test["threshold"], color="crimson", ls="--", lw=1)
+    if refute_at is not None:
+        ax.axvline(refute_at, color="dimgrey", ls=":", lw=1.2)
     ax.set_ylim(-0.5, 0.6)
     ax.set_yticks([])
     ax.xaxis.set_major_locator(MaxNLocator(5))
