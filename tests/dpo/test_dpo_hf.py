@@ -155,3 +155,23 @@ def test_load_a_local_hf_folder(tmp_path):
     char_tokenizer().save_pretrained(tmp_path)
     model, tok = load_lm(str(tmp_path), TinyGPTConfig())
     assert isinstance(model, transformers.GPT2LMHeadModel) and tok.pad_token_id == 0
+
+
+@needs_hf
+@pytest.mark.parametrize("missing", ["model.safetensors", "tokenizer.json"])
+def test_a_hf_folder_without_weights_or_tokenizer_is_one_line_error(tmp_path, capsys, missing):
+    """`paperzoo train dpo_sft model=<folder>` where the folder lacks its weights or its tokenizer: exit status 2 and
+    one line naming the folder and the missing file, no traceback (transformers raises an OSError or ValueError)."""
+    from paperzoo.cli import EXIT_USER_ERROR, main
+
+    folder = tmp_path / "hf"
+    gpt2().save_pretrained(folder)
+    char_tokenizer().save_pretrained(folder)
+    (folder / missing).unlink()
+    capsys.readouterr()  # what saving printed
+    code = main(["train", "dpo_sft", f"model={folder}", "train.steps=1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR and "Traceback" not in err, err
+    assert err.startswith(f"paperzoo: error: cannot load the Hugging Face model folder {folder}: ") and \
+        err.count("\n") == 1, err
+    assert not (tmp_path / "run" / "checkpoints").exists()

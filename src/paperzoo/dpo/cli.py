@@ -135,9 +135,15 @@ def load_lm(source: str, tiny: TinyGPTConfig, chain: tuple[Path, ...] = ()):
         except ImportError:
             raise ConfigError(f"{path} is a Hugging Face model folder: pip install 'paperzoo[hf]' (transformers)") \
                 from None
-        # never run (or ask to run) Python code shipped in the model folder
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False), tokenizer
+        try:  # never run (or ask to run) Python code shipped in the model folder
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        except (OSError, ValueError) as e:  # no weights or tokenizer files, an unknown architecture, a refused file
+            detail = str(e).strip().splitlines()[0].rstrip(".: ") if str(e).strip() else type(e).__name__
+            raise UserError(f"cannot load the Hugging Face model folder {path}: {detail}. A folder that "
+                            "`save_pretrained` wrote holds config.json, the weights (model.safetensors) and the "
+                            "tokenizer's files") from None
+        return model, tokenizer
     raise ConfigError(f"model source {source!r} is neither 'tiny', a .safetensors checkpoint of a dpo run, nor a "
                       "folder with a Hugging Face config.json")
 
