@@ -605,6 +605,26 @@ def time_left(expected: dict[str, float | None], jobs: int, preset: str) -> str:
     return f"~{sum(known) / max(1, min(jobs, len(expected))) / 60:.0f} min left by the committed {preset} results{missing}"
 
 
+def plan_lines(chosen: list[tuple[Any, list[Claim]]], preset: str, seeds: int | None, jobs: int) -> list[str]:
+    """What `reproduce --dry-run` prints: each chosen paper with the seconds its claims took in the committed results
+    of `preset`, each claim with its kind and planned looks (seeds per look; --seeds makes one look), and the
+    expected wall time on `jobs` workers. Nothing runs."""
+    timed = committed_seconds(preset)
+    lines = []
+    for entry, claims in chosen:
+        took = timed.get(entry.post.module)
+        lines.append(f"{entry.post.module}: {len(claims)} claims, "
+                     + (f"{took / 60:.1f} min in the committed {preset} results" if took is not None
+                        else f"not in the committed {preset} results"))
+        for claim in claims:
+            looks = (seeds,) if seeds else claim.planned_looks(preset)
+            lines.append(f"  {claim.id}  ({claim.kind}; seeds per look: {', '.join(map(str, looks))})")
+    expected = time_left({e.post.module: timed.get(e.post.module) for e, _ in chosen}, jobs, preset)
+    lines.append(f"expected: {expected.replace(' left', '')} on {jobs} worker(s)" if expected else
+                 f"expected: unknown (no committed {preset} results for these papers)")
+    return lines
+
+
 def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Path, seed: int,
                  progress: bool = True, seeds: int | None = None, jobs: int = 1, threads: int | None = None,
                  weights: dict[str, str] | None = None, images: str | None = None,
