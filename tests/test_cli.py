@@ -59,17 +59,17 @@ def test_sanity_claim_reaches_its_criterion_at_smoke_preset(tmp_path, capsys):
     assert (tmp_path / "report.html").stat().st_size > 10_000  # the learning curve is inlined
 
 
-def test_reproduce_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
-    """`--dry-run`: each claim with its kind and the seeds of its planned looks (standard's sequential 3, 5, 8, or
+def test_reproduce_plan_prints_the_plan_and_runs_nothing(tmp_path, capsys):
+    """`--plan`: each claim with its kind and the seeds of its planned looks (standard's sequential 3, 5, 8, or
     --seeds' one look), the committed time, and no run folder."""
     from paperzoo.cli import main
 
     out = tmp_path / "never"
-    assert main(["reproduce", "causal", "--preset", "standard", "--dry-run", "--out", str(out)]) == 0
+    assert main(["reproduce", "causal", "--preset", "standard", "--plan", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("causal: 5 claims, ") and "committed standard results" in printed[0]
     assert any(line.startswith("  causal.rung1_vs_rung2  (") and line.endswith("; seeds per look: 3, 5, 8)")
                for line in printed), printed
     assert printed[-1].startswith("expected: ") and not out.exists()
-    assert main(["reproduce", "causal.counterfactuals", "--seeds", "4", "--dry-run", "--out", str(out)]) == 0
+    assert main(["reproduce", "causal.counterfactuals", "--seeds", "4", "--plan", "--out", str(out)]) == 0
     assert "seeds per look: 4)" in capsys.readouterr().out and not out.exists()

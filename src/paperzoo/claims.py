@@ -606,7 +606,7 @@ def time_left(expected: dict[str, float | None], jobs: int, preset: str) -> str:
 
 
 def plan_lines(chosen: list[tuple[Any, list[Claim]]], preset: str, seeds: int | None, jobs: int) -> list[str]:
-    """What `reproduce --dry-run` prints: each chosen paper with the seconds its claims took in the committed results
+    """What `reproduce --plan` prints: each chosen paper with the seconds its claims took in the committed results
     of `preset`, each claim with its kind and planned looks (seeds per look; --seeds makes one look), and the
     expected wall time on `jobs` workers. Nothing runs."""
     timed = committed_seconds(preset)

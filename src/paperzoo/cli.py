@@ -91,7 +91,7 @@ def _cmd_reproduce(args, entries) -> int:
         raise UserError(f"--jobs and --threads must be >= 1, got --jobs {args.jobs} --threads {args.threads}")
     weights = _named_paths(args.weights)
     _check_inputs(entries, chosen, weights, args.images)
-    if args.dry_run:
+    if args.plan:
         from paperzoo.claims import plan_lines
 
         print("\n".join(plan_lines(chosen, args.preset, args.seeds, args.jobs)))
@@ -241,7 +241,7 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="papers run in this many worker processes")
     p.add_argument("--threads", type=int, help="torch threads per process (default: cores / jobs)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--dry-run", action="store_true", help="print the claims, their planned seeds and the expected "
+    p.add_argument("--plan", action="store_true", help="print the claims, their planned seeds and the expected "
                                                          "time from the committed results; run nothing")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="a local checkpoint for the papers that measure given weights (repeatable), e.g. registers: "
