@@ -242,7 +242,7 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads per process (default: cores / jobs)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--plan", action="store_true", help="print the claims, their planned seeds and the expected "
-                                                         "time from the committed results; run nothing")
+                                                      "time from the committed results; run nothing")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="a local checkpoint for the papers that measure given weights (repeatable), e.g. registers: "
                         "--weights vitl14=dinov2_vitl14_pretrain.pth "
