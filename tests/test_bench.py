@@ -148,7 +148,7 @@ def test_bench_refuses_an_unknown_name_and_misplaced_options(tmp_path, capsys):
 
 def test_every_benchmark_script_uses_the_format():
     scripts = bench.discover(ROOT / "benchmarks")
-    assert len(scripts) == 10
+    assert len(scripts) == 11
     for name, script in scripts.items():
         text = script.read_text()
         assert "bench.arguments(" in text and "bench.report(" in text, name
