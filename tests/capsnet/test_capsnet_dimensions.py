@@ -1,13 +1,15 @@
-"""The same-attribute consistency of capsule dimensions (Fig. 4 of the CapsNet paper) on hand-made decoders: 1 when
-a dimension changes one attribute in every digit (and so does any fixed direction under a smooth decoder), about 0
-when what it changes differs between digits."""
+"""What a capsule dimension encodes (Fig. 4 of the CapsNet paper), on hand-made decoders: selectivity is 1 for a
+direction that changes one attribute only, 1/6 for one that changes all six equally, and the dimensions of a decoder
+that gives each its own attribute are more selective than random mixtures of them; same-attribute consistency is 1
+when a dimension changes one attribute in every digit (and so does any fixed direction under a smooth decoder),
+about 0 when what it changes differs between digits."""
 
 import math
 
 import torch
 
 from paperzoo.capsnet.dimensions import (attribute_changes, attributes, axis_directions, consistency,
-                                         random_directions)
+                                         random_directions, selectivity)
 
 SIDE = 28
 
@@ -61,3 +63,20 @@ def test_a_dimension_that_changes_a_different_attribute_in_each_digit_is_not_con
     turn = torch.linspace(0, 2 * math.pi, len(v) + 1)[:-1]  # dimension 0 moves width/height at a per-digit angle
     first = axis_directions(len(v), 3)[:, :1]  # (B, 1, 3)
     assert consistency(attribute_changes(_decoder(turn), v, labels, first), labels).abs().item() < 0.1
+
+
+def test_selectivity_by_hand():
+    changes = torch.tensor([[[0.0, 3.0, 0, 0, 0, 0], [1.0, 1, 1, 1, 1, 1], [0.0, 0, 0, 0, 0, 0]],
+                            [[0.0, 0.0, 4, 0, 0, 0], [1.0, 1, 1, 1, 1, 1], [3.0, 4, 0, 0, 0, 0]]])  # (B=2, K=3, A=6)
+    assert torch.allclose(selectivity(changes), torch.tensor([1.0, 1 / 6, (1 / 6 + 16 / 25) / 2]))
+
+
+def test_dimensions_with_one_attribute_each_are_more_selective_than_mixtures_of_them():
+    """In the blob decoder, dimension 2 moves the blob sideways (centre x only) and 0 widens it (width, and the ink
+    that comes with it); random unit directions mix the three dimensions, so their changes spread over more
+    attributes."""
+    v, labels = _capsules()
+    axes = selectivity(attribute_changes(_decoder(), v, labels, axis_directions(len(v), 3)))
+    mixed = selectivity(attribute_changes(_decoder(), v, labels,
+                                          random_directions(len(v), 3, 3, torch.Generator().manual_seed(1))))
+    assert axes[2] > 0.99 and axes.mean() > mixed.mean() + 0.1, (axes, mixed)

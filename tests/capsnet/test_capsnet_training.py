@@ -104,3 +104,19 @@ def test_claims_run_at_smoke(tmp_path: Path):
             assert result.verdict == "inconclusive" and "both models trained" in result.reason
             counts = result.measured  # the reconstruction decoder (16 x 10 -> hidden -> 36 x 36 pixels) left out
             assert 0 < counts["capsnet_params_without_decoder"] < counts["capsnet_params"]
+
+
+def test_routing_and_multimnist_are_skipped_where_a_cpu_cannot_decide_them(tmp_path: Path):
+    """At quick, 400 test digits: one model's error near 1% has a binomial sd of 100 * sqrt(0.01 * 0.99 / 400) =
+    0.50 points, 12x the paper's 0.04-point gap; the claim says so at once and trains no 1-iteration model. MultiMNIST
+    is skipped at quick and standard, naming the preset that can decide it, without training."""
+    memo: dict = {}
+    routing = next(c for c in CLAIMS if c.id == "capsnet.routing_iterations")
+    result = run_claim(routing, RunContext("quick", tmp_path, memo=memo, stream="capsnet", seeds=[0, 1, 2]))
+    assert result.verdict == "skipped" and memo == {}
+    assert "400 test digits" in result.reason and "0.50 points, 12x the gap" in result.reason, result.reason
+    multimnist = next(c for c in CLAIMS if c.id == "capsnet.multimnist_beats_cnn")
+    for preset in ("quick", "standard"):
+        result = run_claim(multimnist, RunContext(preset, tmp_path / preset, memo=memo, stream="capsnet",
+                                                  seeds=[0, 1, 2]))
+        assert result.verdict == "skipped" and "--preset full on a GPU" in result.reason and memo == {}

@@ -134,3 +134,26 @@ def test_cls_attention_maps_drop_prefix_and_renormalise():
         A.cls_attention_maps(attn, num_prefix=1, grid=(2, 2))
     with pytest.raises(ValueError, match=r"\(B, heads, N, N\)"):
         A.cls_attention_maps(attn[0], 3, (2, 2))
+
+
+def test_class_probes_compare_token_types_on_the_same_images():
+    """Normal tokens of the images without a high-norm token carry the class; in the images with one they are
+    noise. Probed on the images with a high-norm token only (those the outlier probe sees), the normal token's
+    class accuracy is at chance (0.5); probed on every image it would be ~0.75."""
+    from paperzoo.registers.study import _probe
+
+    torch.manual_seed(0)
+    b, grid, d = 400, (4, 4), 8
+    n = grid[0] * grid[1]
+    labels = torch.randint(0, 2, (b,))
+    has = torch.arange(b) % 2 == 0  # every other image has a high-norm token (both halves hold some)
+    tokens = torch.randn(b, n, d)
+    tokens[~has, :, :2] = F.one_hot(labels[~has], 2).float()[:, None, :] * 5  # decodable where there is no outlier
+    outliers = torch.zeros(b, n, dtype=torch.bool)
+    outliers[has, 0] = True
+    norms = tokens.norm(dim=-1) + 100 * outliers
+    values = {}
+    _probe(values, tokens, tokens[:, 0], norms, outliers, torch.randn(b, n, 3), labels, grid, 3000, seed=0)
+    assert values["class_acc_normal"] < 0.65, values
+    assert values["class_acc_cls"] < 0.65, values  # [CLS] (here token 0) on the same images too
+    assert values["class_acc_topnorm"] > 0.7, values  # on every image, by its definition

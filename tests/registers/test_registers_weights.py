@@ -82,6 +82,8 @@ def test_reproduce_measures_the_given_checkpoints(tmp_path, checkpoints, image_f
     # 4 x 4 patches at smoke's 56 px (the paper's 224 at quick and full) of the 20 images; a fraction per image
     assert measured["images"] == 20 and measured["img_size"] == 56 and measured["patch_tokens"] == 20 * 16
     assert len(measured["outlier_fraction_0reg"]) == len(measured["outlier_fraction_4reg"]) == 20
+    # the paper's absolute cut (norm > 150) beside the relative one, per image; a random 5M model's norms stay below
+    assert measured["outlier_fraction_above_150_0reg"] == measured["outlier_fraction_above_150_4reg"] == [0.0] * 20
     # a 5M-parameter random model is below the paper's scale: not judged, and it says why
     assert outliers["verdict"] == "inconclusive" and "300M parameters" in outliers["reason"]
     assert [p["held"] for p in outliers["preconditions"]] == [False, True]  # scale no, enough images yes

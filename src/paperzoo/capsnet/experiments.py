@@ -5,8 +5,10 @@ Per seed, five models are trained once and shared by the claims: CapsNet with 3 
 with 1, and the CNN baseline on shifted single digits (Sec. 5), and a CapsNet/CNN pair on overlapping digits
 (Sec. 6), each pair on an equal budget (steps, batch, optimiser, schedule). Every model is evaluated ten times during
 training; the last 30% of those evaluations show whether it reached a plateau, a precondition of the claims that
-compare trained models. `quick` trains narrow models for 110 (single digits) and 80 (MultiMNIST) steps on a CPU, short of the plateau, so
-those claims are honestly `inconclusive` there; `full` is the paper's networks and schedule (GPU).
+compare trained models. `quick` trains narrow models for 110 steps on single digits, short of the plateau, so those
+claims are honestly `inconclusive` there; `standard` trains them 1,000 steps, to the plateau; MultiMNIST and the
+routing gap cannot be decided on a CPU and are skipped at both, saying why; `full` is the paper's networks and
+schedule (GPU).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from paperzoo.capsnet.dimensions import (
     axis_directions,
     consistency,
     random_directions,
+    selectivity,
 )
 from paperzoo.capsnet.model import CapsNetConfig, parameter_count
 from paperzoo.capsnet.training import (
@@ -45,11 +48,12 @@ PAPER = "Sabour, Frosst & Hinton, NeurIPS 2017, arXiv 1710.09829"
 CHANCE_PAIR_ACC = 1 / 45  # two distinct classes out of 10, guessed
 MATCH_POINTS = 1.0  # affine_robustness: the two clean accuracies compared differ by <= 1 point
 STEP = 0.25  # Fig. 4: perturbations up to +-0.25
-CONSISTENCY_MARGIN = 0.1  # interpretable_dimensions: trained decoder ahead of each control by > 0.1 (cosine)
+SELECTIVITY_ROOM = 0.95  # interpretable_dimensions: a control above this leaves no room to be beaten by the effect
 ROUTING_GAP = Effect(0.04, "the paper's gap: 0.29% vs 0.25% test error, 1 vs 3 iterations (Table 1)")
 MULTIMNIST_GAP = Effect(0.029, "the paper's gap: 8.1% vs 5.2% MultiMNIST error, CNN vs CapsNet (Sec. 6)")
 AFFINE_GAP = Effect(0.065, "half the paper's gap: affNIST 79% vs 66% (Sec. 5.2); our affine test is not affNIST")
-DIMENSION_GAP = Effect(CONSISTENCY_MARGIN, "the claim's own margin: 0.1 of mean cosine over each control")
+DIMENSION_GAP = Effect(0.05, "a practical bound: 5 points of the largest attribute's share (which ranges over "
+                              "1/6-1) above each control")
 
 TRAIN_METHODS = {
     "capsnet": TrainSpec("capsnet", "CapsNet (dynamic routing) on the 5,000 real MNIST digits; task=multimnist "
@@ -59,12 +63,14 @@ TRAIN_METHODS = {
 }
 
 
-def _train_config(ctx: RunContext, seed: int, task: str) -> TrainConfig:
+def _train_config(ctx: RunContext, seed: int) -> TrainConfig:
     if ctx.preset == "full":
         if not torch.cuda.is_available():
-            raise SkipClaim("needs a GPU (the paper's 8.2M-parameter CapsNet; use --preset quick on a CPU)")
+            raise SkipClaim("needs a GPU (the paper's 8.2M-parameter CapsNet; use --preset standard on a CPU)")
         return replace(paper_schedule(steps=20000), seed=seed, progress=False, log_every=100, eval_every=2000)
-    steps = ctx.pick(smoke=10, quick={"mnist": 110, "multimnist": 80}[task], full=0)
+    # standard: in a one-seed pilot, the quick-width CapsNet's and CNN's test accuracy flattened out from step 600 to
+    # 1,500; 1,000 steps put the plateau rule's second half on the flat part
+    steps = ctx.pick(smoke=10, quick=110, full=0, standard=1000)  # MultiMNIST runs at smoke and full only
     # the paper's nearly constant rate (x0.96 per 2,000 steps), not one annealed to 0: under an annealed rate the
     # accuracy stops rising at the end whether or not the model converged, and the plateau test would mean nothing
     return replace(paper_schedule(steps=steps, batch_size=ctx.pick(smoke=32, quick=64, full=0)), lr=2e-3,
@@ -78,13 +84,12 @@ def _capsnet_config(ctx: RunContext, image_size: int, iterations: int) -> CapsNe
 
 
 def _baseline_config(ctx: RunContext, image_size: int) -> BaselineConfig:
-    quick = (32, 64, 64) if image_size == 28 else (16, 32, 32)  # multimnist: 36 px costs 2x per channel pair
-    width = ctx.pick(smoke=dict(channels=(8, 16, 16)), quick=dict(channels=quick), full={})
+    width = ctx.pick(smoke=dict(channels=(8, 16, 16)), quick=dict(channels=(32, 64, 64)), full={})
     return BaselineConfig(image_size=image_size, **width)
 
 
-def _test_examples(ctx: RunContext, task: str) -> int:
-    return ctx.pick(smoke=100, quick={"mnist": 400, "multimnist": 250}[task], full=1000)
+def _test_examples(ctx: RunContext) -> int:
+    return ctx.pick(smoke=100, quick=400, full=1000, standard=1000)
 
 
 def _fit(method, train: TrainConfig) -> dict:
@@ -98,8 +103,8 @@ def _fit(method, train: TrainConfig) -> dict:
 def _capsnet(ctx: RunContext, seed: int, iterations: int, task: str = "mnist") -> dict:
     def build():
         cfg = CapsNetTrainConfig(model=_capsnet_config(ctx, 36 if task == "multimnist" else 28, iterations),
-                                 task=task, test_examples=_test_examples(ctx, task), affine_test=task == "mnist",
-                                 train=_train_config(ctx, seed, task))
+                                 task=task, test_examples=_test_examples(ctx), affine_test=task == "mnist",
+                                 train=_train_config(ctx, seed))
         return _fit(CapsNetMethod(cfg), cfg.train)
 
     return ctx.shared(f"capsnet-{task}-r{iterations}/{seed}", build)
@@ -108,8 +113,8 @@ def _capsnet(ctx: RunContext, seed: int, iterations: int, task: str = "mnist") -
 def _baseline(ctx: RunContext, seed: int, task: str = "mnist") -> dict:
     def build():
         cfg = BaselineTrainConfig(model=_baseline_config(ctx, 36 if task == "multimnist" else 28), task=task,
-                                  test_examples=_test_examples(ctx, task), affine_test=task == "mnist",
-                                  train=_train_config(ctx, seed, task))
+                                  test_examples=_test_examples(ctx), affine_test=task == "mnist",
+                                  train=_train_config(ctx, seed))
         return _fit(BaselineMethod(cfg), cfg.train)
 
     return ctx.shared(f"baseline-{task}/{seed}", build)
@@ -119,34 +124,52 @@ def _late_trend(run: dict, metric: str) -> float:
     return late_trend(*run["history"].series("eval", metric))
 
 
-# -- claim 1: accuracy, and 3 routing iterations beat 1 ---------------------------------------------------------
+# -- claims 1 and 2: accuracy, and 3 routing iterations beat 1 ---------------------------------------------------
 
 def _run_accuracy(ctx: RunContext) -> Measurement:
     def measure(seed: int) -> dict:
+        r3 = _capsnet(ctx, seed, 3)
+        return {"r3_test_acc": r3["final"]["test_acc"], "r3_late_trend_pts": _late_trend(r3, "test_acc")}
+
+    per_seed = ctx.over_seeds(measure, "CapsNet, 3 routing iterations")
+    r3 = _capsnet(ctx, ctx.seeds[0], 3)
+    series = r3["history"].series("eval", "test_acc")
+    path = plotting.curves(ctx.figure_path("test_accuracy.png"), {"3 iterations": series}, "step", "test accuracy",
+                           "CapsNet on MNIST (4,000 real training digits), first seed")
+    return Measurement({"test_examples": len(r3["method"].test_y), "steps": series[0][-1],
+                        "capsnet_params": r3["params"]}, [path], per_seed=per_seed,
+                       timings={"train_seconds_r3_first_seed": round(r3["seconds"], 1)})
+
+
+def _skip_unresolvable_routing(ctx: RunContext) -> None:
+    """The routing gap is a few hundredths of a point of error: at quick and standard the test set alone blurs one
+    model's error by several times that, so the claim says so at once instead of training the 1-iteration models."""
+    if ctx.preset not in ("quick", "standard"):
+        return
+    n = _test_examples(ctx)
+    sd = 100 * (0.01 * 0.99 / n) ** 0.5  # binomial sd of one model's error (points) near the paper's ~1% level
+    raise SkipClaim(f"not decidable at --preset {ctx.preset}: the paper's gap is {ROUTING_GAP.size:g} points of test "
+                    f"error, while on this preset's {n:,} test digits the sampling sd of one model's error near 1% is "
+                    f"{sd:.2f} points, {sd / ROUTING_GAP.size:.0f}x the gap; deciding it needs MNIST's 10,000 test "
+                    "digits and many seeds of the paper's model (--preset full on a GPU measures 1,000 digits, "
+                    "still short of it)")
+
+
+def _run_routing(ctx: RunContext) -> Measurement:
+    _skip_unresolvable_routing(ctx)
+
+    def measure(seed: int) -> dict:
         r3, r1 = _capsnet(ctx, seed, 3), _capsnet(ctx, seed, 1)
-        acc3, acc1 = r3["final"]["test_acc"], r1["final"]["test_acc"]
-        return {"r3_test_acc": acc3, "r1_test_acc": acc1, "r3_error_pct": 100 * (1 - acc3),
-                "r1_error_pct": 100 * (1 - acc1),
+        return {"r3_error_pct": 100 * (1 - r3["final"]["test_acc"]), "r1_error_pct": 100 * (1 - r1["final"]["test_acc"]),
                 "r3_late_trend_pts": _late_trend(r3, "test_acc"), "r1_late_trend_pts": _late_trend(r1, "test_acc")}
 
     per_seed = ctx.over_seeds(measure, "CapsNet, 3 and 1 routing iterations")
     first = ctx.seeds[0]
     series = {name: run["history"].series("eval", "test_acc") for name, run in
               (("3 iterations", _capsnet(ctx, first, 3)), ("1 iteration", _capsnet(ctx, first, 1)))}
-    path = plotting.curves(ctx.figure_path("test_accuracy.png"), series, "step", "test accuracy",
-                           "CapsNet on MNIST (4,000 real training digits), first seed")
-    r3 = _capsnet(ctx, first, 3)
-    return Measurement({"test_examples": len(r3["method"].test_y), "steps": series["3 iterations"][0][-1],
-                        "capsnet_params": r3["params"]}, [path], per_seed=per_seed,
-                       timings={"train_seconds_r3_first_seed": round(r3["seconds"], 1)},
-                       notes="the paper's gap (0.25% vs 0.29% error) is 0.04 points: far below what a few seeds on "
-                             "at most 1,000 test digits resolve, so the routing test is expected to be inconclusive")
-
-
-def _check_accuracy(m: dict):
-    return decide(accuracy_at_least("3-iteration test accuracy", m["r3_test_acc"], 0.97, m["test_examples"]),
-                  beats("test error, 1 iteration - 3 iterations (points)", m["r1_error_pct"], m["r3_error_pct"],
-                        effect=ROUTING_GAP))
+    path = plotting.curves(ctx.figure_path("test_accuracy_by_iterations.png"), series, "step", "test accuracy",
+                           "CapsNet on MNIST, 3 and 1 routing iterations, first seed")
+    return Measurement({"test_examples": _test_examples(ctx)}, [path], per_seed=per_seed)
 
 
 # -- claim 2: overlapping digits -----------------------------------------------------------------------------------
@@ -183,6 +206,12 @@ def _plot_overlaps(path, method, recon) -> object:
 
 
 def _run_multimnist(ctx: RunContext) -> Measurement:
+    if ctx.preset in ("quick", "standard"):
+        raise SkipClaim(f"not decidable at --preset {ctx.preset}: the models do not reach the paper's regime on a "
+                        "CPU budget (in a one-seed pilot, the quick-width CapsNet's pair accuracy was still rising "
+                        "steeply after 800 steps, 10x quick's, far below the paper's ~95%), and training both models "
+                        "to the plateau over the sequential seeds would take hours; --preset full on a GPU trains the "
+                        "paper's networks (smoke runs it to check the code path)")
     def measure(seed: int) -> dict:
         caps, cnn = _capsnet(ctx, seed, 3, "multimnist"), _baseline(ctx, seed, "multimnist")
         separated, _ = _separation(caps["model"], caps["method"], len(caps["method"].test_y))
@@ -254,10 +283,11 @@ def _run_affine(ctx: RunContext) -> Measurement:
 
 # -- claim 4: interpretable dimensions ----------------------------------------------------------------------------
 
-def _dimension_consistency(ctx: RunContext, seed: int) -> dict:
-    """Consistency (see `paperzoo.capsnet.dimensions`) of the 16 dimensions through the trained decoder, and of two
-    controls: the same dimensions through an untrained decoder of the same shape, and per-image random directions
-    through the trained decoder; on up to 200 correctly classified test digits."""
+def _dimension_measures(ctx: RunContext, seed: int) -> dict:
+    """Selectivity (see `paperzoo.capsnet.dimensions`) of the 16 dimensions through the trained decoder, and of two
+    controls: the same dimensions through an untrained decoder of the same shape, and random directions in capsule
+    space (drawn once per seed, the same for every digit) through the trained decoder; the dimensions' same-attribute
+    consistency beside them (reported); on up to 200 correctly classified test digits."""
     caps = _capsnet(ctx, seed, 3)
     model, method = caps["model"], caps["method"]
     with torch.no_grad():
@@ -272,21 +302,22 @@ def _dimension_consistency(ctx: RunContext, seed: int) -> dict:
         untrained = Decoder(cfg.classes, cfg.digit_dim, cfg.decoder_hidden,
                             (cfg.in_channels, cfg.image_size, cfg.image_size)).eval()
     axes = axis_directions(b, d)
-    trained = consistency(attribute_changes(model.decoder, v, labels, axes, STEP), labels)  # (D,)
-    return {"trained_axes": trained.mean().item(),
-            "untrained_decoder_axes": consistency(attribute_changes(untrained, v, labels, axes, STEP),
-                                                  labels).mean().item(),
-            "random_directions": consistency(attribute_changes(model.decoder, v, labels,
-                                                               random_directions(b, d, d, generator), STEP),
-                                             labels).mean().item(),
-            "images": float(b), "r3_late_trend_pts": _late_trend(caps, "test_acc"), "per_dimension": trained}
+    trained = attribute_changes(model.decoder, v, labels, axes, STEP)  # (B, D, 6)
+    per_dimension = selectivity(trained)  # (D,)
+    return {"trained_axes": per_dimension.mean().item(),
+            "untrained_decoder_axes": selectivity(attribute_changes(untrained, v, labels, axes, STEP)).mean().item(),
+            "random_directions": selectivity(attribute_changes(model.decoder, v, labels,
+                                                               random_directions(b, d, d, generator), STEP)
+                                             ).mean().item(),
+            "trained_axes_consistency": consistency(trained, labels).mean().item(),
+            "images": float(b), "r3_late_trend_pts": _late_trend(caps, "test_acc"), "per_dimension": per_dimension}
 
 
 def _run_dimensions(ctx: RunContext) -> Measurement:
     rows = {}
 
     def measure(seed: int) -> dict:
-        rows[seed] = _dimension_consistency(ctx, seed)
+        rows[seed] = _dimension_measures(ctx, seed)
         return {k: v for k, v in rows[seed].items() if k != "per_dimension"}
 
     per_seed = ctx.over_seeds(measure, "capsule dimensions")
@@ -312,37 +343,51 @@ def _run_dimensions(ctx: RunContext) -> Measurement:
     ax.bar(range(d), rows[ctx.seeds[0]]["per_dimension"].tolist())
     for name, key in (("untrained decoder", "untrained_decoder_axes"), ("random directions", "random_directions")):
         ax.axhline(per_seed[key][0], linestyle="--", linewidth=0.8, label=name, color="grey" if "un" in name else "k")
-    ax.set(xlabel="capsule dimension", ylabel="same-attribute consistency (mean cosine)",
+    ax.set(xlabel="capsule dimension", ylabel="selectivity (largest attribute's share)",
            title="trained decoder per dimension, first seed")
     ax.legend(fontsize=7)
-    bar_path = plotting.save(fig, ctx.figure_path("dimension_consistency.png"))
+    bar_path = plotting.save(fig, ctx.figure_path("dimension_selectivity.png"))
     return Measurement({"step": STEP, "attributes": list(ATTRIBUTES)}, [grid_path, bar_path], per_seed=per_seed,
-                       notes="consistency: mean cosine, over pairs of different digits of one class, between the "
-                             "changes of six image attributes when the capsule moves from -0.25 to +0.25 along a "
-                             "direction; 1 = the same attribute change in every digit, 0 = unrelated changes")
+                       notes="selectivity: the largest attribute's share of the squared change of six image "
+                             "attributes (from the reconstruction's moments, in units of their spread) when the "
+                             "capsule moves from -0.25 to +0.25 along a direction, averaged over digits; 1 = one "
+                             "attribute changes, 1/6 = all six equally; trained_axes_consistency (reported): mean "
+                             "cosine between different digits' changes, which any fixed direction also scores near 1")
 
 
 def _check_dimensions(m: dict):
-    return decide(beats("consistency, trained - untrained decoder", m["trained_axes"], m["untrained_decoder_axes"],
-                        CONSISTENCY_MARGIN, effect=DIMENSION_GAP),
-                  beats("consistency, dimensions - random directions", m["trained_axes"], m["random_directions"],
-                        CONSISTENCY_MARGIN, effect=DIMENSION_GAP))
+    return decide(beats("selectivity, trained - untrained decoder", m["trained_axes"], m["untrained_decoder_axes"],
+                        effect=DIMENSION_GAP),
+                  beats("selectivity, dimensions - random directions", m["trained_axes"], m["random_directions"],
+                        effect=DIMENSION_GAP))
 
 
 CLAIMS = [
     Claim(
-        id="capsnet.accuracy_and_routing",
+        id="capsnet.accuracy",
         paper=PAPER,
-        statement="A CapsNet reaches high test accuracy on MNIST, and 3 routing iterations give a lower error "
-                  "than 1.",
-        paper_reports="99.75% test accuracy (0.25% error) on full MNIST; with reconstruction 0.25% error "
-                      "with 3 iterations vs 0.29% with 1 (Table 1)",
-        criterion="3-iteration test accuracy >= 0.97 (t-interval over seeds) and the paired difference of test "
-                  "error, 1 iteration - 3 iterations, > 0 on its interval over seeds (smallest effect 0.04 points, "
-                  "the paper's gap; 4,000 real training digits; 1,000 test digits at full, 400 at quick); the "
-                  "accuracy interval holds the test set's sampling error; Holm over the two",
+        statement="A CapsNet reaches high test accuracy on MNIST.",
+        paper_reports="99.75% test accuracy (0.25% error) on full MNIST, 3 routing iterations with reconstruction "
+                      "(Table 1)",
+        criterion="3-iteration test accuracy >= 0.97 on its interval over seeds, which holds the test set's sampling "
+                  "error (4,000 real training digits, not the paper's 60,000, hence the lower threshold)",
         run=_run_accuracy,
-        check=_check_accuracy,
+        check=lambda m: decide(accuracy_at_least("3-iteration test accuracy", m["r3_test_acc"], 0.97,
+                                                 m["test_examples"])),
+        kind="empirical",
+        preconditions=(plateau("the CapsNet (3 iterations)", ("r3_late_trend_pts",)),),
+    ),
+    Claim(
+        id="capsnet.routing_iterations",
+        paper=PAPER,
+        statement="3 routing iterations give a lower test error than 1.",
+        paper_reports="with reconstruction, 0.25% test error with 3 iterations vs 0.29% with 1 (Table 1)",
+        criterion="the paired difference of test error, 1 iteration - 3 iterations, > 0 on its interval over seeds "
+                  "(smallest effect 0.04 points, the paper's gap); measured where the test set can resolve it, "
+                  "skipped with the numbers at quick and standard",
+        run=_run_routing,
+        check=lambda m: decide(beats("test error, 1 iteration - 3 iterations (points)", m["r1_error_pct"],
+                                     m["r3_error_pct"], effect=ROUTING_GAP)),
         kind="empirical",
         preconditions=(plateau("both CapsNets (3 and 1 iterations)", ("r3_late_trend_pts", "r1_late_trend_pts")),),
     ),
@@ -393,24 +438,24 @@ CLAIMS = [
         id="capsnet.interpretable_dimensions",
         paper=PAPER,
         statement="Each dimension of the active digit capsule encodes one kind of attribute: perturbing it changes "
-                  "the same attributes of the reconstruction across different digits.",
+                  "mainly one attribute of the reconstruction (stroke thickness, width, skew, ...).",
         paper_reports="Fig. 4: dimensions encode stroke thickness, skew, width, ... under perturbations in "
                       "[-0.25, 0.25]; one dimension almost always represents the width",
-        criterion=f"same-attribute consistency of the 16 dimensions through the trained decoder exceeds, by > "
-                  f"{CONSISTENCY_MARGIN:g} on the paired interval over seeds, both controls: the same dimensions "
-                  "through an untrained decoder, and random directions in capsule space (drawn once per seed, the "
-                  "same for every digit) through the trained decoder (the margin is the smallest effect); Holm over "
-                  "the two",
+        criterion="selectivity of the 16 dimensions through the trained decoder (the largest of six image "
+                  "attributes' share of the change, from the reconstruction's moments) exceeds both controls on the "
+                  "paired interval over seeds: the same dimensions through an untrained decoder, and random "
+                  "directions in capsule space (drawn once per seed, the same for every digit) through the trained "
+                  f"decoder (smallest effect {DIMENSION_GAP.size:g}: a practical bound); Holm over the two",
         run=_run_dimensions,
         check=_check_dimensions,
         kind="empirical",
         preconditions=(plateau("the CapsNet (3 iterations)", ("r3_late_trend_pts",)),
-                       Precondition(f"the measure has room to tell: both controls' consistency <= "
-                                    f"{1 - CONSISTENCY_MARGIN:g} (a mean cosine cannot exceed 1, so controls above it "
-                                    "leave no margin to beat)",
-                                    lambda m: all_of(at_most("untrained decoder consistency", m["untrained_decoder_axes"],
-                                                             1 - CONSISTENCY_MARGIN),
-                                                     at_most("random directions consistency", m["random_directions"],
-                                                             1 - CONSISTENCY_MARGIN)))),
+                       Precondition(f"the measure has room to tell: both controls' selectivity <= "
+                                    f"{SELECTIVITY_ROOM:g} (a share cannot exceed 1, so a control above it leaves no "
+                                    "room for the smallest effect)",
+                                    lambda m: all_of(at_most("untrained decoder selectivity", m["untrained_decoder_axes"],
+                                                             SELECTIVITY_ROOM),
+                                                     at_most("random directions selectivity", m["random_directions"],
+                                                             SELECTIVITY_ROOM)))),
     ),
 ]

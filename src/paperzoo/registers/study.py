@@ -65,7 +65,8 @@ def _probe(values: dict, tokens: torch.Tensor, cls: torch.Tensor, norms: torch.T
     """The linear probes, added to `values`: tokens (B, N, D), cls (B, D), norms and outliers (B, N), pixels
     (B, N, C*P*P), labels (B,) or None."""
     b, n = norms.shape
-    normal = ~outliers
+    has = outliers.any(1)  # (B,) the images with a high-norm token: both token types are probed on these only
+    normal = ~outliers & has[:, None]
     n_out = int(outliers.sum())
     # local information (Table 1): probes per token type on equal numbers of tokens
     train_img = torch.arange(b) < b // 2
@@ -75,16 +76,14 @@ def _probe(values: dict, tokens: torch.Tensor, cls: torch.Tensor, norms: torch.T
     for name, mask in (("normal", sample_normal), ("outlier", _balanced(outliers, count, seed))):
         values[f"position_acc_{name}"], _ = _probe_pair(tokens, positions, mask, train_img, "position")
         values[f"pixel_mse_{name}"], _ = _probe_pair(tokens, pixels, mask, train_img, "pixels")
-    # global information (Fig. 5b): one token per image -> class
+    # global information (Fig. 5b): one token per image -> class, on the same images for every token type
     if labels is not None:
         gen = torch.Generator().manual_seed(seed)
-        scores = torch.where(normal, torch.rand(b, n, generator=gen), torch.tensor(-1.0))
+        scores = torch.where(~outliers, torch.rand(b, n, generator=gen), torch.tensor(-1.0))
         normal_pick = tokens[torch.arange(b), scores.argmax(1)]  # a random normal token per image
         top_pick = tokens[torch.arange(b), norms.argmax(1)]  # the highest-norm token per image
-        has = outliers.any(1)
         for name, feats in (("cls", cls), ("normal", normal_pick), ("outlier", top_pick)):
-            keep = has if name == "outlier" else torch.ones(b, dtype=torch.bool)
-            tr, te = keep & train_img, keep & ~train_img
+            tr, te = has & train_img, has & ~train_img
             values[f"class_acc_{name}"] = (A.probe_accuracy(feats[tr], labels[tr], feats[te], labels[te])
                                            if min(int(tr.sum()), int(te.sum())) >= MIN_TOKENS else math.nan)
         values["class_acc_topnorm"] = A.probe_accuracy(top_pick[train_img], labels[train_img],
