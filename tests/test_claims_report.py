@@ -1,6 +1,7 @@
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from paperzoo import plotting
@@ -280,3 +281,36 @@ def test_configure_threads_limits_torch_and_the_native_blas_pools(tmp_path):
                           env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[0] == "1 [1]"  # numpy's / scikit-learn's BLAS no longer take every core
+
+
+def test_numbers_are_written_alike_everywhere():
+    from paperzoo.report import format_number, measured_text
+
+    assert [format_number(v) for v in (0.1 + 0.2, 0.97631, 1.987e-08, -0.0, 999.94, 4000, 4000.0, 118282,
+                                       23456.7, np.float32(0.1), np.int64(12345), float("nan"))] == \
+        ["0.3", "0.9763", "1.987e-08", "0", "999.9", "4,000", "4,000", "118,282", "23,457", "0.1", "12,345", "nan"]
+    summary = {"acc": {"mean": 0.1 + 0.2, "low": 0.25000000001, "high": 1 / 3, "n": 3, "sd": 0.0}}
+    assert measured_text({"batches": {"32": 23.600000000000001, "2": 1 / 3}, "steps": 1200, "flags": [0.1 + 0.2]},
+                         summary) == "acc = 0.3 [0.25, 0.3333] (3 seeds); batches = {32: 23.6, 2: 0.3333}; " \
+                                     "steps = 1,200; flags = [0.3]"
+
+
+def test_a_smoke_report_says_at_the_top_that_it_checks_the_plumbing_only(tmp_path):
+    from paperzoo.claims import RunContext, run_claim
+    from paperzoo.report import SMOKE_NOTE
+
+    result = run_claim(_claim("a", lambda c: Measurement({"x": 2, "gap": 0.1 + 0.2, "parameters": 118282})),
+                       RunContext("smoke", tmp_path / "figures"))
+    write_report([result], tmp_path / "smoke", "smoke", 0)
+    write_report([result], tmp_path / "quick", "quick", 0)
+    html = (tmp_path / "smoke" / "report.html").read_text()
+    body = html[html.index("<body>"):]
+    assert body.index("checks the plumbing only") < body.index("<table>")  # above the verdicts
+    assert "<code>paperzoo reproduce --preset quick</code>" in html
+    assert (tmp_path / "smoke" / "report.md").read_text().splitlines()[2] == f"**{SMOKE_NOTE}**"
+    for preset in ("smoke", "quick"):
+        page = (tmp_path / preset / "report.html").read_text()
+        assert "gap = 0.3<br>parameters = 118,282" in page and "0.30000000000000004" not in page
+        assert "<th>time</th>" in page
+    assert "plumbing" not in (tmp_path / "quick" / "report.html").read_text()
+    assert "plumbing" not in (tmp_path / "quick" / "report.md").read_text()

@@ -136,8 +136,9 @@ def _train_folder(args, resuming: bool) -> Path:
 
 
 def _train_help(parser: argparse.ArgumentParser, specs: dict, method: str | None) -> str:
-    """`paperzoo train --help` (the methods) or `paperzoo train METHOD --help` (its keys: type, default, meaning)."""
-    from paperzoo import config
+    """`paperzoo train --help` (the methods) or `paperzoo train METHOD --help` (its evaluation, and its keys: type,
+    default, meaning)."""
+    from paperzoo import config, eval_sizes
 
     if method is None:
         width = max(map(len, specs), default=0)
@@ -147,13 +148,14 @@ def _train_help(parser: argparse.ArgumentParser, specs: dict, method: str | None
     spec = specs[method]
     parser.usage = f"paperzoo train {method} [KEY=VALUE ...] [--config FILE] [--out OUT] [--resume] [--overwrite]"
     parser.description = f"{method}: {spec.description}"
-    parser.epilog = (f"keys of {method} (KEY=VALUE, as `key (type) = default`; a later value wins: --config, then "
-                     f"the KEY=VALUE arguments):\n{config.help_text(spec.config())}")
+    parser.epilog = (f"{eval_sizes.help_text(method, spec.config())}\n\nkeys of {method} (KEY=VALUE, as `key (type) = "
+                     f"default`; a later value wins: --config, then the KEY=VALUE arguments):\n"
+                     f"{config.help_text(spec.config())}")
     return parser.format_help()
 
 
 def _cmd_train(args, entries) -> int:
-    from paperzoo import config
+    from paperzoo import config, eval_sizes
     from paperzoo.engine import Trainer, dist_env, is_main
     from paperzoo.run_folders import resumed_config
 
@@ -170,6 +172,7 @@ def _cmd_train(args, entries) -> int:
     if args.config:
         args.overrides = [*config.overrides_from_file(Path(args.config), args.method), *args.overrides]
     spec = specs[args.method]
+    args.overrides = eval_sizes.translate(args.method, spec.config, args.overrides)  # eval.examples=N
     restarted = dist_env().restart_count > 0  # an elastic restart continues the run it belongs to
     if args.resume or restarted:
         out = _train_folder(args, resuming=True)

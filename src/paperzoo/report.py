@@ -8,6 +8,7 @@ import html
 import json
 import os
 import platform
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -23,9 +24,27 @@ VERDICT_COLOURS = {"reproduced": "#d6f5d6", "not_reproduced": "#fde2c8", "inconc
 SCHEMA_VERSION = 3  # 3: claims carry kind, fingerprint, looks; summary_by_kind
 
 
+def format_number(value: float | int) -> str:
+    """One number as every report writes it: below 1,000, 4 significant digits (0.1 + 0.2 -> "0.3", 0.9763,
+    1.987e-08); from 1,000 on, whole, with thousands separators ("4,000", "118,282", not "1.183e+05"); no "-0"."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    value = float(value)
+    if not np.isfinite(value):
+        return str(value)
+    if 1_000 <= abs(value) < 1e15:
+        return f"{value:,.0f}"
+    text = f"{value:.4g}"
+    return "0" if text == "-0" else text
+
+
 def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, (float, int, np.number, np.bool_)):
+        return format_number(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)) and len(value) > 8:
         return f"[{', '.join(_fmt(v) for v in value[:8])}, ...] ({len(value)})"
     if isinstance(value, (list, tuple)):
@@ -35,14 +54,26 @@ def _fmt(value) -> str:
 
 def _interval_text(s: dict) -> str:
     if s["low"] is None:
-        return f"{s['mean']:.4g} ({s['n']} seed{'s' * (s['n'] > 1)})"
-    return f"{s['mean']:.4g} [{s['low']:.4g}, {s['high']:.4g}] ({s['n']} seeds)"
+        return f"{format_number(s['mean'])} ({s['n']} seed{'s' * (s['n'] > 1)})"
+    return (f"{format_number(s['mean'])} [{format_number(s['low'])}, {format_number(s['high'])}] "
+            f"({s['n']} seeds)")
+
+
+def measured_lines(measured: dict, summary: dict | None = None) -> list[str]:
+    """One `name = value` per measured quantity, per-seed quantities first as mean [95% interval] (n seeds); the
+    names are those the criterion uses."""
+    return ([f"{k} = {_interval_text(s)}" for k, s in (summary or {}).items()]
+            + [f"{k} = {_fmt(v)}" for k, v in measured.items()])
 
 
 def measured_text(measured: dict, summary: dict | None = None) -> str:
-    """The measured values, per-seed quantities as mean [95% interval] (n seeds)."""
-    parts = [f"{k} = {_interval_text(s)}" for k, s in (summary or {}).items()]
-    return "; ".join(parts + [f"{k} = {_fmt(v)}" for k, v in measured.items()])
+    """The measured values on one line, `; `-separated (`measured_lines`)."""
+    return "; ".join(measured_lines(measured, summary))
+
+
+SMOKE_NOTE = ("A smoke run checks the plumbing only: every claim's code runs end to end at a size too small to decide "
+              "it, so these verdicts are not evidence for or against the papers' claims. The claims are tested by "
+              "`paperzoo reproduce --preset quick` (or standard).")
 
 
 def _cpu_model() -> str:
@@ -181,7 +212,8 @@ def _precondition_lines(r: ClaimResult) -> list[str]:
 
 
 def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: dict, overview: Path | None) -> str:
-    lines = [f"# paperzoo report (preset `{preset}`)", "", kind_summary(counts_by_kind(results)), "",
+    lines = [f"# paperzoo report (preset `{preset}`)", "", *([f"**{SMOKE_NOTE}**", ""] if preset == "smoke" else []),
+             kind_summary(counts_by_kind(results)), "",
              f"All claims: {_summary_line(counts)}", ""]
     lines += [f"**Incomplete:** {line}" for line in worker_deaths(results)] + [""] * bool(worker_deaths(results))
     if overview:
@@ -219,6 +251,7 @@ pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px} .meta{color:
 code{font-size:13px} tr.post td{background:#eef3fb;font-weight:bold} h2{margin-top:1.6em}
 .why{background:#f6f4fd;padding:.4em .6em;border-radius:4px;font-size:13px} li.unmet{color:#b03a2e;font-weight:bold}
 li.held{color:#2e6b3d} .forest img{max-width:100%}
+.smoke{background:#fff4c2;border:1px solid #e0c050;padding:.6em .9em;border-radius:6px;font-weight:bold}
 """
 
 
@@ -289,6 +322,8 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
               f"its own scale. Not shown: {one_run} claims still "
               f"decided on one run's values (no interval) and {stopped} stopped by a precondition (their sections "
               f"say which).</p><div class=forest>{_img(str(overview))}</div>" if overview else "")
+    smoke = re.sub(r"`([^`]+)`", r"<code>\1</code>", e(SMOKE_NOTE))
+    total = sum(r.seconds for r in results)
     rows, sections, current = [], [], None
     for r in results:
         title = _post_title(r.id)
@@ -301,12 +336,13 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
             f'<tr style="background:{colour}"><td><a href="#{e(r.id)}"><code>{e(r.id)}</code></a>'
             f"<br>{e(r.statement)}</td><td class=verdict>{e(r.verdict.replace('_', ' '))}"
             f"{'<br><span class=meta>check</span>' if r.kind == 'check' else ''}</td>"
-            f"<td>{e(r.paper_reports)}</td><td>{e(measured_text(r.measured, r.summary))}</td>"
-            f"<td>{e(r.criterion)}</td><td>{r.seconds:.0f}</td></tr>")
+            f"<td>{e(r.paper_reports)}</td><td>{'<br>'.join(map(e, measured_lines(r.measured, r.summary)))}</td>"
+            f"<td>{e(r.criterion)}</td><td>{format_number(round(r.seconds))} s</td></tr>")
         sections.append(_claim_section(r, colour))
     return (f"<!doctype html><html><head><meta charset=utf-8><title>paperzoo report ({e(preset)})</title>"
             f"<style>{_CSS}</style></head><body><h1>paperzoo report</h1>"
-            f"<p class=meta>{_environment_line(payload)}; {sum(r.seconds for r in results):.0f} s of claims</p>"
+            + (f"<p class=smoke>{smoke}</p>" if preset == "smoke" else "")
+            + f"<p class=meta>{_environment_line(payload)}; {format_number(round(total))} s of claims</p>"
             f"<p class=summary><b>{e(kind_summary(counts_by_kind(results)))}</b></p>"
             f"<p class=summary>all claims: {badges}</p>"
             + "".join(f"<p class=why><b>incomplete:</b> {e(line)}</p>" for line in worker_deaths(results))
@@ -314,4 +350,4 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
             f"<table><colgroup><col style='width:27%'><col style='width:9%'><col style='width:17%'>"
             f"<col style='width:25%'><col style='width:18%'><col style='width:4%'></colgroup>"
             f"<tr><th>claim</th><th>verdict</th><th>paper reports</th><th>measured</th><th>criterion</th>"
-            f"<th>s</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>\n")
+            f"<th>time</th></tr>{''.join(rows)}</table>{''.join(sections)}</body></html>\n")

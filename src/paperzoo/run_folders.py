@@ -38,7 +38,7 @@ LOCK = ".paperzoo.lock"  # held (flock) by the command writing into the folder
 # recognised, and what `--overwrite` removes there
 WRITES = {
     "train": ("config.json", "metrics.jsonl", "metrics.csv", "checkpoints/last.safetensors",
-              "checkpoints/best.safetensors", "tensorboard/events.out.tfevents.*"),
+              "checkpoints/best.safetensors", "checkpoints/step-*.safetensors", "tensorboard/events.out.tfevents.*"),
     "reproduce": ("results.json", "report.md", "report.html", "figures/overview.png", "figures/*.*/*.png"),
     "analyze-vit": ("analysis.json", "report.html", "norm_histograms.png", "outlier_fraction.png", "outlier_maps.png",
                     "attention_maps.png", "probes.png", "neighbor_cos.png"),
@@ -50,6 +50,7 @@ MARKERS = {"results.json": "reproduce", "analysis.json": "analyze-vit", "config.
 TRAIN_RUN_FILES = WRITES["train"]
 # settings that a resumed run may change: they do not change the model, the data order or the optimizer
 MAY_CHANGE_ON_RESUME = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
+                        "train.keep_checkpoint_every",
                         "train.progress", "train.num_workers", "train.dist_timeout_s")
 
 

@@ -105,7 +105,7 @@ def test_the_final_checkpoint_is_saved_before_the_final_evaluation(tmp_path):
 
 
 def test_bad_settings_are_config_errors():
-    with pytest.raises(ConfigError, match="train.steps must be >= 1"):
+    with pytest.raises(ConfigError, match=r"TrainConfig\.steps must be >= 1"):
         Trainer(NoisyRegression(), _cfg(steps=0))
     with pytest.raises(ConfigError, match="larger than this rank's share"):
         Trainer(NoisyRegression(n=10), _cfg(batch_size=16)).fit()

@@ -3,6 +3,7 @@
 from paperzoo.engine.callbacks import BestCheckpoint, EarlyStopping
 from paperzoo.engine.checkpoint import load_checkpoint, save_checkpoint
 from paperzoo.engine.distributed import DistEnv, dist_env, is_main, seed_everything
+from paperzoo.engine.metrics import MetricWriter, WandbWriter
 from paperzoo.engine.trainer import Method, StepOutput, TrainConfig, Trainer, TrainResult, TrainState
 
 __all__ = [
@@ -10,11 +11,13 @@ __all__ = [
     "DistEnv",
     "EarlyStopping",
     "Method",
+    "MetricWriter",
     "StepOutput",
     "TrainConfig",
     "TrainResult",
     "TrainState",
     "Trainer",
+    "WandbWriter",
     "dist_env",
     "is_main",
     "load_checkpoint",

@@ -11,8 +11,8 @@ The trainer calls every callback, on every rank, with a `TrainState`:
 without one). A callback that sets `state.stop = True` in phase "train" or "eval" ends the run after that step:
 the trainer saves the last checkpoint of that step, evaluates, calls the callbacks with phase "final" and returns;
 `TrainResult.steps` is that step. Under DDP the run stops when any rank's callback asks (every rank learns it
-through a collective, so all stop after the same step). A callback is also the place for a logger of your own
-(W&B, MLflow: `wandb.log(state.metrics, step=state.step)` on rank 0).
+through a collective, so all stop after the same step). A logger of your own is a writer
+(`Trainer(writers=[...])`, `paperzoo.engine.metrics`), not a callback.
 
   EarlyStopping    stops when a metric has not improved for `patience` evaluations (or logs)
   BestCheckpoint   keeps the model of the best evaluation so far: `checkpoints/best.safetensors` beside `last`

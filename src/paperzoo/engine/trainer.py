@@ -34,7 +34,7 @@ from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
 from paperzoo.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from paperzoo import run_folders
-from paperzoo.engine.metrics import MetricsLogger
+from paperzoo.engine.metrics import MetricsLogger, MetricWriter
 from paperzoo.errors import ConfigError, UserError
 from paperzoo.stopping import StopRequest, Stopped, signal_name
 
@@ -92,6 +92,9 @@ class TrainConfig:
     checkpoint_every: int = 0
     """Steps between checkpoints (`checkpoints/last.safetensors`); 0 = only at the end (when there is an output
     folder)."""
+    keep_checkpoint_every: int = 0
+    """Steps between checkpoints kept as `checkpoints/step-N.safetensors` (N = the step; `last` is written then too);
+    each is a full checkpoint: load its weights, or copy it over last.safetensors to resume from it. 0 = none."""
     seed: int = 0
     """Seed of the initialisation (same on every rank), the data order and each rank's augmentation stream."""
     progress: bool = True
@@ -100,7 +103,7 @@ class TrainConfig:
     def check(self, prefix: str) -> None:
         at_least(self, prefix, 1, "steps", "batch_size", "accumulation", "log_every", "decay_every")
         at_least(self, prefix, 0, "warmup_steps", "weight_decay", "grad_clip", "eval_every", "checkpoint_every",
-                 "num_workers")
+                 "keep_checkpoint_every", "num_workers")
         positive(self, prefix, "lr", "lr_decay", "dist_timeout_s")
         require(0 <= self.momentum < 1, prefix + "momentum", self.momentum, "in [0, 1)")
         require(0 <= self.seed < 2**63, prefix + "seed", self.seed, "in [0, 2**63)")
@@ -235,7 +238,9 @@ class Trainer:
     `out_dir`: the run folder (config.json, metrics.jsonl/csv, checkpoints/last.safetensors; only rank 0 writes);
     None trains without writing anything. `run_config`: the JSON saved as config.json (default: the TrainConfig).
     `callbacks`: functions called with a `TrainState` at every log step, after every evaluation and after the final
-    one; one may end the run early (`paperzoo.engine.callbacks`: `EarlyStopping`, `BestCheckpoint`). `overwrite=True` lets a new run replace
+    one; one may end the run early (`paperzoo.engine.callbacks`: `EarlyStopping`, `BestCheckpoint`). `writers`:
+    where logged metrics go besides the run folder's files (`paperzoo.engine.metrics.MetricWriter`: `write(step,
+    split, values)` and `close()` on rank 0, e.g. `WandbWriter(project=...)`). `overwrite=True` lets a new run replace
     the run already in `out_dir` (refused otherwise); `fit(resume=True)` continues it from its last checkpoint.
     `stop_on_signals=True` (`paperzoo train`): the first SIGINT or SIGTERM stops the run after the current step,
     with a checkpoint of that step when there is a run folder, by raising `paperzoo.stopping.Stopped`.
@@ -248,6 +253,7 @@ class Trainer:
         out_dir: Path | None = None,
         run_config: dict | None = None,
         callbacks: list[Callable[[TrainState], None]] = (),
+        writers: list[MetricWriter] = (),
         ddp_comm_hook: tuple[Any, Callable] | None = None,
         overwrite: bool = False,
         stop_on_signals: bool = False,
@@ -255,7 +261,7 @@ class Trainer:
         """`ddp_comm_hook`: (state, hook) registered on the DDP model, e.g. PyTorch's fp16 compression hook.
         `overwrite`: a new run may replace the training run already in `out_dir` (refused otherwise).
         `stop_on_signals`: SIGINT/SIGTERM stop the run after the current step with a checkpoint."""
-        self.method, self.cfg, self.callbacks = method, cfg, list(callbacks)
+        self.method, self.cfg, self.callbacks, self.writers = method, cfg, list(callbacks), list(writers)
         self.overwrite = overwrite
         self.stop_on_signals = stop_on_signals
         self._stop = StopRequest(False)
@@ -267,7 +273,11 @@ class Trainer:
 
     def _validate(self) -> None:
         cfg = self.cfg
-        cfg.check("train.")
+        cfg.check("TrainConfig.")  # the command line checked its train.* keys before
+        for writer in self.writers:
+            if not (callable(getattr(writer, "write", None)) and callable(getattr(writer, "close", None))):
+                raise ConfigError("Trainer(writers=...) takes objects with write(step, split, values) and close() "
+                                  f"(paperzoo.engine.metrics.MetricWriter), got {type(writer).__name__}")
         if cfg.amp == "fp16" and not torch.cuda.is_available():
             raise ConfigError("train.amp=fp16 needs a CUDA GPU; use train.amp=bf16 or train.amp=off on the CPU")
         if cfg.parallel == "dp" and self.env.distributed:
@@ -341,7 +351,8 @@ class Trainer:
             run_folders.record(self.out_dir, "train", *(n for n in run_folders.WRITES["train"] if "*" not in n),
                                *run_folders.held_output(self.out_dir)[1] if resume else ())
             atomic_write(self.out_dir / "config.json", (json.dumps(self.run_config, indent=2) + "\n").encode())
-        logger = MetricsLogger(self.out_dir if writes else None, resume_step=start)
+        logger = MetricsLogger(self.out_dir if writes else None, resume_step=start,
+                               writers=self.writers if env.is_main else ())
         if writes:
             run_folders.record(self.out_dir, "train", *(self.out_dir / "tensorboard").glob("events.out.tfevents.*"))
         batches = self._batches(start * cfg.accumulation, device)
@@ -402,8 +413,9 @@ class Trainer:
                 if stop:
                     end = step
                     break
-                if self.out_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    self._save(model, optimizer, scheduler, scaler, step, (sums, count))
+                kept = cfg.keep_checkpoint_every and step % cfg.keep_checkpoint_every == 0
+                if self.out_dir is not None and (kept or cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                    self._save(model, optimizer, scheduler, scaler, step, (sums, count), keep=bool(kept))
                 if step < cfg.steps and self._stop_requested(device):
                     if self.out_dir is not None:
                         self._save(model, optimizer, scheduler, scaler, step, (sums, count))
@@ -573,11 +585,13 @@ class Trainer:
         model.train(was_training)
         return {k: float(v) for k, v in values.items()}
 
-    def _save(self, model, optimizer, scheduler, scaler, step: int, pending: tuple[dict, int] = ({}, 0)) -> None:
+    def _save(self, model, optimizer, scheduler, scaler, step: int, pending: tuple[dict, int] = ({}, 0),
+              keep: bool = False) -> None:
         """Every rank calls this (a collective gathers each rank's RNG state and `pending`, its training metrics
-        summed since the last log and their step count); rank 0 writes the file. Non-finite weights or optimizer
-        state are never saved: the last finite checkpoint stays (DDP keeps the replicas equal, so every rank stops
-        here together)."""
+        summed since the last log and their step count); rank 0 writes `last.safetensors`, and with `keep` the same
+        checkpoint as `step-<step>.safetensors` beside it (in the run's manifest, so --overwrite removes it).
+        Non-finite weights or optimizer state are never saved: the last finite checkpoint stays (DDP keeps the
+        replicas equal, so every rank stops here together)."""
         tensors = [*model.parameters(), *(v for s in optimizer.state.values() for v in s.values()
                                           if torch.is_tensor(v) and v.is_floating_point())]
         if not all(torch.isfinite(t).all() for t in tensors):
@@ -592,7 +606,13 @@ class Trainer:
         if count:
             extra["pending_per_rank"] = [p for _, p in gathered]
         part = getattr(self.method, "checkpoint_state", None)
-        if self.env.is_main:
-            save_checkpoint(self.checkpoint_path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
+        if not self.env.is_main:
+            return
+        paths = [self.checkpoint_path]
+        if keep:
+            paths.append(self.checkpoint_path.with_name(f"step-{step}.safetensors"))
+            run_folders.record(self.out_dir, "train", paths[-1])
+        for path in paths:
+            save_checkpoint(path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
                             scaler=scaler if scaler.is_enabled() else None, config=self.run_config,
                             extra=extra, model_state=part(model) if part else None)
