@@ -1,6 +1,7 @@
 """Sharded DPO (`train.parallel=fsdp`, FSDP2's `fully_shard`) on CPU with gloo: 2 ranks x 8 pairs against 1 process x
-16 pairs (the same losses, and the same checkpoint: weights or adapters, and the optimizer state), resume, the one-process refusal.
-Each rank holds half of every tensor, so the checkpoint is the ranks' shards gathered to rank 0."""
+16 pairs (the same losses, and the same checkpoint: weights or adapters, and the optimizer state), resume, the
+refusal in one process. Each rank holds half of every tensor, so the checkpoint is the ranks' shards gathered to
+rank 0."""
 
 import pytest
 import torch

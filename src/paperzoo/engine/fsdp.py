@@ -34,14 +34,17 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
     return units
 
 
-def shard(model: nn.Module) -> nn.Module:
-    """`model` sharded over the default process group's ranks, in place (its parameters become DTensors); build the
-    optimizer after this."""
+def shard(model: nn.Module, device: torch.device) -> nn.Module:
+    """`model` (on `device`) sharded over the default process group's ranks, in place (its parameters become
+    DTensors); build the optimizer after this."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))  # the run's device, not the machine's default
     for unit in shard_units(model):
-        fully_shard(unit)
-    fully_shard(model)
+        fully_shard(unit, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     return model
 
 

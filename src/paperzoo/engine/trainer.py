@@ -537,7 +537,7 @@ class Trainer:
     def _wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         cfg, env = self.cfg, self.env
         if cfg.parallel == "fsdp":
-            return fsdp.shard(model)  # in place: `model` is the sharded model
+            return fsdp.shard(model, device)  # in place: `model` is the sharded model
         if env.distributed and cfg.parallel in ("auto", "ddp"):
             ids = [device.index] if device.type == "cuda" else None
             ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids,
