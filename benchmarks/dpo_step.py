@@ -122,14 +122,17 @@ def trl_config(out: str, plan: Plan, cached: bool):
                      max_length=MAX_LENGTH, precompute_ref_log_probs=cached, seed=0)
 
 
-def trl_trainer(policy, reference, tok, rows, out: str, plan: Plan, cached: bool):
+def trl_trainer(policy, reference, tok, rows, out: str, plan: Plan, cached: bool, peft_config=None):
+    """TRL's DPOTrainer on `rows`; with a `peft_config` (and `reference` None) it trains LoRA adapters with the
+    policy, adapters disabled, as its reference (tests/dpo/test_dpo_trl.py)."""
     import datasets
     import transformers
     from trl import DPOTrainer
 
     datasets.disable_progress_bars()
     trainer = DPOTrainer(model=policy, ref_model=reference, args=trl_config(out, plan, cached),
-                         train_dataset=datasets.Dataset.from_list(rows), processing_class=tok)
+                         train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
+                         peft_config=peft_config)
     for quiet in (transformers.PrinterCallback, transformers.ProgressCallback):
         trainer.remove_callback(quiet)
     return trainer

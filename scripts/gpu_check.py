@@ -4,6 +4,8 @@ The checks, each in its own process with its own time limit (all within the 8-mi
   train bf16 / fp16   `paperzoo train sanity_cnn` on CUDA with train.amp=bf16, then fp16 (with its grad scaler)
   ddp engine          the same under `torchrun --nproc_per_node <visible GPUs>` (nccl; one GPU: no group)
   ddp probe           a raw process group of one process per visible GPU: DDP on nccl, an all-reduce
+  fsdp dpo            `paperzoo train dpo` with LoRA under torchrun, train.parallel=fsdp (FSDP2 on nccl; needs >= 2
+                      GPUs), stopped half way and resumed
   bench ...           metalearning_maml, squeezetime_speed, registers_vit, dpo_step with --device cuda
   reproduce           `paperzoo reproduce gblend --preset full` (a cheap paper; --paper picks another)
 
@@ -94,7 +96,7 @@ def train_metrics(out: Path) -> dict:
     losses = [r["loss"] for r in rows if r["split"] == "train"]
     evals = [r for r in rows if r["split"] == "eval"]
     return {"first_loss": losses[0], "last_loss": losses[-1], "finite": all(map(math.isfinite, losses)),
-            "test_acc": evals[-1]["test_acc"] if evals else None}
+            "test_acc": evals[-1].get("test_acc") if evals else None}
 
 
 def check_train(mode: Mode, clock: Clock, amp: str, launcher: list[str], name: str, tmp: Path) -> dict:
@@ -155,6 +157,25 @@ def check_ddp_probe(mode: Mode, clock: Clock) -> dict:
     return {"status": "ok" if ok else "failed", "detail": {"processes": world, **ranks[0]}}
 
 
+def check_fsdp(mode: Mode, clock: Clock, torchrun: list[str], tmp: Path) -> dict:
+    """LoRA DPO on a tiny GPT sharded with FSDP2 over the ranks: half the steps, then `--resume` to the end; ok when
+    both exit 0, every loss is finite and the first is log 2 (the policy starts as its own reference)."""
+    if mode.ddp_processes < 2:
+        return {"status": "skipped", "detail": "FSDP shards over >= 2 ranks and nccl runs one rank per GPU: 1 GPU "
+                                               "is visible"}
+    out, steps = tmp / "fsdp", mode.train_steps // 10 if mode.cuda else mode.train_steps
+    size = ["tiny.layers=4", "tiny.hidden_size=256", "pairs=512"] if mode.cuda else ["tiny.layers=2", "pairs=64"]
+    command = [*torchrun, "-m", "paperzoo", "train", "dpo", *size, "lora.r=8", "train.parallel=fsdp",
+               f"train.device={mode.device}", "train.log_every=1", "train.progress=false"]
+    for part, extra in ((steps // 2, []), (steps, ["--resume"])):
+        code, tail = run([*command, f"train.steps={part}", "--out", str(out), *extra], clock.limit(150))
+        if code != 0:
+            return {"status": "failed", "detail": tail}
+    metrics = train_metrics(out)
+    ok = metrics["finite"] and abs(metrics["first_loss"] - math.log(2)) < 1e-3
+    return {"status": "ok" if ok else "failed", "detail": {**metrics, "steps": steps}}
+
+
 def check_reproduce(mode: Mode, clock: Clock, paper: str, tmp: Path) -> dict:
     out = tmp / "reproduce"
     code, tail = run([sys.executable, "-m", "paperzoo", "reproduce", paper, "--preset", mode.preset,
@@ -197,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                                     {"status": "skipped", "detail": "fp16 autocast and its grad scaler need CUDA"})
         checks["ddp engine (torchrun)"] = check_train(mode, clock, "off", torchrun, "ddp", tmp)
         checks["ddp probe"] = check_ddp_probe(mode, clock)
+        checks["fsdp dpo (torchrun)"] = check_fsdp(mode, clock, torchrun, tmp)
         checks["benchmarks"], rows = check_benchmarks(mode, clock)
         checks[f"reproduce {args.paper}"] = check_reproduce(mode, clock, args.paper, tmp)
     for name, check in checks.items():

@@ -48,7 +48,8 @@ def test_gpu_check_passes_its_cpu_dry_run(tmp_path):
     checks = result["checks"]
     assert checks["train amp=fp16"]["status"] == "skipped"
     assert {name for name, c in checks.items() if c["status"] == "ok"} == {
-        "train amp=bf16", "ddp engine (torchrun)", "ddp probe", "benchmarks", "reproduce gblend"}
+        "train amp=bf16", "ddp engine (torchrun)", "ddp probe", "fsdp dpo (torchrun)", "benchmarks",
+        "reproduce gblend"}
     assert checks["ddp probe"]["detail"] == {"processes": 2, "backend": "gloo", "rank_sum": 1.0,
                                              "replicas_equal": True}
     assert {r["benchmark"] for r in result["bench_rows"]} == {

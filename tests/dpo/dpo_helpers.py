@@ -67,3 +67,18 @@ def uncached_sample(model, prompt_ids, prompt_mask, new_tokens, seed):
             token = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
             ids, attention = torch.cat([ids, token], 1), torch.cat([attention, torch.ones_like(token)], 1)
     return ids
+
+
+def sharded_dpo_run(batch_size: int, parallel: str, lora: bool, out: str, steps: int, resume: bool = False
+                    ) -> list[float]:
+    """The logged losses of DPO (Adam, gradient clipping) on 32 fixed pairs, every weight or LoRA adapters (the
+    policy as its own reference), with a checkpoint in `out` at every step; under `spawn_group` with
+    parallel="fsdp" each rank holds half of every tensor."""
+    from paperzoo.dpo.adapters import LoRAConfig, with_lora
+
+    base = tiny_lm()
+    build = (lambda: with_lora(base, LoRAConfig(r=4))) if lora else (lambda: copy.deepcopy(base))
+    method = DPO(build, None if lora else copy.deepcopy(base), toy_pairs(32, 0), beta=0.5)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, optimizer="adam", lr=0.01, grad_clip=0.5, log_every=1,
+                      checkpoint_every=1, parallel=parallel, device="cpu", progress=False, seed=3)
+    return Trainer(method, cfg, out_dir=out).fit(resume).history.series("train", "loss")[1]

@@ -1,9 +1,9 @@
 """LoRA adapters (Hu et al. 2021, arXiv 2106.09685) and gradient checkpointing for the preference pipeline.
 
-The policy that is its own reference (adapters disabled) against a separate frozen copy; checkpoints that hold the
-adapters only, resume exactly and load merged; the exported Hugging Face folders against the trained model;
-checkpointed against plain losses and gradients on a tiny GPT-2 built from a config. `make test` installs the `lora`
-and `hf` extras; elsewhere these are skipped."""
+The policy that is its own reference (adapters disabled) against a separate frozen copy, in DPO and in the RL step;
+checkpoints that hold the adapters only, resume exactly and load merged; the exported Hugging Face folders against
+the trained model; checkpointed against plain losses and gradients on a tiny GPT-2 built from a config. `make test`
+installs the `lora` and `hf` extras; elsewhere these are skipped."""
 
 import copy
 import json
@@ -19,9 +19,9 @@ from dpo_helpers import TOK, lora_dpo_run, tiny_lm, toy_pairs
 from paperzoo import config
 from paperzoo.dpo.adapters import LoRAConfig, adapter_state, adapters_disabled, with_lora
 from paperzoo.dpo.cli import TRAIN_METHODS, load_lm, load_reward_model
-from paperzoo.dpo.data import PreferencePairs
+from paperzoo.dpo.data import PreferencePairs, Sequences
 from paperzoo.dpo.export import export_adapter, export_model, main as export_main
-from paperzoo.dpo.methods import DPO, pair_rewards
+from paperzoo.dpo.methods import DPO, AdaptedReinforce, pair_rewards
 from paperzoo.dpo.model import TinyGPTConfig
 from paperzoo.dpo.recompute import enable_checkpointing
 from paperzoo.engine.checkpoint import load_checkpoint, read_checkpoint
@@ -287,3 +287,54 @@ def test_the_memory_benchmark_runs_at_smoke_size(tmp_path):
     assert all(r["ratio"] > 0 for r in rows)
     if sys.platform == "linux":
         assert set(rows[0]["values"]) == {"full MiB", "LoRA MiB", "LoRA + checkpointing MiB"}
+
+
+# --- the RL step (dpo_rl) -------------------------------------------------------------------------------------
+
+def lora_reinforce(own_reference: bool, steps: int = 3):
+    """(adapter tensors, logged losses, logged KLs) of the RL step with LoRA, the reference being the policy with
+    its adapters disabled or a separate frozen copy of the pretrained model; the reward counts "e" tokens."""
+    from test_dpo_training import CountReward
+
+    base = tiny_lm()
+    reference = None if own_reference else copy.deepcopy(base)
+    prompts = torch.tensor([TOK.encode("abcd"), TOK.encode("efgh")] * 8)
+    data = Sequences(prompts, torch.ones_like(prompts), torch.zeros_like(prompts))
+    method = AdaptedReinforce(lambda: with_lora(base, LoRAConfig(r=4)), reference, CountReward(TOK.encode("e")[0], 4),
+                              data, kl_coef=0.5, samples_per_prompt=4, new_tokens=4)
+    cfg = TrainConfig(steps=steps, batch_size=4, optimizer="sgd", momentum=0.0, lr=0.5, log_every=1, device="cpu",
+                      progress=False, seed=3)
+    result = Trainer(method, cfg).fit()
+    history = result.history
+    return adapter_state(result.model), history.series("train", "loss")[1], history.series("train", "kl")[1]
+
+
+def test_rl_with_adapters_disabled_as_reference_equals_a_frozen_copy():
+    adapters, losses, kls = lora_reinforce(own_reference=True)
+    copied, copied_losses, copied_kls = lora_reinforce(own_reference=False)
+    assert losses == copied_losses and kls == copied_kls
+    assert kls[0] == 0.0 and max(map(abs, kls[1:])) > 1e-4  # log(pi/pi_ref) = 0 until the adapters move
+    assert max(adapters[n].abs().max() for n in adapters if "lora_B" in n) > 1e-3  # the adapters trained
+    assert adapters.keys() == copied.keys()
+    for name in adapters:
+        torch.testing.assert_close(adapters[name], copied[name], rtol=0, atol=0)
+
+
+def test_a_lora_rl_checkpoint_holds_the_adapters_resumes_exactly_and_loads_merged(tmp_path):
+    sft, _ = train("dpo_sft", TINY + FAST, tmp_path / "sft")
+    reward, _ = train("dpo_reward", TINY + FAST + PAIRS + [f"model={sft}"], tmp_path / "rm")
+    args = TINY + FAST + ["prompts=16", "samples_per_prompt=2", "new_tokens=4", "lora.r=4", "train.schedule=constant",
+                          f"model={sft}", f"reward_model={reward}"]
+    checkpoint, straight = train("dpo_rl", args, tmp_path / "rl")
+    tensors, meta = read_checkpoint(checkpoint)
+    saved = {k[len("model."):] for k in tensors if k.startswith("model.")}
+    assert meta["model_state"] == "partial" and saved == set(adapter_state(straight.model))
+    assert saved and all("lora_" in k for k in saved)
+    assert straight.history.series("train", "kl")[1][0] == 0.0  # the reference is the policy without adapters
+    train("dpo_rl", [*args, "train.steps=2"], tmp_path / "resumed")
+    _, resumed = train("dpo_rl", args, tmp_path / "resumed", resume=True)
+    assert resumed.history.series("train", "loss") == straight.history.series("train", "loss")
+    model, _ = load_lm(str(checkpoint), TinyGPTConfig())  # the adapters merged into a plain model
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    ids = torch.randint(3, TOK.vocab_size, (2, 12))
+    torch.testing.assert_close(logits(model, ids), logits(straight.model, ids), rtol=1e-5, atol=1e-5)

@@ -1,6 +1,7 @@
 """docs/dpo-own-model.md runs as written: its script makes the tiny model, its shell blocks train (SFT and DPO with
-LoRA, checkpointing, a resume) and export, and its Python blocks train through the API and load the exports; what
-they print and write is checked (losses, adapter-only checkpoints, exported models equal to each other)."""
+LoRA, checkpointing, a resume; the RL step with LoRA; DPO sharded over 2 processes and resumed) and export, and its
+Python blocks train through the API and load the exports; what they print and write is checked (losses, adapter-only
+checkpoints, exported models equal to each other)."""
 
 import json
 import os
@@ -58,6 +59,15 @@ def test_the_page_runs_as_written(tmp_path, monkeypatch):
     assert meta["step"] == 20 and meta["model_state"] == "partial"
     assert all("lora_" in k for k in tensors if k.startswith("model."))
     assert (tmp_path / "exported" / "own-dpo-adapter" / "adapter_model.safetensors").is_file()
+
+    rows = [json.loads(line) for line in (tmp_path / "runs" / "own-rl" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kl"] for r in rows if r["split"] == "train"][0] == 0.0  # the reference: the policy without adapters
+    tensors, meta = read_checkpoint(tmp_path / "runs" / "own-rl" / "checkpoints" / "last.safetensors")
+    assert meta["model_state"] == "partial" and all("lora_" in k for k in tensors if k.startswith("model."))
+    tensors, meta = read_checkpoint(tmp_path / "runs" / "own-fsdp" / "checkpoints" / "last.safetensors")
+    assert meta["step"] == 10 and meta["model_state"] == "partial"  # sharded over 2 processes, then resumed
+    assert meta["extra"]["rng_per_rank"][1] != meta["extra"]["rng_per_rank"][0]
+    assert len(losses(tmp_path / "runs" / "own-fsdp")) == 2  # steps 6 and 10: one row per 10 steps, and the last
 
     monkeypatch.chdir(tmp_path)
     api_names: dict = {}

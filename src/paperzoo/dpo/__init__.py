@@ -1,7 +1,7 @@
 """RLHF and DPO (Rafailov et al., "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",
 NeurIPS 2023, arXiv 2305.18290): preference losses, a trainer for any causal LM, and the pipeline's steps."""
 
-from paperzoo.dpo.adapters import LoRAConfig, with_lora
+from paperzoo.dpo.adapters import LoRAConfig, WithoutAdapters, with_lora
 from paperzoo.dpo.cli import (DPOConfig, RewardConfig, RLConfig, SFTConfig, build_dpo, build_reward, build_rl,
                               build_sft)
 from paperzoo.dpo.data import PreferencePairs, Sequences, read_preferences
@@ -9,7 +9,7 @@ from paperzoo.dpo.export import export_adapter, export_model
 from paperzoo.dpo.generation import sample, token_kl
 from paperzoo.dpo.logprobs import pair_logps, reference_logps
 from paperzoo.dpo.loss import LOSS_TYPES, bradley_terry_loss, dpo_loss, preference_metrics, sequence_logps
-from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTraining, pair_rewards
+from paperzoo.dpo.methods import DPO, SFT, AdaptedReinforce, Reinforce, RewardModel, RewardTraining, pair_rewards
 from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
 from paperzoo.dpo.recompute import enable_checkpointing
 
@@ -17,6 +17,7 @@ __all__ = [
     "DPO",
     "LOSS_TYPES",
     "SFT",
+    "AdaptedReinforce",
     "CharTokenizer",
     "DPOConfig",
     "LoRAConfig",
@@ -30,6 +31,7 @@ __all__ = [
     "Sequences",
     "TinyGPT",
     "TinyGPTConfig",
+    "WithoutAdapters",
     "bradley_terry_loss",
     "build_dpo",
     "build_reward",

@@ -56,19 +56,31 @@ def has_adapters(model: nn.Module) -> bool:
     return peft is not None and isinstance(unwrap(model), peft.PeftModel)
 
 
-def with_lora(model: nn.Module, cfg: LoRAConfig) -> nn.Module:
-    """`model` with LoRA adapters (peft's `PeftModel`): only the adapters train, A drawn from the global RNG and
-    B zero. The wrapper holds `model` itself (no copy); its weights are frozen."""
+def _peft():
     try:
         import peft
     except ImportError:
         raise ConfigError("LoRA adapters (lora.r > 0) need peft: pip install 'paperzoo[lora]'") from None
+    return peft
+
+
+def peft_config(model: nn.Module, cfg: LoRAConfig):
+    """The `peft.LoraConfig` that `with_lora(model, cfg)` applies: no dropout on the adapters' input (the update is
+    deterministic), peft's default layers for the architecture unless `cfg.target_modules` names others. TRL's
+    `DPOTrainer(peft_config=...)` takes the same object (tests/dpo/test_dpo_trl.py)."""
     if cfg.r < 1:
         raise ConfigError(f"with_lora needs a rank lora.r >= 1, got {cfg.r}")
+    targets = list(cfg.target_modules) or (list(TINY_TARGETS) if isinstance(model, TinyGPT) else None)
+    return _peft().LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=targets)
+
+
+def with_lora(model: nn.Module, cfg: LoRAConfig) -> nn.Module:
+    """`model` with LoRA adapters (peft's `PeftModel`): only the adapters train, A drawn from the global RNG and
+    B zero. The wrapper holds `model` itself (no copy); its weights are frozen."""
+    peft = _peft()
+    config = peft_config(model, cfg)
     if any(isinstance(m, peft.tuners.lora.LoraLayer) for m in model.modules()):
         raise ConfigError("this model already holds LoRA adapters: wrap the pretrained model once")
-    targets = list(cfg.target_modules) or (list(TINY_TARGETS) if isinstance(model, TinyGPT) else None)
-    config = peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=targets)
     try:
         with warnings.catch_warnings():  # peft's notes to itself: GPT-2's Conv1D is transposed by peft
             warnings.filterwarnings("ignore", message="fan_in_fan_out is set to False")  # (fan_in_fan_out), and
@@ -99,6 +111,29 @@ def adapters_disabled(model: nn.Module):
     finally:
         for module, training in modes:  # each module's own mode back, not the top module's everywhere
             module.training = training
+
+
+class WithoutAdapters(nn.Module):
+    """A frozen reference model that is the policy with its LoRA adapters disabled (in eval mode): the reference
+    pi_ref of the RL step's KL penalty (Rafailov et al. Eq. 3) without a second copy of the weights. The policy is
+    built after the reference is handed over, so it is bound later (`bind`); it is not a submodule, so freezing or
+    moving this module leaves the policy alone. Its one parameter is empty and tells where it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.empty(0), requires_grad=False)  # a device for `.to()` and model_device
+        self.__dict__["policy"] = None  # set by `bind`; kept out of the submodules on purpose
+
+    def bind(self, policy: nn.Module) -> nn.Module:
+        """Make `policy` (which must carry adapters) the model this reference calls; returns it."""
+        self.__dict__["policy"] = require_adapters(policy)
+        return policy
+
+    def forward(self, *args, **kwargs):
+        if self.policy is None:
+            raise RuntimeError("WithoutAdapters is called before its policy was bound (bind(policy))")
+        with adapters_disabled(self.policy) as base:
+            return base(*args, **kwargs)
 
 
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor] | None:

@@ -10,11 +10,11 @@
 empty means the offline data of `paperzoo.dpo.task` (English text for SFT; for the others, completions sampled
 from the starting model and ordered by the vowel-count reward), which needs the character tokenizer.
 
-SFT, the reward model and DPO train LoRA adapters instead of every weight with `lora.r=R` (LoRA, Hu et al. 2021,
-arXiv 2106.09685; `paperzoo.dpo.adapters`); DPO's reference is then the policy with its adapters disabled, unless
-`reference=` names another model. Their checkpoints hold the adapters, and load (as `model=`) with the adapters
-merged. `gradient_checkpointing=true` recomputes a Hugging Face model's layers in the backward pass
-(`paperzoo.dpo.recompute`).
+SFT, the reward model, DPO and the RL step train LoRA adapters instead of every weight with `lora.r=R` (LoRA, Hu et
+al. 2021, arXiv 2106.09685; `paperzoo.dpo.adapters`); the reference of DPO and of the RL step is then the policy
+with its adapters disabled, unless `reference=` names another model. Their checkpoints hold the adapters, and load
+(as `model=`) with the adapters merged. `gradient_checkpointing=true` recomputes a Hugging Face model's layers in the
+backward pass (`paperzoo.dpo.recompute`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from paperzoo.catalog import TrainSpec
 from paperzoo.config import from_dict
 from paperzoo.dpo.adapters import LoRAConfig, merge_adapters, with_lora
 from paperzoo.dpo.data import PreferencePairs, Sequences, check_lengths, check_tokenizer, read_jsonl, read_preferences
-from paperzoo.dpo.methods import DPO, SFT, Reinforce, RewardModel, RewardTraining
+from paperzoo.dpo.methods import DPO, SFT, AdaptedReinforce, Reinforce, RewardModel, RewardTraining
 from paperzoo.dpo.model import CharTokenizer, TinyGPT, TinyGPTConfig
 from paperzoo.dpo.recompute import enable_checkpointing
 from paperzoo.dpo.task import StyleTask
@@ -108,6 +108,9 @@ class RLConfig:
     temperature: float = 1.0
     max_prompt_length: int = 16
     tiny: TinyGPTConfig = field(default_factory=TinyGPTConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """LoRA adapters (lora.r > 0) train instead of every weight; the reference is then the policy with its adapters
+    disabled (unless reference= names a model); the checkpoint holds the adapters (`paperzoo.dpo.adapters`)"""
     train: TrainConfig = field(default_factory=lambda: _train(80, 1e-3, 16))
 
 
@@ -256,7 +259,8 @@ def build_dpo(cfg: DPOConfig) -> DPO:
 
 def build_rl(cfg: RLConfig) -> Reinforce:
     model, tokenizer = load_lm(cfg.model, cfg.tiny)
-    reference = load_lm(cfg.reference or cfg.model, cfg.tiny)[0]
+    own_reference = cfg.lora.r > 0 and not cfg.reference  # the policy with its adapters disabled
+    reference = None if own_reference else load_lm(cfg.reference or cfg.model, cfg.tiny)[0]
     reward_model = load_reward_model(cfg.reward_model)
     check_tokenizer(tokenizer)
     if cfg.data:
@@ -264,10 +268,12 @@ def build_rl(cfg: RLConfig) -> Reinforce:
     else:
         ids = _offline_task(tokenizer).prompts(cfg.prompts, "train", torch.Generator().manual_seed(cfg.train.seed))
         prompts = Sequences(ids, torch.ones_like(ids), torch.zeros_like(ids))
-    return Reinforce(lambda: copy.deepcopy(model), reference, reward_model, prompts, kl_coef=cfg.kl_coef,
-                     samples_per_prompt=cfg.samples_per_prompt, new_tokens=cfg.new_tokens,
-                     temperature=cfg.temperature, eos_token_id=getattr(tokenizer, "eos_token_id", None),
-                     pad_token_id=tokenizer.pad_token_id)
+    settings = dict(kl_coef=cfg.kl_coef, samples_per_prompt=cfg.samples_per_prompt, new_tokens=cfg.new_tokens,
+                    temperature=cfg.temperature, eos_token_id=getattr(tokenizer, "eos_token_id", None),
+                    pad_token_id=tokenizer.pad_token_id)
+    if cfg.lora.r:
+        return AdaptedReinforce(lambda: with_lora(model, cfg.lora), reference, reward_model, prompts, **settings)
+    return Reinforce(lambda: copy.deepcopy(model), reference, reward_model, prompts, **settings)
 
 
 def read_preferences_prompts(path: str) -> list[str]:

@@ -56,8 +56,8 @@ def export_model(checkpoint: str | Path, folder: str | Path) -> Path:
 
 
 def export_adapter(checkpoint: str | Path, folder: str | Path) -> Path:
-    """The LoRA adapters of a dpo_sft/dpo run's `checkpoint` (and the tokenizer) as a PEFT adapter folder; returns
-    the folder."""
+    """The LoRA adapters of a dpo_sft/dpo/dpo_rl run's `checkpoint` (and the tokenizer) as a PEFT adapter folder;
+    returns the folder."""
     checkpoint = Path(checkpoint)
     tensors, meta = _run_config(checkpoint)
     config = meta["config"]

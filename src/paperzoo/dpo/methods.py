@@ -6,6 +6,7 @@
   Reinforce      the RL step of RLHF (Eq. 3): REINFORCE on the KL-penalised reward r(x,y) - beta*log(pi/pi_ref),
                  with a leave-one-out baseline over k samples per prompt (RLOO, Ahmadian et al. 2024,
                  arXiv 2402.14740) -- not PPO: no value network and no clipping, one update per batch of samples
+  AdaptedReinforce  the same with LoRA adapters: the reference is the policy with its adapters disabled
 Each takes built objects (models, datasets); `paperzoo.dpo.cli` builds them from a config for `paperzoo train`.
 """
 
@@ -16,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from paperzoo.dpo.adapters import adapter_state, adapters_disabled, require_adapters
+from paperzoo.dpo.adapters import WithoutAdapters, adapter_state, adapters_disabled, require_adapters
 from paperzoo.dpo.data import PreferencePairs, Sequences, trim
 from paperzoo.dpo.generation import sample
 from paperzoo.dpo.logprobs import (check_same_vocabulary, freeze, model_device, pair_logps, reference_logps)
@@ -248,3 +249,22 @@ class Reinforce:
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         return {}
+
+
+class AdaptedReinforce(Reinforce):
+    """`Reinforce` on a policy with LoRA adapters (`paperzoo.dpo.adapters.with_lora`), whose reference in the KL
+    penalty of Eq. 3 is the same model with its adapters disabled: one copy of the weights, as `DPO` with
+    `reference=None`; a reference model given instead is used as in `Reinforce`. A checkpoint holds the adapters
+    only. The other arguments are `Reinforce`'s."""
+
+    checkpoint_state = staticmethod(adapter_state)
+
+    def __init__(self, build_policy: Callable[[], nn.Module], reference: nn.Module | None, reward_model: nn.Module,
+                 prompts: Sequences, **settings):
+        if reference is None:
+            reference, build = WithoutAdapters(), build_policy
+
+            def build_policy() -> nn.Module:  # the policy, which the reference then calls with adapters disabled
+                return reference.bind(build())
+
+        super().__init__(build_policy, reference, reward_model, prompts, **settings)

@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save as save_bytes
 
+from paperzoo.engine import fsdp
 from paperzoo.errors import UserError
 
 _META_KEY = "paperzoo"
@@ -81,18 +82,22 @@ def save_checkpoint(
     config: dict | None = None,
     extra: dict | None = None,
     model_state: dict[str, torch.Tensor] | None = None,
+    partial: bool | None = None,
+    optimizer_state: dict | None = None,
 ) -> None:
     """Write model, optimizer, scheduler, AMP scaler, step, RNG states and config atomically to `path`.
 
     `model_state`: a part of the model's state dict to save instead of all of it (the trainable adapters of a
-    frozen pretrained model); the checkpoint is then marked partial and loads with `load_partial_state`."""
+    frozen pretrained model); the checkpoint is then marked partial and loads with `load_partial_state`.
+    `partial=False` says that `model_state` is the whole state dict, and `optimizer_state` stands for
+    `optimizer.state_dict()`: the states a sharded run gathered from its ranks (`paperzoo.engine.fsdp`)."""
     state = model.state_dict() if model_state is None else model_state
     tensors = {f"model.{k}": v for k, v in state.items()}
     meta: dict[str, Any] = {"step": step, "config": config or {}, "extra": extra or {}}
-    if model_state is not None:
+    if model_state is not None and partial is not False:
         meta["model_state"] = "partial"
     if optimizer is not None:
-        optim_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+        optim_tensors, meta["optimizer"] = _flatten_optimizer(optimizer_state or optimizer.state_dict())
         tensors.update(optim_tensors)
     if scheduler is not None:
         meta["scheduler"] = scheduler.state_dict()
@@ -177,9 +182,16 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 def load_partial_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     """Load the tensors of a partial checkpoint (`save_checkpoint(model_state=...)`): every one must be the model's,
     and every trainable parameter must be among them; the others keep the values the model was built with."""
+    check_partial_state(model, state, path)
+    model.load_state_dict(state, strict=False)
+
+
+def check_partial_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """A `UserError` unless every tensor of the partial `state` is the model's and every trainable parameter is
+    among them."""
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    lacking = sorted(trainable & set(missing))
+    unexpected = set(state) - set(model.state_dict())
+    lacking = sorted(trainable - set(state))
     if unexpected or lacking:
         detail = "; ".join(f"{what}: {', '.join(names[:6])}" + (f" and {len(names) - 6} more" if len(names) > 6 else "")
                            for what, names in (("not in the model", sorted(unexpected)),
@@ -201,13 +213,22 @@ def load_checkpoint(
     tensors, meta = read_checkpoint(path)
     prefix = "model."
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if meta.get("model_state") == "partial":
-        load_partial_state(model, state, path)
-    else:
-        model.load_state_dict(state)
+    partial = meta.get("model_state") == "partial"
+    optim_state = None
     if optimizer is not None and "optimizer" in meta:
-        optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
-        optimizer.load_state_dict(_unflatten_optimizer(optim_tensors, meta["optimizer"]))
+        optim_state = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")},
+                                           meta["optimizer"])
+    if fsdp.is_sharded(model):  # every rank reads the whole state and keeps its shard
+        if partial:
+            check_partial_state(model, state, path)
+        fsdp.load_state(model, optimizer, state, optim_state, partial)
+    else:
+        if partial:
+            load_partial_state(model, state, path)
+        else:
+            model.load_state_dict(state)
+        if optim_state is not None:
+            optimizer.load_state_dict(optim_state)
     if scheduler is not None and "scheduler" in meta:
         scheduler.load_state_dict(meta["scheduler"])
     if scaler is not None and "scaler" in meta:

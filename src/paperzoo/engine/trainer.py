@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from paperzoo.config import at_least, positive, require
 from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
+from paperzoo.engine import fsdp
 from paperzoo.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from paperzoo import run_folders
 from paperzoo.engine.metrics import MetricsLogger, MetricWriter
@@ -71,8 +72,10 @@ class TrainConfig:
     """Micro-steps per optimizer step (gradients accumulated; DDP syncs only on the last one)."""
     amp: Literal["off", "bf16", "fp16"] = "off"
     """Mixed precision: bf16 autocast (CPU or GPU), fp16 with a loss scaler (CUDA only), or off."""
-    parallel: Literal["auto", "ddp", "dp", "none"] = "auto"
-    """auto = DDP under torchrun, else one device; dp = nn.DataParallel over the visible GPUs (one process)."""
+    parallel: Literal["auto", "ddp", "fsdp", "dp", "none"] = "auto"
+    """auto = DDP under torchrun, else one device; fsdp = sharded over torchrun's ranks (FSDP2, each rank holds
+    1/N of the weights, gradients and optimizer state; `paperzoo.engine.fsdp`); dp = nn.DataParallel over the
+    visible GPUs (one process)."""
     find_unused_parameters: bool = False
     """DDP: allow parameters that get no gradient in a step (slower: DDP searches the graph every step)."""
     sync_batchnorm: bool = False
@@ -280,6 +283,12 @@ class Trainer:
                                   f"(paperzoo.engine.metrics.MetricWriter), got {type(writer).__name__}")
         if cfg.amp == "fp16" and not torch.cuda.is_available():
             raise ConfigError("train.amp=fp16 needs a CUDA GPU; use train.amp=bf16 or train.amp=off on the CPU")
+        if cfg.parallel == "fsdp" and not self.env.distributed:
+            raise ConfigError("train.parallel=fsdp shards the model over torchrun's processes: launch it with "
+                              "torchrun --nproc_per_node N (N >= 2), or use train.parallel=auto in one process")
+        if cfg.parallel == "fsdp" and cfg.amp == "fp16":
+            raise ConfigError("train.amp=fp16 is not supported with train.parallel=fsdp (its grad scaler does not "
+                              "handle sharded gradients); use train.amp=bf16")
         if cfg.parallel == "dp" and self.env.distributed:
             raise ConfigError("train.parallel=dp runs in one process; launch it with python, not torchrun")
         gpu = torch.cuda.is_available() and (cfg.device == "auto" or cfg.device.startswith("cuda"))
@@ -539,6 +548,8 @@ class Trainer:
 
     def _wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         cfg, env = self.cfg, self.env
+        if cfg.parallel == "fsdp":
+            return fsdp.shard(model, device)  # in place: `model` is the sharded model
         if env.distributed and cfg.parallel in ("auto", "ddp"):
             ids = [device.index] if device.type == "cuda" else None
             ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids,
@@ -594,7 +605,9 @@ class Trainer:
         replicas equal, so every rank stops here together)."""
         tensors = [*model.parameters(), *(v for s in optimizer.state.values() for v in s.values()
                                           if torch.is_tensor(v) and v.is_floating_point())]
-        if not all(torch.isfinite(t).all() for t in tensors):
+        finite = all(torch.isfinite(fsdp.local(t)).all() for t in tensors)
+        sharded = fsdp.is_sharded(model)
+        if not (all(D.all_gather_objects(finite)) if sharded else finite):  # each rank sees its shard only
             raise NonFiniteLossError(f"the weights or optimizer state became non-finite by step {step} while the "
                                      "loss was finite: lower train.lr or set train.grad_clip; the last finite "
                                      "checkpoint is kept")
@@ -606,6 +619,12 @@ class Trainer:
         if count:
             extra["pending_per_rank"] = [p for _, p in gathered]
         part = getattr(self.method, "checkpoint_state", None)
+        kept = part(model) if part else None  # None: the whole state dict
+        model_state, optimizer_state = kept, None
+        if sharded:  # every rank sends its shards; rank 0 gets whole tensors
+            model_state, optimizer_state = fsdp.gather_state(model, optimizer)
+            if kept is not None and self.env.is_main:
+                model_state = {name: model_state[name] for name in kept}
         if not self.env.is_main:
             return
         paths = [self.checkpoint_path]
@@ -615,4 +634,5 @@ class Trainer:
         for path in paths:
             save_checkpoint(path, model=model, step=step, optimizer=optimizer, scheduler=scheduler,
                             scaler=scaler if scaler.is_enabled() else None, config=self.run_config,
-                            extra=extra, model_state=part(model) if part else None)
+                            extra=extra, model_state=model_state, partial=kept is not None,
+                            optimizer_state=optimizer_state)
