@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 JOBS ?= 2  # papers in 2 worker processes: faster than 1 on the 2-core CPU (README, "The two commands")
 
-.PHONY: demo test setup setup-dev data bench gpu-check docs clean
+.PHONY: demo test setup setup-dev data bench gpu-check check-torch docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ bench: setup-dev
 # every CUDA path once, <= 8 minutes on one GPU; without a GPU, a labelled CPU dry run at tiny sizes
 gpu-check: setup-dev
 	$(BIN)/python scripts/gpu_check.py
+
+# paperzoo installed beside another torch (its own venv, `pip install -e .`), its core tests run, the outcome recorded
+# in docs/results/dependencies.json; TORCH=2.13.0 VENV_CHECK=.venv re-checks the Makefile's own venv as it is
+TORCH ?= 2.14.1
+check-torch: $(VENV)/.installed-dev
+	$(BIN)/python scripts/check_torch_version.py $(if $(VENV_CHECK),--venv $(VENV_CHECK) --no-install,--torch $(TORCH))
 
 # the docs site into site/ (open site/index.html), numbers rendered from docs/results/*.json as it builds
 docs: setup-dev

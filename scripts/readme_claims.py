@@ -10,6 +10,8 @@ docs/results/bench.json (`paperzoo bench --out docs/results/bench.json`):
   post MODULE     the box at the top of a paper's page: paper, module, API link, latest verdicts (docs/MODULE.md)
   timing          the quick preset's wall time (docs/claims.md)
   benchmarks      the goals table of the speed/memory benchmarks (docs/benchmarks.md)
+  dependencies    the torch versions checked, with their test counts (docs/getting-started.md), from
+                  docs/results/dependencies.json (scripts/check_torch_version.py, `make check-torch`)
 The README's blocks are written into README.md by this script. The docs pages keep a one-line placeholder in
 theirs, filled when the site is built (`make docs`; scripts/docs_hooks.py calls `blocks` and `render` below), so
 the site shows the results files as they are at build time.
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quick.json"
 STANDARD = ROOT / "docs" / "results" / "standard"
 BENCH = ROOT / "docs" / "results" / "bench.json"
+DEPENDENCIES = ROOT / "docs" / "results" / "dependencies.json"
 SHOWN = {"reproduced": "reproduced", "not_reproduced": "**not reproduced**", "inconclusive": "*inconclusive*",
          "skipped": "skipped", "error": "**error**"}
 PLACEHOLDER = "*Rendered from `docs/results/` when the site is built (`make docs`).*"
@@ -160,6 +163,15 @@ def bench_goals(data: dict) -> str:
     return f"Goals: {tally} (of {sum(counts.values())}).\n\n{bench.markdown(data)}"
 
 
+def dependencies(data: dict) -> str:
+    """The torch versions checked (scripts/check_torch_version.py): how each was installed, what its tests gave."""
+    lines = ["| torch | python | installed | core tests | checked |", "|---|---|---|---|---|"]
+    for e in data["entries"]:
+        tests = f"{e['passed']} passed, {e['failed']} failed" + (f", {e['skipped']} skipped" if e["skipped"] else "")
+        lines.append(f"| {e['torch']} | {e['python']} | {e['installed_with']} | {tests} | {e['date']} |")
+    return "\n".join(lines)
+
+
 def blocks(data: dict, pages: str = "docs/") -> dict[str, str]:
     """Every results block by name; the posts table links to the paper pages under `pages`."""
     standard = load_standard()
@@ -167,6 +179,8 @@ def blocks(data: dict, pages: str = "docs/") -> dict[str, str]:
     out = {"posts": posts_table(data, pages, standard), "timing": timing(data, standard)}
     if BENCH.exists():
         out["benchmarks"] = bench_goals(json.loads(BENCH.read_text()))
+    if DEPENDENCIES.exists():
+        out["dependencies"] = dependencies(json.loads(DEPENDENCIES.read_text()))
     for post in [ENGINE, *POSTS]:
         claims = [c for c in data["claims"] if c["id"].split(".")[0] == post.module]
         out[f"claims {post.module}"] = claims_table(claims, by_id)

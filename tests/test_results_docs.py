@@ -163,3 +163,18 @@ def test_committed_standard_results_match_the_code():
             stale.append(path.stem)
     assert not stale, (f"the protocol of these papers changed since their standard results: {', '.join(stale)}; rerun "
                        "`paperzoo reproduce PAPER --preset standard` and scripts/standard_results.py")
+
+
+def test_the_torch_lower_bound_is_the_oldest_version_checked_and_the_makefile_installs_one_checked():
+    """pyproject.toml's `torch>=X` is the oldest torch of docs/results/dependencies.json (scripts/
+    check_torch_version.py) whose core tests all passed after `pip install -e .`; the torch the Makefile installs is
+    one of the checked versions, and every entry records the dependencies it resolved."""
+    checked = json.loads((ROOT / "docs" / "results" / "dependencies.json").read_text())["entries"]
+    passed = [e for e in checked if e["failed"] == 0 and e["passed"] > 0 and e["pytest_exit"] == 0]
+    version = lambda text: tuple(int(p) for p in re.findall(r"\d+", text.split("+")[0]))  # noqa: E731
+    oldest = min((e["torch"] for e in passed), key=version)
+    bound = re.search(r'"torch>=([\d.]+)"', (ROOT / "pyproject.toml").read_text())[1]
+    assert version(bound) == version(oldest)[:len(version(bound))], (bound, oldest)
+    pinned = re.search(r"pip install --quiet torch==([\d.]+)", (ROOT / "Makefile").read_text())[1]
+    assert pinned in {e["torch"].split("+")[0] for e in passed}
+    assert all({"torch", "numpy", "safetensors", "scipy"} <= set(e["packages"]) for e in checked)
