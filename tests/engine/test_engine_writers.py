@@ -123,3 +123,17 @@ def test_the_wandb_writer_without_wandb_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
     with pytest.raises(ConfigError, match=r"WandbWriter needs the wandb package.*pip install wandb"):
         WandbWriter(project="x")
+
+
+def test_a_taken_folder_is_refused_naming_the_python_arguments_too(tmp_path):
+    """From Python, the refusal of a folder that holds a run names `fit(resume=True)` and `overwrite=True` beside
+    the command-line flags; with either, the run goes on."""
+    out = tmp_path / "run"
+    Trainer(NoisyRegression(), cfg(steps=2), out_dir=out).fit()
+    with pytest.raises(ConfigError, match=r"fit\(resume=True\), Trainer\(\.\.\., overwrite=True\)"):
+        Trainer(NoisyRegression(), cfg(steps=2), out_dir=out).fit()
+    last = out / "checkpoints" / "last.safetensors"
+    Trainer(NoisyRegression(), cfg(steps=3), out_dir=out).fit(resume=True)
+    assert read_checkpoint(last)[1]["step"] == 3  # continued from step 2
+    Trainer(NoisyRegression(), cfg(steps=2), out_dir=out, overwrite=True).fit()
+    assert read_checkpoint(last)[1]["step"] == 2  # a new run in its place

@@ -453,10 +453,11 @@ class Trainer:
                 if command in (None, "train"):
                     raise ConfigError(f"{self.out_dir} already holds a training run ({shown or 'seen by another rank'})"
                                       ": pass --resume to continue it, --overwrite to replace it, or choose another "
-                                      "--out")
+                                      "--out (in Python: Trainer(...).fit(resume=True), Trainer(..., overwrite=True) "
+                                      "or another out_dir)")
                 raise ConfigError(f"{self.out_dir} already holds {run_folders.HOLDS.get(command, 'another run')} "
                                   f"({shown}, written by `paperzoo {command}`): pass --overwrite to replace it, or "
-                                  "choose another --out")
+                                  "choose another --out (in Python: Trainer(..., overwrite=True) or another out_dir)")
             if self.env.is_main:
                 run_folders.remove_output(self.out_dir)
         D.all_gather_objects(None)  # no rank writes before rank 0 has removed the old files
