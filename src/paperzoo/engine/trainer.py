@@ -312,11 +312,14 @@ class Trainer:
             locked = run_folders.locked(run_folders.writable_folder(self.out_dir), "train")
         with locked, StopRequest(self.stop_on_signals) as self._stop:
             created = D.init_process_group(self.env, device, self.cfg.dist_timeout_s)
+            finished = False
             try:
-                return self._fit(device, resume or self.env.restart_count > 0)
+                result = self._fit(device, resume or self.env.restart_count > 0)
+                finished = True
+                return result
             finally:
                 if created:
-                    D.teardown()
+                    D.teardown(wait_for_all=finished)
 
     def _fit(self, device: torch.device, resume: bool) -> TrainResult:
         cfg, env = self.cfg, self.env
