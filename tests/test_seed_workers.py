@@ -20,22 +20,28 @@ def _trained_weight(seed: int) -> torch.Tensor:
     return torch.randn(4, generator=generator) * seed
 
 
-def _measure_with_memo(ctx: RunContext):
+def _measure_with_memo(ctx: RunContext, runs: dict, order: list):
     def measure(seed: int) -> dict:
         weight = ctx.shared(f"weight/{seed}", lambda: _trained_weight(seed))  # a model trained once per seed
         data = ctx.shared("data", lambda: torch.arange(4.0))  # built once for every seed
+        runs[seed] = weight.sum()  # what the claim keeps for its figure
+        runs["last"] = seed
+        runs["curves"]["score"].append(seed * 10)  # a list nested in a container the claim holds
+        order.append(seed)
         return {"score": float(weight @ data), "pid": os.getpid()}
     return measure
 
 
 def test_workers_give_the_rows_and_the_shared_models_of_one_process(tmp_path):
-    sequential = _context(tmp_path)
-    expected = sequential.over_seeds(_measure_with_memo(sequential))
+    sequential, runs, order = _context(tmp_path), {"curves": {"score": []}}, []
+    expected = sequential.over_seeds(_measure_with_memo(sequential, runs, order))
     workers = SeedWorkers(2, 1)
     try:
-        parallel = _context(tmp_path, workers)
-        rows = parallel.over_seeds(_measure_with_memo(parallel))
+        parallel, parallel_runs, parallel_order = _context(tmp_path, workers), {"curves": {"score": []}}, []
+        rows = parallel.over_seeds(_measure_with_memo(parallel, parallel_runs, parallel_order))
         assert rows["score"] == expected["score"]
+        assert parallel_order == order == [3, 5, 8] and parallel_runs == runs and list(parallel_runs) == list(runs)
+        assert parallel_runs["curves"]["score"] == [30, 50, 80]
         assert len(set(rows["pid"]) - {os.getpid()}) == 2, "the seeds did not run on the two workers"
         assert sorted(parallel.memo) == sorted(sequential.memo)
         for key in sequential.memo:

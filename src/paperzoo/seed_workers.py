@@ -2,8 +2,10 @@
 `ctx.over_seeds` on N worker processes, so that one paper's run uses every core.
 
 A seed's measurement is a closure over its claim's context. It travels to a worker by value (cloudpickle), with the
-context and the paper's memo of trained models, and comes back with its row and the memo entries it added (the
-models it trained), which join the memo of this process: the paper's later claims share them as in one process.
+context and the paper's memo of trained models, and comes back with its row and what it wrote into the containers it
+can reach: the memo entries it added (the models it trained) and the entries of the dicts and lists its closure holds
+(a claim's `runs[seed] = ...`). Those writes are replayed here in seed order, so the claim and the paper's later
+claims see what one process would have left.
 Workers are spawned, not forked (a forked torch process can deadlock in its thread pools), run with the same thread
 count as one process would, and die with their parent. The measured values equal one process's because every
 measurement derives its randomness from its own seed (tested for every paper in tests/test_seed_workers.py).
@@ -22,6 +24,61 @@ import cloudpickle
 from paperzoo.claims import _death, _stop_workers, _worker_start
 
 
+def containers(measure: Callable, ctx) -> list:
+    """The dicts and lists a measurement can write into that one process would keep: the paper's memo and those its
+    closure holds, in a fixed order (the same here and in a worker)."""
+    held = []
+    for cell in measure.__closure__ or ():
+        try:
+            held.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    found, seen = [], set()
+    for value in [ctx.memo, *held]:
+        if isinstance(value, (dict, list)) and id(value) not in seen:
+            seen.add(id(value))
+            found.append(value)
+    return found
+
+
+def _contents(value):
+    """What to compare against after the measurement, for the dicts and lists in `value` (nested too): a dict's
+    entries (held, so that no object is freed and its address reused) and a list's length, each with its
+    elements' own; None for anything else."""
+    if isinstance(value, dict):
+        return {k: (v, _contents(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_contents(v) for v in value]
+    return None
+
+
+def _written(value, before) -> tuple | None:
+    """What the measurement wrote into `value` since `before`: (entries set or appended, writes into the nested
+    dicts and lists it kept), or None when nothing."""
+    if isinstance(value, dict):
+        new = {k: v for k, v in value.items() if k not in before or before[k][0] is not v}
+        nested = {k: w for k, v in value.items() if k in before and before[k][0] is v
+                  and (w := _written(v, before[k][1])) is not None}
+    elif isinstance(value, list):
+        new = value[len(before):]
+        nested = {i: w for i, v in enumerate(value[:len(before)]) if (w := _written(v, before[i])) is not None}
+    else:
+        return None
+    return (new, nested) if new or nested else None
+
+
+def _replay(value, written: tuple | None) -> None:
+    if written is None:
+        return
+    new, nested = written
+    for key, inner in nested.items():
+        _replay(value[key], inner)
+    if isinstance(value, dict):
+        value.update(new)
+    else:
+        value.extend(new)
+
+
 class SeedWorkerDied(RuntimeError):
     """A seed worker died (killed, out of memory) while it measured a seed."""
 
@@ -38,10 +95,11 @@ def _worker_main(conn, threads: int, parent: int) -> None:
             return
         measure, ctx, seed = cloudpickle.loads(task)
         ctx.progress = False  # one progress bar: the parent's, over seeds
-        known = set(ctx.memo)
+        reachable = containers(measure, ctx)
+        before = [_contents(c) for c in reachable]
         try:
             row = measure(seed)
-            reply = ("row", (row, {k: v for k, v in ctx.memo.items() if k not in known}))
+            reply = ("row", (row, [_written(c, b) for c, b in zip(reachable, before)]))
         except Exception as e:  # noqa: BLE001 - the parent re-raises it
             reply = ("raised", (e, traceback.format_exc()))
         try:
@@ -70,9 +128,9 @@ class SeedWorkers:
 
     def map(self, measure: Callable[[int], dict], ctx, seeds: list[int],
             on_row: Callable[[], None] = lambda: None) -> list[dict]:
-        """`[measure(s) for s in seeds]`, measured on the workers; the memo entries each seed added join
-        `ctx.memo` in seed order (an entry two seeds built keeps the first seed's, as one process would). A
-        measurement that raised raises here; a worker that died raises `SeedWorkerDied`."""
+        """`[measure(s) for s in seeds]`, measured on the workers; what each seed wrote into the memo and the
+        containers of its closure is replayed here in seed order. A measurement that raised raises here; a worker
+        that died raises `SeedWorkerDied`."""
         tasks = [cloudpickle.dumps((measure, ctx, seed)) for seed in seeds]
         while len(self._workers) < min(self.jobs, len(seeds)):
             self._start()
@@ -106,9 +164,9 @@ class SeedWorkers:
                 error, trace = payload
                 raise error from (RuntimeError(f"in the worker measuring seed {seeds[i]}:\n{trace}") if trace
                                   else None)
-            row, added = payload
-            for key, value in added.items():
-                ctx.memo.setdefault(key, value)
+            row, written = payload
+            for container, entries in zip(containers(measure, ctx), written):
+                _replay(container, entries)
             rows.append(row)
         return rows
 
