@@ -131,7 +131,6 @@ class SeedWorkers:
         """`[measure(s) for s in seeds]`, measured on the workers; what each seed wrote into the memo and the
         containers of its closure is replayed here in seed order. A measurement that raised raises here; a worker
         that died raises `SeedWorkerDied`."""
-        tasks = [cloudpickle.dumps((measure, ctx, seed)) for seed in seeds]
         while len(self._workers) < min(self.jobs, len(seeds)):
             self._start()
         replies: dict[int, tuple] = {}
@@ -142,7 +141,7 @@ class SeedWorkers:
         while len(replies) < len(seeds):
             while queue and idle:
                 conn = idle.pop()
-                conn.send_bytes(tasks[queue[0]])
+                conn.send_bytes(cloudpickle.dumps((measure, ctx, seeds[queue[0]])))  # pickled when sent: one at a time
                 busy[conn] = queue.pop(0)
             watched = {**{c: c for c in busy}, **{processes[c].sentinel: c for c in busy}}
             for conn in {watched[ready] for ready in wait(list(watched))}:
