@@ -235,7 +235,7 @@ def _clips_per_second(models: dict[str, nn.Module], shapes: dict[str, tuple[int,
 
 def _speed_figure(ctx: RunContext, rates: dict[int, dict[str, list[float]]], labels: dict[str, str], title: str,
                   name: str) -> Path:
-    fig, axes = plotting.figure(8, 3, ncols=len(rates))
+    fig, axes = plotting.figure(9, 3.4, ncols=len(rates))
     for ax, (b, by_model) in zip(axes[0], rates.items()):
         ax.boxplot(list(by_model.values()), tick_labels=[labels[n] for n in by_model])
         ax.set(ylabel="clips / s", title=f"batch {b}, {len(next(iter(by_model.values())))} interleaved repeats")
@@ -294,7 +294,7 @@ def _run_speed(ctx: RunContext) -> Measurement:
               **{f"{n}_params_M": round(costs[n]["params"] / 1e6, 3) for n in PUBLISHED}}
     timings = {"device": device_name,
                **{f"{n}_clips_per_s_b{b}": [round(r, 3) for r in rates[b][n]] for b in rates for n in models}}
-    labels = {n: f"{PUBLISHED[n].label}\n{values[n + '_input']}, {costs[n]['macs'] / 1e9:.2f} GMACs" for n in models}
+    labels = {n: f"{PUBLISHED[n].label}\n{values[n + '_input']}\n{costs[n]['macs'] / 1e9:.2f} GMACs" for n in models}
     figures = [_speed_figure(ctx, rates, labels, f"published widths and inputs (arXiv 2405.08344, Table 1), "
                                                  f"{device_name}", "speed.png")]
     equal_values, equal_timings, equal_figure = _equal_macs(ctx, device, device_name)
