@@ -6,7 +6,7 @@ from paperzoo.squeezetime.baselines import FrameResNet2d, VideoResNet3d, build_b
 from paperzoo.squeezetime.model import (ChannelTimeConv, CTLBottleneck, InterTemporalInteraction, SqueezeTime,
                                         TemporalWeights, squeeze_time)
 from paperzoo.squeezetime.official import from_official, load_squeezetime, read_checkpoint
-from paperzoo.squeezetime.published import PUBLISHED, PublishedNet
+from paperzoo.squeezetime.published import PUBLISHED, PublishedNet, build_published
 from paperzoo.squeezetime.task import DIRECTIONS, MovingDigits, moving_digits, reverse_label
 from paperzoo.squeezetime.x3d import X3D
 from paperzoo.squeezetime.zoo import (MODEL_NAMES, build_video_model, model_cost,
@@ -27,6 +27,7 @@ __all__ = [
     "VideoResNet3d",
     "X3D",
     "build_baseline",
+    "build_published",
     "build_video_model",
     "from_official",
     "load_squeezetime",
