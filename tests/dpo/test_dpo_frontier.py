@@ -151,3 +151,18 @@ def test_a_reward_model_or_policy_still_improving_keeps_the_claim_from_deciding(
     rising_rlhf = _judge(tmp_path / "b", dominating, {**PLATEAUED, "rlhf_late_trend_pts": 5.0})
     assert rising_rlhf.verdict == "inconclusive" and "rlhf_late_trend_pts = 5 [5, 5] <= 2: fails" in rising_rlhf.reason
 
+
+
+def test_a_policys_reward_trend_is_in_points_of_the_vowel_fraction():
+    """Rewards rising by 1.6 vowels per 30% of 100 steps over the second half: 10 points of the vowel fraction
+    (1.6 / 16), the unit of the shared plateau rule."""
+    from types import SimpleNamespace
+
+    from paperzoo.dpo.experiments import _reward_trend
+    from paperzoo.engine.metrics import MetricsLogger
+
+    history = MetricsLogger(None)
+    for step in range(10, 101, 10):
+        history.log(step, "eval", {"task_reward": 5.0 + 1.6 * step / 30})
+    pipe = SimpleNamespace(task=SimpleNamespace(completion_len=16))
+    assert _reward_trend(pipe, SimpleNamespace(history=history)) == pytest.approx(10.0)
