@@ -187,8 +187,12 @@ def test_claims_at_smoke_preset(tmp_path: Path):
         assert all(Path(f).is_file() for f in result.figures)
     assert results["dpo.closed_form"].verdict == "inconclusive"  # one seed: no interval, no decision
     frontier = results["dpo.frontier"]
-    assert frontier.verdict == "inconclusive" and len(frontier.preconditions) == 2
+    assert frontier.verdict == "inconclusive" and len(frontier.preconditions) == 4
     assert frontier.measured["checkpoints_per_run"] == 5 and len(frontier.measured["reward_gap_at_matched_kl"]) == 1
+    assert frontier.measured["completions_per_step"] == 64 and frontier.measured["steps_per_run"] == 20
+    assert all(len(frontier.per_seed[k]) == 1 for k in ("rm_late_trend_pts", "dpo_late_trend_pts",
+                                                          "rlhf_late_trend_pts"))
+    assert "the reward model reached a plateau" in results["dpo.implicit_reward"].preconditions[1]["text"]
     closed = run_claim(CLAIMS[0], RunContext("smoke", tmp_path / "closed", seeds=[0, 1, 2]))
     assert closed.id == "dpo.closed_form" and closed.verdict in ("reproduced", "inconclusive"), closed.reason
     assert len(closed.tests) == 4 and all(t["interval"]["low"] is not None for t in closed.tests)

@@ -8,10 +8,12 @@ import torch
 
 from paperzoo import plotting
 from paperzoo.claims import Claim, Measurement, RunContext
-from paperzoo.criteria import Effect, Precondition, at_least, at_most, decide, no_worse
+from paperzoo.criteria import (Effect, Precondition, all_of, at_least, at_most, decide, every_seed, late_trend,
+                                no_worse, plateau)
 from paperzoo.dpo import bandit as B
 from paperzoo.dpo.cli import TRAIN_METHODS  # noqa: F401  (picked up by paperzoo.catalog)
-from paperzoo.dpo.frontier import (MATCHED_KLS, MIN_CHECKPOINTS, MIN_OVERLAP, SCALES, Comparison, Pipeline, Point,
+from paperzoo.dpo.frontier import (COMPLETIONS_PER_STEP, DPO_PAIRS_PER_STEP, MATCHED_KLS, MIN_CHECKPOINTS, MIN_OVERLAP,
+                                   RL_PROMPTS_PER_STEP, RL_SAMPLES, SCALES, Comparison, Pipeline, Point,
                                    compare_frontiers, frontier, frontier_reward)
 from paperzoo.dpo.logprobs import pair_logps
 from paperzoo.dpo.methods import pair_rewards
@@ -26,8 +28,25 @@ RANKING_MARGIN = Effect(0.05, "a practical bound: 5 points of ranking accuracy (
 CHOSEN_FALL = Effect(0.5, "a practical bound: half a nat of a completion's log-probability")
 
 
+RM_PLATEAU = plateau("the reward model", ("rm_late_trend_pts",),
+                     measure="the least-squares trend of its held-out pair accuracy over the second half of training "
+                             "(`late_trend`)")
+
+
 def _pipeline(ctx: RunContext, seed: int) -> Pipeline:
     return ctx.shared(f"pipeline/{seed}", lambda: Pipeline(ctx.preset, seed))
+
+
+def _rm_trend(pipe: Pipeline) -> float:
+    """Points per 30% of training of the reward model's held-out pair accuracy (the plateau rule's trend)."""
+    return late_trend(*pipe.reward_model_run().history.series("eval", "accuracy"))
+
+
+def _reward_trend(pipe: Pipeline, result) -> float:
+    """Points per 30% of training of a policy's true reward on the held-out prompts, as the fraction of the
+    completion's characters that are vowels (reward / 16), so that a point is 0.16 vowels."""
+    steps, rewards = result.history.series("eval", "task_reward")
+    return late_trend(steps, [r / pipe.task.completion_len for r in rewards])
 
 
 def _run_closed_form(ctx: RunContext) -> Measurement:
@@ -83,7 +102,8 @@ def frontier_values(dpo: list[Point], rlhf: list[Point], sft: Point) -> tuple[Co
                "reward_gap_min": min(c.gaps) if c.gaps else None,
                "overlap_fraction": c.overlap_fraction, "overlap_low": c.low, "overlap_high": c.high,
                "dpo_checkpoints_in_overlap": c.checkpoints_inside[0],
-               "rlhf_checkpoints_in_overlap": c.checkpoints_inside[1], "sft_reward": sft[1],
+               "rlhf_checkpoints_in_overlap": c.checkpoints_inside[1], "checkpoints_compared": c.checkpoints_compared,
+               "sft_reward": sft[1],
                "rlhf_gain_over_sft": frontier_reward(frontier(rlhf, sft), c.high) - sft[1]}
 
 
@@ -97,7 +117,10 @@ def _run_frontier(ctx: RunContext) -> Measurement:
         runs[seed] = dpo, rlhf, pipe.sft_point()
         comparisons[seed], values = frontier_values([p for points in dpo.values() for p in points],
                                                     [p for points in rlhf.values() for p in points], runs[seed][2])
-        return values
+        trends = {"dpo_late_trend_pts": max(_reward_trend(pipe, pipe.dpo(b)) for b in pipe.scale.dpo_betas),
+                  "rlhf_late_trend_pts": max(_reward_trend(pipe, pipe.rlhf(c)) for c in pipe.scale.rl_kl_coefs),
+                  "rm_late_trend_pts": _rm_trend(pipe)}
+        return {**values, **trends}
 
     per_seed = ctx.over_seeds(measure, "frontier pipelines")
     path = _plot_frontier(ctx.figure_path("frontier.png"), runs[ctx.seeds[0]], comparisons, ctx.seeds)
@@ -105,6 +128,8 @@ def _run_frontier(ctx: RunContext) -> Measurement:
     scale = pipe.scale
     return Measurement({"corpus": pipe.task.source, "dpo_betas": list(scale.dpo_betas),
                         "rlhf_kl_coefs": list(scale.rl_kl_coefs), "checkpoints_per_run": scale.evals,
+                        "steps_per_run": scale.policy_steps, "completions_per_step": COMPLETIONS_PER_STEP,
+                        "reward_model_steps": scale.rm_steps,
                         "reward_gap_at_matched_kl": [[[round(k, 3), round(g, 3)] for k, g in zip(c.kls, c.gaps)]
                                                      for c in comparisons.values()]}, [path], per_seed=per_seed)
 
@@ -170,7 +195,7 @@ def _run_implicit_reward(ctx: RunContext) -> Measurement:
         (dpo_truth, dpo_labels), (rm_truth, rm_labels) = accuracy(implicit), accuracy(explicit)
         return {"dpo_accuracy_vs_true_reward": dpo_truth, "rm_accuracy_vs_true_reward": rm_truth,
                 "dpo_accuracy_vs_labels": dpo_labels, "rm_accuracy_vs_labels": rm_labels,
-                "untied_pairs": int(untied.sum())}
+                "untied_pairs": int(untied.sum()), "rm_late_trend_pts": _rm_trend(_pipeline(ctx, seed))}
 
     per_seed = ctx.over_seeds(measure, "DPO pipelines")
     implicit, explicit, truth = gaps[ctx.seeds[0]]
@@ -235,27 +260,37 @@ CLAIMS = [
         paper_reports="GPT-2 on IMDb with a sentiment reward: DPO's frontier above PPO's at every KL",
         criterion=f"per seed (one SFT -> pairs -> reward model pipeline each, shared with implicit_reward; at quick "
                   f"DPO betas {', '.join(map(str, QUICK.dpo_betas))} and RLHF KL coefficients "
-                  f"{', '.join(map(str, QUICK.rl_kl_coefs))}, {QUICK.evals} evaluated checkpoints per run), each "
-                  f"method's frontier is the upper-left Pareto front of all its checkpoints and the SFT start (KL 0), "
-                  f"linear between its points; at {MATCHED_KLS} matched KLs (the centres of equal bins of the overlap "
-                  f"of the two methods' checkpoint KL ranges), the frontier reward DPO - RLHF; over seeds (95% "
-                  f"t-intervals; Holm over the two): its mean over the matched KLs > 0 and its minimum over them > 0 "
-                  f"(DPO above RLHF at every matched KL); smallest effect {FRONTIER_GAP.size} vowels (a practical "
-                  f"bound)",
+                  f"{', '.join(map(str, QUICK.rl_kl_coefs))}, {QUICK.evals} evaluated checkpoints per run; equal "
+                  f"compute: every run {QUICK.policy_steps} steps whose loss scores {COMPLETIONS_PER_STEP} "
+                  f"completions, DPO's {DPO_PAIRS_PER_STEP} pairs and RLHF's {RL_PROMPTS_PER_STEP} prompts x "
+                  f"{RL_SAMPLES} samples), each method's frontier is the upper-left Pareto front of its checkpoints and "
+                  f"the SFT start (KL 0), linear between its points, both methods counting the same checkpoints inside "
+                  f"the overlap of their KL ranges (the one with more thinned evenly in KL order); at {MATCHED_KLS} "
+                  f"matched KLs (the centres of equal bins of that overlap), the frontier reward DPO - RLHF; over seeds "
+                  f"(95% t-intervals, or the sequential plan's level; Holm over the two): its mean over the matched KLs "
+                  f"> 0 and its minimum over them > 0 (DPO above RLHF at every matched KL); smallest effect "
+                  f"{FRONTIER_GAP.size} vowels (a practical bound)",
         run=_run_frontier,
         check=_check_frontier,
         kind="empirical",
         preconditions=(
-            Precondition(f"the frontiers are comparable: on every seed the two methods' checkpoint KL ranges overlap "
-                         f"on >= {MIN_OVERLAP:.0%} of their union, with >= {MIN_CHECKPOINTS} checkpoints of each "
-                         f"method inside the overlap",
-                         lambda m: min(m["overlap_fraction"]) >= MIN_OVERLAP
-                         and min(m["dpo_checkpoints_in_overlap"] + m["rlhf_checkpoints_in_overlap"]) >= MIN_CHECKPOINTS,
-                         ("overlap_fraction", "dpo_checkpoints_in_overlap", "rlhf_checkpoints_in_overlap")),
+            Precondition(f"the frontiers are comparable: the two methods' checkpoint KL ranges overlap on >= "
+                         f"{MIN_OVERLAP:.0%} of their union (the seeds' mean on its 95% interval), and on every seed "
+                         f"each method has >= {MIN_CHECKPOINTS} checkpoints compared inside the overlap",
+                         lambda m: all_of(at_least("overlap of the KL ranges / their union", m["overlap_fraction"],
+                                                   MIN_OVERLAP),
+                                          every_seed("checkpoints of each method compared in the overlap",
+                                                     m["checkpoints_compared"], ">=", MIN_CHECKPOINTS))),
             Precondition("RLHF is a trained baseline: its frontier reward at the top of the overlap exceeds the SFT "
                          "model's by >= 1 vowel on its 95% interval over seeds",
                          lambda m: at_least("RLHF frontier reward at the top of the overlap - SFT reward",
                                             m["rlhf_gain_over_sft"], 1.0)),
+            RM_PLATEAU,
+            plateau("every DPO and every RLHF run (the largest trend among each method's runs)",
+                    ("dpo_late_trend_pts", "rlhf_late_trend_pts"),
+                    measure="the least-squares trend of the true reward on the held-out prompts, as the vowel "
+                            "fraction of the completion (1 point = 0.16 vowels), over the second half of training "
+                            "(`late_trend`)"),
         ),
     ),
     Claim(
@@ -275,7 +310,7 @@ CLAIMS = [
         preconditions=(Precondition(
             "the explicit reward model is a trained baseline: its accuracy against the true reward is >= 0.6 "
             "(chance 0.5) on its 95% interval over seeds",
-            lambda m: at_least("reward model accuracy", m["rm_accuracy_vs_true_reward"], 0.6)),),
+            lambda m: at_least("reward model accuracy", m["rm_accuracy_vs_true_reward"], 0.6)), RM_PLATEAU),
     ),
     Claim(
         id="dpo.chosen_logps_fall",

@@ -35,25 +35,33 @@ class Scale:
     pairs: int
     eval_pairs: int
     rm_steps: int
-    dpo_steps: int
-    rl_steps: int
+    policy_steps: int  # DPO's and RLHF's steps alike: the same completions in every step's loss (equal compute)
     dpo_betas: tuple[float, ...]  # DPO's beta, one run each
     rl_kl_coefs: tuple[float, ...]  # the RL step's KL coefficient, one run each
     eval_prompts: int
-    evals: int  # checkpoints evaluated per run (evenly spaced, the last at the end)
+    evals: int  # checkpoints evaluated per run, the reward model's included (evenly spaced, the last at the end)
     device: str
+
+
+# Equal compute: every step's loss scores 64 completions for both methods, DPO's 32 preference pairs (two completions
+# of one prompt each) and RLHF's 16 prompts with 4 sampled completions each, over the same number of steps.
+DPO_PAIRS_PER_STEP = 32
+RL_PROMPTS_PER_STEP, RL_SAMPLES = 16, 4
+COMPLETIONS_PER_STEP = 2 * DPO_PAIRS_PER_STEP
 
 
 # The quick grids come from a pilot at one seed (10 checkpoints per run): with Adam at lr 1e-3, DPO's KL does not
 # fall below ~1.5 nats however large beta (beta 5 and 25 both gave 1.4-3.2) and reaches ~18 at beta 0.1, so its
 # betas span that range (0.1: 12-18, 0.3: 7-10, 1: 2.4-3.7, 5: 1.6-2.9 nats); the KL coefficients of RLHF were
 # chosen to cover the same range (0.5: 1.1-2.1, 0.1: 3.9-5.6, 0.025: 7.4-9.6, 0.005: 9.8-20 nats). The full grids
-# are the same ranges, denser, and were not piloted.
+# are the same ranges, denser, and were not piloted. Equal compute and plateaus (issue 34), from a pilot at seed 0:
+# at 100 steps for both methods (RLHF had 60 steps of 16 prompts) every run's held-out reward trend was within the
+# plateau rule's 2 points (DPO -1.5 to 1.8, RLHF -2.3 to 0.6); the reward model's held-out accuracy still rose by
+# 2.6 points per 30% of training at 150 steps, and by 1.3 and -2.6 (seeds 0 and 1) at 300 steps.
 SCALES = {
-    "smoke": Scale(32, 1, 40, 128, 64, 20, 20, 10, (0.1, 1.0), (0.5, 0.005), 32, 5, "cpu"),
-    "quick": Scale(64, 2, 250, 1024, 256, 150, 100, 60, (0.1, 0.3, 1.0, 5.0), (0.5, 0.1, 0.025, 0.005), 128, 10,
-                   "cpu"),
-    "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, 2000, (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
+    "smoke": Scale(32, 1, 40, 128, 64, 20, 20, (0.1, 1.0), (0.5, 0.005), 32, 5, "cpu"),
+    "quick": Scale(64, 2, 250, 1024, 256, 300, 100, (0.1, 0.3, 1.0, 5.0), (0.5, 0.1, 0.025, 0.005), 128, 10, "cpu"),
+    "full": Scale(256, 4, 5000, 20000, 2000, 2000, 2000, (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
                   (1.0, 0.5, 0.2, 0.1, 0.05, 0.025, 0.01, 0.005), 2000, 20, "auto"),
 }
 SCALES["standard"] = SCALES["quick"]  # standard adds seeds by its sequential looks, at quick's scale
@@ -134,13 +142,19 @@ class Pipeline:
             return train, test, rewards
         return self._once("pairs", build)
 
-    @property
-    def reward_model(self) -> RewardModel:
+    def reward_model_run(self):
+        """The trainer's result of the Bradley-Terry reward model, its held-out pair accuracy at `evals` steps."""
         def build():
             train, test, _ = self.pairs
             method = RewardTraining(lambda: RewardModel(copy.deepcopy(self.sft), self.scale.hidden), train, test)
-            return self._train(method, self.scale.rm_steps, 1e-3, 32).model.cpu().eval()
+            result = self._train(method, self.scale.rm_steps, 1e-3, 32, self.scale.evals)
+            result.model.cpu().eval()
+            return result
         return self._once("reward_model", build)
+
+    @property
+    def reward_model(self) -> RewardModel:
+        return self.reward_model_run().model
 
     def dpo(self, beta: float):
         """The trainer's result (model, history with TRL-named metrics and task evaluations) of DPO at `beta`."""
@@ -148,7 +162,7 @@ class Pipeline:
             train, test, _ = self.pairs
             method = DPO(lambda: copy.deepcopy(self.sft), self.reference(), train, test, beta=beta)
             evaluated = Evaluated(method, self.task, self.reference(), self.prompts["eval"], self.seed + 4)
-            result = self._train(evaluated, self.scale.dpo_steps, 1e-3, 32, self.scale.evals)
+            result = self._train(evaluated, self.scale.policy_steps, 1e-3, DPO_PAIRS_PER_STEP, self.scale.evals)
             result.model.cpu().eval()
             return result
         return self._once(("dpo", beta), build)
@@ -156,12 +170,13 @@ class Pipeline:
     def rlhf(self, kl_coef: float):
         def build():
             g = torch.Generator().manual_seed(self.seed + 5)
-            prompts = self.task.prompts(max(1024, 16 * self.scale.rl_steps), "train", g)
+            prompts = self.task.prompts(max(1024, RL_PROMPTS_PER_STEP * self.scale.policy_steps), "train", g)
             data = Sequences(prompts, torch.ones_like(prompts), torch.zeros_like(prompts))
             method = Reinforce(lambda: copy.deepcopy(self.sft), self.reference(), copy.deepcopy(self.reward_model),
-                               data, kl_coef=kl_coef, samples_per_prompt=4, new_tokens=self.task.completion_len)
+                               data, kl_coef=kl_coef, samples_per_prompt=RL_SAMPLES,
+                               new_tokens=self.task.completion_len)
             evaluated = Evaluated(method, self.task, self.reference(), self.prompts["eval"], self.seed + 4)
-            result = self._train(evaluated, self.scale.rl_steps, 1e-3, 16, self.scale.evals)
+            result = self._train(evaluated, self.scale.policy_steps, 1e-3, RL_PROMPTS_PER_STEP, self.scale.evals)
             result.model.cpu().eval()
             return result
         return self._once(("rlhf", kl_coef), build)
@@ -205,21 +220,35 @@ class Comparison:
     high: float
     overlap_fraction: float  # (high - low) / the width of the union of both ranges; 0 when they are disjoint
     checkpoints_inside: tuple[int, int]  # checkpoints of (a, b) with low <= KL <= high
+    checkpoints_compared: int  # of each method inside the overlap, after the one with more was thinned to equal
     kls: tuple[float, ...]  # the matched KLs; empty when the ranges are disjoint
     gaps: tuple[float, ...]  # frontier reward of a - of b at each matched KL
+
+
+def thin(points: list[Point], n: int) -> list[Point]:
+    """`n` of `points`, evenly spaced in their KL order with the first and the last kept: a choice blind to reward."""
+    ordered = sorted(points)
+    if n >= len(ordered):
+        return ordered
+    return [ordered[i] for i in np.round(np.linspace(0, len(ordered) - 1, n)).astype(int)] if n else []
 
 
 def compare_frontiers(a: list[Point], b: list[Point], start: Point, n: int = MATCHED_KLS) -> Comparison:
     """Frontier reward of method a minus that of method b (both from the same start) at `n` matched KLs, the centres
     of n equal bins of the overlap of their checkpoints' KL ranges; the ends of the overlap are left out, where one
-    method's frontier rests on its single most extreme checkpoint."""
+    method's frontier rests on its single most extreme checkpoint. Inside the overlap both methods count the same
+    checkpoints: the one with more is thinned (`thin`) to the other's count, since a frontier over more checkpoints
+    is a maximum over more draws; checkpoints outside the overlap are kept."""
     ranges = [(min(k for k, _ in points), max(k for k, _ in points)) for points in (a, b)]
     low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
     union = max(r[1] for r in ranges) - min(r[0] for r in ranges)
-    inside = tuple(sum(low <= k <= high for k, _ in points) for points in (a, b))
+    inside = [[p for p in points if low <= p[0] <= high] for points in (a, b)]
+    counts = (len(inside[0]), len(inside[1]))
     if high <= low:
-        return Comparison(low, high, 0.0, inside, (), ())
+        return Comparison(low, high, 0.0, counts, min(counts), (), ())
+    a, b = ([p for p in points if not low <= p[0] <= high] + thin(kept, min(counts))
+            for points, kept in zip((a, b), inside))
     kls = tuple(low + (i + 0.5) * (high - low) / n for i in range(n))
     front_a, front_b = frontier(a, start), frontier(b, start)
     gaps = tuple(frontier_reward(front_a, k) - frontier_reward(front_b, k) for k in kls)
-    return Comparison(low, high, (high - low) / union, inside, kls, gaps)
+    return Comparison(low, high, (high - low) / union, counts, min(counts), kls, gaps)
