@@ -49,6 +49,15 @@ def test_claims_at_smoke_measure_equivalence_fewer_allreduces_and_per_rank_views
     robust = results["multigpu.per_rank_augmentation_robustness"].per_seed
     assert robust["per_rank_minus_both_moved_acc"][0] == pytest.approx(
         robust["per_rank_moved_acc"][0] - robust["both_on_every_rank_moved_acc"][0])
+    # each robustness run records its moved-digit accuracy at every tenth of its 20 steps; the last entry, taken in
+    # the rank during training, equals the claim's accuracy of the returned parameters on its own draw of moved digits
+    (_, ranks, _), = [v for k, v in memo.items() if k.startswith("multigpu.group/")]
+    for name in ("none", "per_rank", "both_on_every_rank"):
+        run = ranks[0]["robust"][name]
+        assert run["moved_steps"] == list(range(2, 21, 2))
+        assert run["moved_curve"][-1] == pytest.approx(robust[f"{name}_moved_acc"][0], abs=1e-6)
+        assert np.isfinite(robust[f"{name}_moved_trend_pts"][0])
+    assert "plateau" in results["multigpu.per_rank_augmentation_robustness"].preconditions[1]["text"]
     # exact properties are decided on every seed, so one seed is enough for them
     assert [results[c].verdict for c in ("multigpu.ddp_equals_big_batch", "multigpu.no_sync_accumulation",
                                          "multigpu.per_rank_augmentation")] == ["reproduced"] * 3

@@ -6,8 +6,8 @@ from torch import nn
 
 from paperzoo.data.glyphs import CharacterSet
 from paperzoo.multiview_ssl.study import (GlyphSSLConfig, _pair_batch, add_corner_marker, class_table, evaluate,
-                                          held_out_split, pixel_marker_accuracy, train_glyph_ssl,
-                                          train_glyph_supervised)
+                                          evaluation_steps, held_out_split, marker_corners, pixel_marker_accuracy,
+                                          train_glyph_ssl, train_glyph_supervised)
 
 
 def _toy_chars(classes: int = 12, renderings: int = 4) -> CharacterSet:
@@ -96,7 +96,8 @@ def test_supervised_reference_learns_the_training_classes_and_reports_its_platea
                                                      probe_classes=0))
     assert len(r["loss_curve"]) == 40
     assert sum(r["loss_curve"][-5:]) / 5 < 0.5 * sum(r["loss_curve"][:5]) / 5
-    assert r["knn1_steps"] == [28, 40] and r["knn1_curve"][1] == r["knn1"]  # the 1-NN at 70% and at the end
+    # the 1-NN at every tenth of the second half of training, the last one the final score
+    assert r["knn1_steps"] == [20, 24, 28, 32, 36, 40] and len(r["knn1_curve"]) == 6 and r["knn1_curve"][-1] == r["knn1"]
     assert 0 <= r["nuisance_linear"] <= 1 and "linear" not in r  # no class probe with probe_classes=0
 
 
@@ -109,3 +110,19 @@ def test_marker_from_raw_pixels_is_read_when_visible_and_at_chance_when_it_canno
     assert min(visible) > 0.95 and max(hidden) < 0.45
     with pytest.raises(ValueError, match="nuisance=True"):
         pixel_marker_accuracy(chars, GlyphSSLConfig())
+
+
+@pytest.mark.parametrize("steps, expected", [(450, [225, 270, 315, 360, 405, 450]), (7, [4, 5, 6, 7])])
+def test_evaluations_fall_at_every_tenth_of_the_second_half(steps, expected):
+    assert evaluation_steps(steps) == expected  # ceil(steps x k / 10), k = 5..10, repeats merged
+
+
+@pytest.mark.parametrize("shared", [0.0, 0.5, 1.0])
+def test_marker_corners_agree_as_often_as_the_sharing_says(shared):
+    corners_x, corners_s = marker_corners(40_000, shared, torch.Generator().manual_seed(0))
+    agreement = (corners_x == corners_s).float().mean().item()
+    assert agreement == pytest.approx(shared + (1 - shared) / 4, abs=0.01)  # a copy, or an independent draw's 1/4
+    for corners in (corners_x, corners_s):  # each view's marker stays uniform over the four corners
+        assert torch.bincount(corners, minlength=4).div(40_000).sub(0.25).abs().max() < 0.01
+    with pytest.raises(ValueError, match="probability"):
+        marker_corners(4, 1.5, torch.Generator())

@@ -16,8 +16,8 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 
 from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
-from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer
-from paperzoo.multigpu.augment import augment, policy_for_rank
+from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer, TrainState
+from paperzoo.multigpu.augment import augment, policy_for_rank, unseen_moves
 from paperzoo.multigpu.method import AugmentConfig, MnistMLP, RankAugmentConfig, RankAugmentMNIST
 
 
@@ -128,12 +128,25 @@ def rank_views(probe: torch.Tensor, policies: tuple[str, ...], seed: int, rank: 
     return augment(probe, policy_for_rank(policies, rank)).numpy()
 
 
-def robustness_run(spec: dict, policies: tuple[str, ...]) -> np.ndarray:
-    """Train the MLP with DDP, rank r augmenting with policies[r % len(policies)]; the final parameters."""
-    train = TrainConfig(steps=spec["robust_steps"], batch_size=32, lr=1e-3, seed=spec["seed"], log_every=50,
-                        progress=False, device="cpu")
+def robustness_run(spec: dict, policies: tuple[str, ...]) -> dict:
+    """Train the MLP with DDP, rank r augmenting with policies[r % len(policies)]; the final parameters (`params`)
+    and the accuracy on the test digits moved beyond training (`unseen_moves`, drawn from spec["moved_seed"]) at every
+    tenth of training (`moved_steps`, `moved_curve`)."""
+    steps = spec["robust_steps"]
+    train = TrainConfig(steps=steps, batch_size=32, lr=1e-3, seed=spec["seed"], log_every=50,
+                        eval_every=max(1, steps // 10), progress=False, device="cpu")
     cfg = RankAugmentConfig(hidden=spec["robust_hidden"], augment=AugmentConfig(policies=policies), train=train)
-    return flat_parameters(Trainer(RankAugmentMNIST(cfg), train).fit().model)
+    method = RankAugmentMNIST(cfg)
+    moved = unseen_moves(method.data.test_x, torch.Generator().manual_seed(spec["moved_seed"]))  # (N, 1, 28, 28)
+    curve: dict[int, float] = {}
+
+    def record(state: TrainState) -> None:
+        if state.phase != "train":
+            with torch.no_grad():
+                curve[state.step] = (state.model(moved).argmax(1) == method.data.test_y).float().mean().item()
+
+    model = Trainer(method, train, callbacks=[record]).fit().model
+    return {"params": flat_parameters(model), "moved_steps": list(curve), "moved_curve": list(curve.values())}
 
 
 def claims_worker(spec: dict) -> dict:

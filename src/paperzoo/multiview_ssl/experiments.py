@@ -3,11 +3,12 @@ two renderings of one glyph class are the two views; the frozen encoder is judge
 a linear probe (see study.py)."""
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 from paperzoo import plotting
 from paperzoo.claims import Claim, Measurement, RunContext
-from paperzoo.criteria import Effect, Precondition, at_least, beats, decide, late_rise, no_worse, plateau
+from paperzoo.criteria import Effect, Precondition, at_least, beats, decide, late_trend, no_worse, plateau
 from paperzoo.data.glyphs import CharacterSet, GlyphConfig, glyph_set
 from paperzoo.engine.probes import knn_accuracy
 from paperzoo.multiview_ssl.methods import TRAIN_METHODS  # noqa: F401  (picked up by paperzoo.catalog)
@@ -19,14 +20,16 @@ COMBOS = {"CL": (0.0, 0.0), "CL+FP": (0.05, 0.0), "CL+IP": (0.0, 1.0), "CL+FP+IP
 JUDGED = ("CL", "CL+FP+IP")  # the two arms of the composite claim's criterion; the others are only reported
 NUISANCE_LAMBDAS = (0.0, 10.0)
 LOOKS = {"quick": (3, 5), "full": (5, 8)}  # sequential looks (Pocock): more seeds only while undecided
-PLATEAU_MEASURE = "the rise of held-out 1-NN accuracy from 70% of training to its end (two evaluations)"
 CL_MARGIN = Effect(0.05, "the claim's own margin: 5 points over raw pixels")
 COMPOSITE_GAIN = Effect(0.01, "a practical bound: 1 point of held-out 1-NN accuracy (the paper shows the gain in a "
                               "figure, Fig. 3, not a table)")
 MARKER_DROP = Effect(0.05, "the claim's own 5-point drop of the marker probe")
 TASK_KEPT = Effect(0.02, "a practical bound: a loss of 2 points of 1-NN accuracy would matter")
 MARKER_CHANCE = 0.25  # four corners
-MARKER_READABLE = 0.5  # the marker is readable from the raw pixels: >= 25 points above its chance, fixed before the run
+MARKER_READABLE = 0.5  # the marker is readable: >= 25 points above its chance, fixed before the run
+# S's marker copies X's corner half the time (else it is drawn independently): the shared part is what contrastive
+# learning keeps (independent markers it discards alone), X's own part H(m_X | m_S) is what L_IP should remove
+MARKER_SHARED = 0.5
 
 
 def _scale(ctx: RunContext) -> dict:
@@ -55,7 +58,8 @@ def _config(ctx: RunContext, combo: str, seed: int, nuisance: bool = False,
     lambda_fp, ip = COMBOS[combo]
     s = _scale(ctx)
     return GlyphSSLConfig(lambda_fp=lambda_fp, lambda_ip=ip if lambda_ip is None else lambda_ip, steps=s["steps"],
-                          batch_size=s["batch"], hidden=s["hidden"], nuisance=nuisance, seed=seed,
+                          batch_size=s["batch"], hidden=s["hidden"], nuisance=nuisance,
+                          marker_shared=MARKER_SHARED if nuisance else 0.0, seed=seed,
                           probe_classes=0 if nuisance else s["probe_classes"])
 
 
@@ -64,9 +68,9 @@ def _run(ctx: RunContext, combo: str, seed: int, nuisance: bool = False, lambda_
     return ctx.shared(f"multiview_ssl.{cfg}", lambda: train_glyph_ssl(_chars(ctx), cfg))
 
 
-def _rise(run: dict) -> float:
-    """Points the held-out 1-NN gained over the last 30% of the run's training."""
-    return late_rise(run["knn1_steps"], run["knn1_curve"])
+def _trend(run: dict) -> float:
+    """The held-out 1-NN's least-squares trend over the second half of the run's training, points per 30%."""
+    return late_trend(run["knn1_steps"], run["knn1_curve"])
 
 
 def _scores(run: dict, name: str) -> dict[str, float]:
@@ -78,8 +82,8 @@ def _scores(run: dict, name: str) -> dict[str, float]:
 
 
 def _trained_scores(run: dict, name: str) -> dict[str, float]:
-    """A trained run's `_scores` and its late rise, `name`_late_rise_pts."""
-    return {**_scores(run, name), f"{name}_late_rise_pts": _rise(run)}
+    """A trained run's `_scores` and its late trend, `name`_late_trend_pts."""
+    return {**_scores(run, name), f"{name}_late_trend_pts": _trend(run)}
 
 
 def _random_encoder_scores(ctx: RunContext, nuisance: bool = False) -> dict:
@@ -144,34 +148,39 @@ def _run_combinations(ctx: RunContext) -> Measurement:
                        [_bars(ctx, table, _random_encoder_scores(ctx)["knn1"])], per_seed=per_seed)
 
 
+def _supervised_steps(ctx: RunContext) -> int:
+    """Steps of the supervised reference (0: not trained). It is only reported. On one pilot seed (quick's scale,
+    outside the claim's seeds) its held-out 1-NN still rose by 10.2 points per 30% of training at 450 steps and by
+    3.1 at 1,350, about as 1/steps, so its plateau needs some 2,700 steps a seed: beyond quick's and standard's budget
+    on the 2-core machine, so they leave it out; full's 20,000 steps are 15x the pilot's 1,350."""
+    steps = _scale(ctx)["steps"]
+    return ctx.pick(smoke=3 * steps, quick=0, full=steps, standard=0)
+
+
 def _supervised(ctx: RunContext, seed: int) -> dict:
-    cfg = _config(ctx, "CL", seed, nuisance=True)
+    cfg = dataclasses.replace(_config(ctx, "CL", seed, nuisance=True), steps=_supervised_steps(ctx))
     return ctx.shared(f"multiview_ssl.supervised.{cfg}", lambda: train_glyph_supervised(_chars(ctx), cfg))
 
 
 def _measure_nuisance(ctx: RunContext, seed: int) -> dict:
     """One seed: the marker's decodability from the raw pixels, and the marker's decodability and the task 1-NN at
-    each lambda_IP."""
+    each lambda_IP (and of the supervised reference, where the preset trains it)."""
     row = {"marker_linear_pixels": pixel_marker_accuracy(_chars(ctx), _config(ctx, "CL", seed, nuisance=True))}
     for lam in NUISANCE_LAMBDAS:
         run = _run(ctx, "CL", seed=seed, nuisance=True, lambda_ip=lam)
         row[f"marker_linear_ip{lam:g}"] = run["nuisance_linear"]
         row[f"task_1nn_ip{lam:g}"] = run["knn1"]
-        row[f"ip{lam:g}_late_rise_pts"] = _rise(run)
+        row[f"ip{lam:g}_late_trend_pts"] = _trend(run)
+    if _supervised_steps(ctx):
+        supervised = _supervised(ctx, seed)
+        row.update({"marker_linear_supervised": supervised["nuisance_linear"],
+                    "task_1nn_supervised": supervised["knn1"], "supervised_late_trend_pts": _trend(supervised)})
     return row
-
-
-def _supervised_scores(ctx: RunContext) -> dict:
-    """The supervised encoder of the first seed (one run: a reference, not judged): the marker it keeps, its task
-    1-NN and late rise."""
-    supervised = _supervised(ctx, ctx.seeds[0])
-    return {"marker_linear_supervised": supervised["nuisance_linear"], "task_1nn_supervised": supervised["knn1"],
-            "supervised_late_rise_pts": _rise(supervised)}
 
 
 def _nuisance_figure(ctx: RunContext, per_seed: dict[str, list[float]], values: dict):
     """Marker decodability and task 1-NN per lambda_IP (dots: seeds, line: mean), beside the pixels, the supervised
-    encoder, the random encoder and chance."""
+    encoder (where trained), the random encoder and chance."""
     fig, ax = plotting.figure(5, 3.2)
     lams = [f"{lam:g}" for lam in NUISANCE_LAMBDAS]
     for name, key, marker in (("corner marker (nuisance), linear", "marker_linear_ip", "o"),
@@ -180,14 +189,16 @@ def _nuisance_figure(ctx: RunContext, per_seed: dict[str, list[float]], values: 
         line, = ax.plot(lams, [statistics.mean(v) for v in series], marker=marker, label=name)
         for lam, seeds in zip(lams, series):
             ax.scatter([lam] * len(seeds), seeds, color=line.get_color(), s=8, alpha=0.6)
-    references = ((statistics.mean(per_seed["marker_linear_pixels"]), "-.", "corner marker, raw pixels"),
-                  (values["marker_linear_supervised"], "--", "corner marker, supervised encoder (first seed)"),
-                  (values["marker_linear_random_encoder"], ":", "corner marker, random encoder (first seed)"))
+    references = [(statistics.mean(per_seed["marker_linear_pixels"]), "-.", "corner marker, raw pixels"),
+                  (values["marker_linear_random_encoder"], ":", "corner marker, random encoder (first seed)")]
+    if "marker_linear_supervised" in per_seed:
+        references.append((statistics.mean(per_seed["marker_linear_supervised"]), "--",
+                           "corner marker, supervised encoder (mean of seeds)"))
     for value, style, label in references:
         ax.axhline(value, color="tab:blue", linestyle=style, alpha=0.6, label=label)
     ax.axhline(MARKER_CHANCE, color="grey", linestyle=":", label="marker chance (4 corners)")
     ax.set(xlabel="lambda_IP", ylabel="held-out accuracy", ylim=(0, 1.02),
-           title="inverse-predictive term vs a view-specific nuisance")
+           title="inverse-predictive term vs a partly shared nuisance")
     ax.legend(fontsize=6)
     return plotting.save(fig, ctx.figure_path("nuisance.png"))
 
@@ -195,7 +206,8 @@ def _nuisance_figure(ctx: RunContext, per_seed: dict[str, list[float]], values: 
 def _run_nuisance(ctx: RunContext) -> Measurement:
     per_seed = ctx.over_seeds(lambda seed: _measure_nuisance(ctx, seed), "IP strengths")
     values = {"marker_linear_random_encoder": _random_encoder_scores(ctx, nuisance=True)["nuisance_linear"],
-              **_supervised_scores(ctx), "marker_chance": MARKER_CHANCE}
+              "marker_chance": MARKER_CHANCE, "marker_shared": MARKER_SHARED,
+              "supervised_steps": _supervised_steps(ctx)}
     figure = _nuisance_figure(ctx, per_seed, values)
     return Measurement(values, [figure], per_seed=per_seed)
 
@@ -212,8 +224,7 @@ def _nuisance_check(m: dict):
 
 MARKER_IN_PIXELS = Precondition(
     f"the marker is there to discard: a linear probe reads its corner from the raw pixels at >= {MARKER_READABLE:g} "
-    f"({100 * (MARKER_READABLE - MARKER_CHANCE):.0f} points above its {MARKER_CHANCE:.0%} chance) over seeds (the "
-    "supervised encoder's reading of it, first seed, is reported beside)",
+    f"({100 * (MARKER_READABLE - MARKER_CHANCE):.0f} points above its {MARKER_CHANCE:.0%} chance) over seeds",
     lambda m: at_least("marker accuracy, raw pixels", m["marker_linear_pixels"], MARKER_READABLE))
 
 CLAIMS = [
@@ -223,7 +234,7 @@ CLAIMS = [
           paper_reports="Omniglot: the contrastive representation classifies held-out characters far above "
                         "raw features (Sec. 4.1)",
           criterion="1-NN accuracy on held-out alphabets, over seeds (95% t-interval): cl_1nn - pixel_1nn >= 0.05 "
-                    "(an untrained encoder and the 1-NN's rise over the last 30% of training are reported beside it)",
+                    "(an untrained encoder and the 1-NN's late trend are reported beside it)",
           run=_run_cl_vs_pixels,
           check=lambda m: at_least("CL 1-NN - raw-pixel 1-NN", [c - m["pixel_1nn"] for c in m["cl_1nn"]], 0.05,
                                    effect=CL_MARGIN),
@@ -235,31 +246,35 @@ CLAIMS = [
           paper_reports="Omniglot: CL+IP and CL+FP (small lambda_FP) above CL alone (Sec. 4.1, Fig. 3)",
           criterion="1-NN on held-out alphabets, paired over seeds (sequential looks at 3 and 5 seeds at quick, "
                     "Pocock): CL+FP+IP - CL > 0 (lambda_FP 0.05, lambda_IP 1); not met when the interval excludes "
-                    "every gain of 1 point or more (smallest effect, a practical bound)",
+                    "every gain of 1 point or more (smallest effect, a practical bound: the paper shows its gain only "
+                    "in a figure, Fig. 3, with no number to take); both encoders at their plateau (the shared rule)",
           run=_run_combinations,
           check=lambda m: beats("CL+FP+IP - CL, 1-NN", m["cl_fp_ip_1nn"], m["cl_1nn"], effect=COMPOSITE_GAIN),
           kind="empirical",
-          preconditions=(plateau("CL and CL+FP+IP", tuple(f"{_key(c)}_late_rise_pts" for c in JUDGED),
-                                 measure=PLATEAU_MEASURE),),
+          preconditions=(plateau("CL and CL+FP+IP", tuple(f"{_key(c)}_late_trend_pts" for c in JUDGED)),),
           looks=LOOKS),
     Claim(id="multiview_ssl.inverse_predictive_discards_nuisance", paper=PAPER,
           statement="Inverse-predictive learning discards task-irrelevant information while the task accuracy holds.",
           paper_reports="Omniglot: adding L_IP lowers H(Z_X|S), the task-irrelevant information, with no loss in "
                         "accuracy (Sec. 4.1)",
-          criterion=f"views carry independent corner markers; over seeds (sequential looks at 3 and 5 seeds at "
-                    f"quick, Pocock), from lambda_IP {LO} to {HI}: marker linear-probe accuracy falls by >= 0.05, and "
-                    "held-out 1-NN falls by <= 0.02 (paired non-inferiority; not met when it is shown to fall); Holm "
-                    "over the two",
+          criterion=f"views carry corner markers, S's in X's corner with probability {MARKER_SHARED:g} (else drawn "
+                    f"independently): a nuisance partly shared, which contrastive learning keeps, and partly X's own "
+                    f"(H(m_X|m_S) > 0), which L_IP should remove; over seeds (sequential looks at 3 and 5 seeds at "
+                    f"quick, Pocock), from lambda_IP {LO} to {HI}: marker linear-probe accuracy falls by >= 0.05 (the "
+                    "smallest effect), and held-out 1-NN falls by <= 0.02 (paired non-inferiority; not met when it is "
+                    "shown to fall); Holm over the two; the supervised reference (every seed, at smoke and full only) is "
+                    "reported",
           run=_run_nuisance, check=_nuisance_check, kind="empirical",
           preconditions=(
               MARKER_IN_PIXELS,
-              Precondition(f"there is nuisance to discard: without IP (lambda_IP {LO}) the corner marker is decodable "
-                           f"from the representation, >= {100 * (MARKER_READABLE - MARKER_CHANCE):.0f} points above "
-                           f"its {MARKER_CHANCE:.0%} chance over seeds",
+              Precondition(f"there is nuisance to discard: contrastive learning keeps it, i.e. without IP (lambda_IP "
+                           f"{LO}) the corner marker is decodable from the representation, >= "
+                           f"{100 * (MARKER_READABLE - MARKER_CHANCE):.0f} points above its {MARKER_CHANCE:.0%} chance "
+                           "over seeds",
                            lambda m: at_least(f"marker accuracy, lambda_IP {LO}", m[f"marker_linear_ip{LO}"],
                                               MARKER_READABLE)),
-              plateau(f"the encoders at lambda_IP {LO} and {HI}", (f"ip{LO}_late_rise_pts", f"ip{HI}_late_rise_pts"),
-                      measure=PLATEAU_MEASURE)),
+              plateau(f"the encoders at lambda_IP {LO} and {HI}",
+                      (f"ip{LO}_late_trend_pts", f"ip{HI}_late_trend_pts"))),
           looks=LOOKS),
 ]
 

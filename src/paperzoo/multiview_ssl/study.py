@@ -12,11 +12,13 @@ Facts taken from the official code (yaohungt/Self_Supervised_Learning_Multiview,
 the two views' normalised features with no predictor network, summed over both directions (so their lambda_IP is
 half of ours). Forward-predictive: a decoder reconstructs S from Z_X, Bernoulli pixels (BCE).
 
-With `nuisance=True` each view gets a square marker in one of the four corners, drawn independently for X and for S:
-information that is in one view only, i.e. task-irrelevant in the paper's sense. How much of it stays in Z_X is
-measured by a linear probe that predicts the marker's corner from the frozen representation; the same probe on the
-raw pixels and on a supervised encoder (`train_glyph_supervised`: same encoder and batches, trained with the labels)
-shows how readable the marker is before any self-supervised training removes it.
+With `nuisance=True` each view gets a square marker in one of the four corners; S's marker is put in X's corner with
+probability `marker_shared`, else drawn independently. The marker says nothing of the character class; its part
+that X does not share with S (H(m_X | m_S) > 0 unless `marker_shared` is 1) is task-irrelevant in the paper's sense,
+information L_IP should remove (Sec. 3, Eq. 3), while its shared part is information I(X; S) that the contrastive
+term is rewarded for keeping. How much of the marker stays in Z_X is measured by a linear probe that predicts its
+corner from the frozen representation; the same probe on the raw pixels and on a supervised encoder
+(`train_glyph_supervised`: same encoder and batches, trained with the labels) are references.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperzoo.criteria import PLATEAU_TAIL
 from paperzoo.data.glyphs import CharacterSet
 from paperzoo.engine.probes import knn_accuracy, probe_accuracy
 from paperzoo.multiview_ssl.losses import composite_ssl_loss, forward_predictive_loss, info_nce, inverse_predictive_loss
@@ -59,7 +60,10 @@ class GlyphSSLConfig:
     hidden: int = 512
     """Width of the encoder's two hidden layers."""
     nuisance: bool = False
-    """Draw a corner marker on each view, independently for X and S (task-irrelevant information)."""
+    """Draw a corner marker on each view (task-irrelevant information)."""
+    marker_shared: float = 0.0
+    """With `nuisance`: the probability that S's marker is put in X's corner; otherwise S's corner is drawn
+    independently (0: the markers of the two views are independent)."""
     probe_classes: int = 100
     """Held-out classes of the class linear probe (all would be slow); 0: no class probe."""
     seed: int = 0
@@ -90,6 +94,18 @@ def add_corner_marker(images: torch.Tensor, corners: torch.Tensor, size: int = M
         cols = slice(0, size) if corner % 2 == 0 else slice(w - size, w)
         out[corners == corner, :, rows, cols] = 1.0
     return out
+
+
+def marker_corners(n: int, shared: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The markers' corners of n view pairs, (n,) each: X's uniform over the four corners; S's copies X's with
+    probability `shared`, else it is drawn uniformly and independently (so the two agree with probability
+    shared + (1 - shared) / 4)."""
+    if not 0.0 <= shared <= 1.0:
+        raise ValueError(f"shared must be a probability in [0, 1], got {shared}")
+    corners_x = torch.randint(0, 4, (n,), generator=g)
+    independent = torch.randint(0, 4, (n,), generator=g)
+    copied = torch.rand(n, generator=g) < shared
+    return corners_x, torch.where(copied, corners_x, independent)
 
 
 def held_out_split(chars: CharacterSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,14 +243,14 @@ def _views(images: torch.Tensor, ix: torch.Tensor, isx: torch.Tensor, cfg: Glyph
     """The two views (B, 1, H, W) each, with independently drawn corner markers when cfg.nuisance."""
     x, s = images[ix], images[isx]
     if cfg.nuisance:
-        x = add_corner_marker(x, torch.randint(0, 4, (len(ix),), generator=g))
-        s = add_corner_marker(s, torch.randint(0, 4, (len(isx),), generator=g))
+        corners_x, corners_s = marker_corners(len(ix), cfg.marker_shared, g)
+        x, s = add_corner_marker(x, corners_x), add_corner_marker(s, corners_s)
     return x, s
 
 
 def train_glyph_ssl(chars: CharacterSet, cfg: GlyphSSLConfig) -> dict:
     """Train an encoder with the composite objective; returns its held-out scores, the contrastive loss curve and
-    the held-out 1-NN at 70% and at the end of training (`knn1_steps`, `knn1_curve`: is it at its plateau?)."""
+    the held-out 1-NN during the second half of training (`knn1_steps`, `knn1_curve`: is it at its plateau?)."""
     size = chars.images.shape[-1]
     encoder = initial_encoder(cfg, size)
     decoder = nn.Sequential(nn.Linear(cfg.feature_dim, 512), nn.ReLU(), nn.Linear(512, size * size))
@@ -264,21 +280,27 @@ def train_glyph_supervised(chars: CharacterSet, cfg: GlyphSSLConfig) -> dict:
     return _fit(chars, cfg, encoder, list(head.parameters()), objective, "loss_curve")
 
 
+def evaluation_steps(steps: int) -> list[int]:
+    """The steps after which a run records its held-out 1-NN: every 10% of the second half of training, so that the
+    shared plateau rule (`paperzoo.criteria.late_trend`) fits its trend to six evaluations."""
+    return sorted({math.ceil(steps * tenth / 10) for tenth in range(5, 11)})
+
+
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, float]]
 
 
 def _fit(chars: CharacterSet, cfg: GlyphSSLConfig, encoder: nn.Module, extra: list[nn.Parameter],
          objective: Objective, curve_key: str) -> dict:
     """cfg.steps Adam steps of objective(classes (B,), x, s) -> (loss, value to log) on batches of view pairs; the
-    frozen encoder's held-out scores, the logged curve and the 1-NN at 70% and 100% of the steps."""
+    frozen encoder's held-out scores, the logged curve and the held-out 1-NN at every step of `evaluation_steps`."""
     images = chars.images.float() / 255.0
     table = class_table(chars)
     held = held_out_views(chars, cfg)
     opt = torch.optim.Adam([*encoder.parameters(), *extra], lr=cfg.lr)
     batch = min(cfg.batch_size, len(table.counts))
     g = torch.Generator().manual_seed(cfg.seed)
-    checkpoint = math.ceil((1 - PLATEAU_TAIL) * cfg.steps)
-    curve, knn1_at_checkpoint = [], None
+    checkpoints = evaluation_steps(cfg.steps)
+    curve, knn1_curve = [], []
     for step in range(1, cfg.steps + 1):
         classes, ix, isx = _pair_batch(table, batch, g)
         loss, logged = objective(classes, *_views(images, ix, isx, cfg, g))
@@ -288,8 +310,7 @@ def _fit(chars: CharacterSet, cfg: GlyphSSLConfig, encoder: nn.Module, extra: li
         loss.backward()
         opt.step()
         curve.append(logged)
-        if step == checkpoint:
-            knn1_at_checkpoint = _knn1(_features(encoder, held), held)
+        if step in checkpoints[:-1]:
+            knn1_curve.append(_knn1(_features(encoder, held), held))
     scores = evaluate(encoder, chars, cfg)
-    return {**scores, curve_key: curve, "knn1_steps": [checkpoint, cfg.steps],
-            "knn1_curve": [knn1_at_checkpoint, scores["knn1"]]}
+    return {**scores, curve_key: curve, "knn1_steps": checkpoints, "knn1_curve": [*knn1_curve, scores["knn1"]]}
