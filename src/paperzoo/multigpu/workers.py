@@ -16,6 +16,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 
 from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
+from paperzoo.engine.dry_run import dry_run_steps
 from paperzoo.engine.trainer import StepOutput, TrainConfig, Trainer, TrainState
 from paperzoo.multigpu.augment import augment, policy_for_rank, unseen_moves
 from paperzoo.multigpu.method import AugmentConfig, MnistMLP, RankAugmentConfig, RankAugmentMNIST
@@ -81,7 +82,7 @@ def sync_every_micro_step(spec: dict, method: PlainMNIST, counter: AllReduceCoun
     data = method.train_dataset()
     sampler = ShardedEpochSampler(len(data), rank=env.rank, world_size=env.world_size, seed=spec["seed"])
     batches = endless_index_batches(sampler, b)
-    for _ in range(spec["steps"]):
+    for _ in range(dry_run_steps(spec["steps"])):
         for _ in range(a):
             x, y = data[next(batches)]  # (b, 1, 28, 28), (b,)
             (F.cross_entropy(ddp(x), y) / a).backward()
