@@ -6,14 +6,15 @@ import textwrap
 from paperzoo.code_digest import digest
 
 
-def _trainer_module(tmp_path, name: str, loop: str):
+def _trainer_module(tmp_path, name: str, loop: str, skip: str = ""):
     path = tmp_path / f"{name}.py"
     path.write_text(textwrap.dedent(f"""
-        from paperzoo.engine.dry_run import dry_run_steps
+        from paperzoo.engine.dry_run import dry_run_skips, dry_run_steps
 
         def train(steps):
             total = 0
             for step in {loop}:
+                {skip}
                 total += step
             return total
     """))
@@ -27,5 +28,11 @@ def test_the_dry_run_cap_leaves_the_digest_and_a_longer_loop_changes_it(tmp_path
     plain = _trainer_module(tmp_path, "plain", "range(steps)")
     capped = _trainer_module(tmp_path, "capped", "range(dry_run_steps(steps))")
     longer = _trainer_module(tmp_path, "longer", "range(dry_run_steps(steps + 1))")
-    assert digest([capped], "capped") == digest([plain], "plain")
+    skipping = _trainer_module(tmp_path, "skipping", "range(steps)", "if dry_run_skips(step, [5]): continue")
+    stopping = _trainer_module(tmp_path, "stopping", "range(steps)", "if dry_run_skips(step, [5]): break")
+    unless = _trainer_module(tmp_path, "unless", "range(steps)", "if not dry_run_skips(step, [5]): total += 1")
+    plus_one = _trainer_module(tmp_path, "plus_one", "range(steps)", "total += 1")
+    assert digest([unless], "unless") == digest([plus_one], "plus_one")
+    assert digest([capped], "capped") == digest([plain], "plain") == digest([skipping], "skipping")
     assert digest([longer], "longer") != digest([plain], "plain")
+    assert digest([stopping], "stopping") != digest([plain], "plain")

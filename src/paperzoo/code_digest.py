@@ -6,7 +6,8 @@ the verdict) is hashed with its source and followed in turn; a constant (a numbe
 or a dict of them, a preset table) is hashed by its repr. So a change of a preset's steps in a helper, of a smallest
 effect in a module constant, or of a model the claim trains changes the fingerprint; a docstring, a comment or a
 reformatting does not (sources are compared as their syntax trees without docstrings), nor does the dry run's cap
-of a loop (`dry_run_steps(steps)` is read as `steps`: it changes nothing outside `reproduce --dry-run`). Code
+of a loop (`dry_run_steps(steps)` is read as `steps`, `if dry_run_skips(...): continue` as nothing and
+`if not dry_run_skips(...): body` as its body: they change nothing outside `reproduce --dry-run`). Code
 outside the paper package and the criteria (the engine, data loaders, torch) is shared by every paper and is not
 followed.
 """
@@ -36,14 +37,26 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _calls(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
 class _WithoutDryRunCap(ast.NodeTransformer):
-    """`dry_run_steps(x)` -> `x` (paperzoo.engine.dry_run)."""
+    """`dry_run_steps(x)` -> `x`; `if dry_run_skips(...): continue` -> nothing; `if not dry_run_skips(...): body`
+    -> body (paperzoo.engine.dry_run)."""
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        if isinstance(node.func, ast.Name) and node.func.id == "dry_run_steps" and len(node.args) == 1:
-            return node.args[0]
-        return node
+        return node.args[0] if _calls(node, "dry_run_steps") and len(node.args) == 1 else node
+
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt] | None:
+        self.generic_visit(node)
+        if node.orelse:
+            return node
+        if _calls(node.test, "dry_run_skips") and [type(n) for n in node.body] == [ast.Continue]:
+            return None
+        unless = isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not)
+        return node.body if unless and _calls(node.test.operand, "dry_run_skips") else node
 
 
 def _source_key(obj: Any) -> tuple[str, set[str]]:

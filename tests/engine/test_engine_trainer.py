@@ -154,14 +154,17 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     assert steps == list(range(1, 31))
 
 
-def test_a_dry_run_stops_after_its_cap_on_the_schedule_of_the_whole_run(monkeypatch):
+def test_a_dry_run_trains_the_first_steps_after_each_evaluation_on_the_whole_runs_schedule(monkeypatch):
     from paperzoo.engine.dry_run import DRY_RUN_ENV
 
-    full = Trainer(NoisyRegression(), _cfg(steps=30, checkpoint_every=0, schedule="cosine")).fit()
+    cfg = _cfg(steps=30, checkpoint_every=0, schedule="cosine", eval_every=10)
+    full = Trainer(NoisyRegression(), cfg).fit()
     monkeypatch.setenv(DRY_RUN_ENV, "2")
-    capped = Trainer(NoisyRegression(), _cfg(steps=30, checkpoint_every=0, schedule="cosine")).fit()
-    assert capped.steps == 2 and full.steps == 30
-    steps, rates = capped.history.series("train", "lr")
-    _, full_rates = full.history.series("train", "lr")
-    assert steps == [1, 2] and rates == full_rates[:2]  # a cosine over 30 steps, not over 2
-    assert capped.history.series("eval", "mse")[0] == [2]
+    method = NoisyRegression()
+    dry = Trainer(method, cfg).fit()
+    assert method.calls == 6 and dry.steps == 30  # steps 1-2, 11-12, 21-22
+    steps, rates = dry.history.series("train", "lr")
+    full_steps, full_rates = full.history.series("train", "lr")
+    assert steps == [1, 2, 11, 12, 21, 22]
+    assert rates == [r for s, r in zip(full_steps, full_rates) if s in steps]  # a cosine over 30 steps
+    assert dry.history.series("eval", "mse")[0] == full.history.series("eval", "mse")[0] == [10, 20, 30]

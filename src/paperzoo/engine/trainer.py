@@ -34,7 +34,7 @@ from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
 from paperzoo.engine import fsdp
 from paperzoo.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from paperzoo.engine.dry_run import dry_run_steps
+from paperzoo.engine.dry_run import dry_run_skips
 from paperzoo import run_folders
 from paperzoo.engine.metrics import MetricsLogger, MetricWriter
 from paperzoo.errors import ConfigError, UserError
@@ -374,43 +374,46 @@ class Trainer:
                    dynamic_ncols=True, leave=False)
         check_unused = isinstance(wrapped, nn.parallel.DistributedDataParallel) and not cfg.find_unused_parameters
         before_step = getattr(self.method, "before_optimizer_step", None)
-        end, stop, reused = dry_run_steps(cfg.steps), False, None  # a callback may end the run at an earlier step
+        end, stop, reused = cfg.steps, False, None  # a callback may end the run at an earlier step
+        evaluated_at = list(range(cfg.eval_every, cfg.steps, cfg.eval_every)) if cfg.eval_every else []
         try:
             for step in range(start + 1, end + 1):
-                for micro in range(cfg.accumulation):
-                    batch = next(batches)
-                    last = micro == cfg.accumulation - 1
-                    sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
-                    with sync:
-                        with autocast:
-                            out = self._training_step(wrapped, batch, step)
-                        loss_value = out.loss.detach().float()
-                        if not torch.isfinite(loss_value):
-                            raise NonFiniteLossError(
-                                f"loss became {loss_value.item()} at step {step}: lower train.lr, set "
-                                f"train.grad_clip, or check the data; the last good checkpoint is kept")
-                        scaler.scale(out.loss / cfg.accumulation).backward()
-                    for name, value in {"loss": loss_value, **out.metrics}.items():
-                        value = torch.as_tensor(value, dtype=torch.float32).detach()
-                        sums[name] = sums.get(name, 0) + value / cfg.accumulation
-                count += 1
-                if check_unused and step == start + 1:  # later misses surface as DDP's error, translated above
-                    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-                    if unused:
-                        raise UnusedParametersError(_unused_message(unused, step))
-                if before_step is not None:
-                    for name, value in before_step(model).items():
-                        sums[name] = sums.get(name, 0) + torch.as_tensor(value, dtype=torch.float32)
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
+                if not dry_run_skips(step, evaluated_at):  # a dry run trains the first steps after each evaluation
+                    for micro in range(cfg.accumulation):
+                        batch = next(batches)
+                        last = micro == cfg.accumulation - 1
+                        sync = (contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync")
+                                else wrapped.no_sync())
+                        with sync:
+                            with autocast:
+                                out = self._training_step(wrapped, batch, step)
+                            loss_value = out.loss.detach().float()
+                            if not torch.isfinite(loss_value):
+                                raise NonFiniteLossError(
+                                    f"loss became {loss_value.item()} at step {step}: lower train.lr, set "
+                                    f"train.grad_clip, or check the data; the last good checkpoint is kept")
+                            scaler.scale(out.loss / cfg.accumulation).backward()
+                        for name, value in {"loss": loss_value, **out.metrics}.items():
+                            value = torch.as_tensor(value, dtype=torch.float32).detach()
+                            sums[name] = sums.get(name, 0) + value / cfg.accumulation
+                    count += 1
+                    if check_unused and step == start + 1:  # later misses surface as DDP's error, translated above
+                        unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+                        if unused:
+                            raise UnusedParametersError(_unused_message(unused, step))
+                    if before_step is not None:
+                        for name, value in before_step(model).items():
+                            sums[name] = sums.get(name, 0) + torch.as_tensor(value, dtype=torch.float32)
+                    if cfg.grad_clip > 0:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 bar.update(1)
 
-                if step % cfg.log_every == 0 or step == end:
+                if (step % cfg.log_every == 0 or step == end) and count:
                     values = {k: (v / count).item() for k, v in sums.items()}
                     values["lr"] = scheduler.get_last_lr()[0]
                     values = D.all_reduce_mean(values, device)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperzoo.data.glyphs import CharacterSet
-from paperzoo.engine.dry_run import dry_run_steps
+from paperzoo.engine.dry_run import dry_run_skips
 from paperzoo.engine.probes import knn_accuracy, probe_accuracy
 from paperzoo.multiview_ssl.losses import composite_ssl_loss, forward_predictive_loss, info_nce, inverse_predictive_loss
 
@@ -302,15 +302,17 @@ def _fit(chars: CharacterSet, cfg: GlyphSSLConfig, encoder: nn.Module, extra: li
     g = torch.Generator().manual_seed(cfg.seed)
     checkpoints = evaluation_steps(cfg.steps)
     curve, knn1_curve = [], []
-    for step in range(1, dry_run_steps(cfg.steps) + 1):
-        classes, ix, isx = _pair_batch(table, batch, g)
-        loss, logged = objective(classes, *_views(images, ix, isx, cfg, g))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; lower the learning rate")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        curve.append(logged)
+    for step in range(1, cfg.steps + 1):
+        if not dry_run_skips(step, checkpoints):
+            classes, ix, isx = _pair_batch(table, batch, g)
+            loss, logged = objective(classes, *_views(images, ix, isx, cfg, g))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; lower the learning "
+                                         "rate")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            curve.append(logged)
         if step in checkpoints[:-1]:
             knn1_curve.append(_knn1(_features(encoder, held), held))
     scores = evaluate(encoder, chars, cfg)
