@@ -79,7 +79,7 @@ def _run_optimisers(ctx: RunContext) -> Measurement:
     runs = {}
 
     def measure(seed: int) -> dict:
-        r = runs[seed] = _optimisers_once(ctx, seed)
+        r = runs[seed] = ctx.shared(f"optimisers/{seed}", lambda: _optimisers_once(ctx, seed))  # across looks
         (gd_lr, gd), (mini_lr, mini) = r["runs"]["gd"], r["runs"]["minibatch"]
         mean_noise = lambda b: sum(at[b] for at in r["noise"].values()) / len(r["noise"])  # noqa: E731
         return {"gd_lr": gd_lr, "minibatch_lr": mini_lr,
@@ -312,8 +312,12 @@ def _run_small_batch(ctx: RunContext) -> Measurement:
     equal_steps = epochs * n // big
     curves = {}
 
-    def measure(seed: int) -> dict:
-        row = {}
+    def measure(seed: int) -> dict:  # kept across the sequential looks: a later look measures only its new seeds
+        row, curves[seed] = ctx.shared(f"small-batch/{seed}", lambda: measure_once(seed))
+        return row
+
+    def measure_once(seed: int) -> tuple[dict, dict]:
+        row, seed_curves = {}, {}
         for norm, key in (("batch", "bn"), ("group", "gn")):
             for b in sizes:
                 torch.manual_seed(seed)
@@ -323,8 +327,7 @@ def _run_small_batch(ctx: RunContext) -> Measurement:
                                 eval_every=max(1, steps // SMALL_BATCH_EVALS), seed=seed,
                                 snapshot_steps=() if b == big else (equal_steps,))
                 errors = [100 * (1 - a) for a in run.test_acc]
-                curves.setdefault(seed, {})[f"{key.upper()}, batch {b}"] = ([s / steps * epochs for s in run.steps],
-                                                                          errors)
+                seed_curves[f"{key.upper()}, batch {b}"] = ([s / steps * epochs for s in run.steps], errors)
                 row[f"late_trend_{key}_b{b}_pts"] = late_trend(run.steps, run.test_acc)
                 row[f"{key}_error_b{b}"] = row[f"{key}_error_b{b}_equal_steps"] = errors[-1]
                 if b != big:  # the same run after the largest batch's number of steps
@@ -334,7 +337,7 @@ def _run_small_batch(ctx: RunContext) -> Measurement:
                                                                                data.test_y)[1])
             row[f"{key}_rise_pts"] = row[f"{key}_error_b{small}"] - row[f"{key}_error_b{big}"]
             row[f"{key}_rise_equal_steps_pts"] = row[f"{key}_error_b{small}_equal_steps"] - row[f"{key}_error_b{big}"]
-        return row
+        return row, seed_curves
 
     per_seed = ctx.over_seeds(measure, "small-batch CNNs")
     mean = lambda key: sum(per_seed[key]) / len(ctx.seeds)  # noqa: E731
