@@ -1,8 +1,10 @@
-"""Same command, same seed, same machine: identical measured values; and `--jobs 2` gives what `--jobs 1` gives.
+"""Same command, same seed, same machine: identical measured values; and `--jobs 2` gives what `--jobs 1` gives,
+whether the two workers run papers or one paper's seeds.
 
-One test covers both: every paper's claims run at the smoke preset once in one process and once in two worker
-processes, with the same torch thread count (the count changes float reductions, so it is part of the setup and
-recorded in the report). Only timings may differ. Each run is its own `paperzoo` process, as a user runs it.
+One test covers all three: every paper's claims run at the smoke preset on two seeds once in one process, once with
+the papers on two worker processes, and once paper by paper with each paper's seeds on two worker processes, with the
+same torch thread count (the count changes float reductions, so it is part of the setup and recorded in the report).
+Only timings may differ. Each run is its own `paperzoo` process, as a user runs it.
 """
 
 import json
@@ -17,23 +19,33 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 DECIDED_ON_TIMINGS = {"squeezetime.faster_than_mobile_nets", "metalearning.first_order_maml"}  # speed claims
 
 
-def _run(out: Path, jobs: int) -> dict:
+def _run(out: Path, jobs: int, papers: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "paperzoo", "reproduce", "--preset", "smoke", "--jobs", str(jobs),
-                           "--threads", "1", "--out", str(out), "--no-progress"], env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "paperzoo", "reproduce", *papers, "--preset", "smoke", "--seeds", "2",
+                           "--jobs", str(jobs), "--threads", "1", "--out", str(out), "--no-progress"], env=env,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"reproduce --jobs {jobs} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return json.loads((out / "results.json").read_text())
+
+
+def _paper_by_paper(out: Path, papers: list[str]) -> dict:
+    """Each paper alone with --jobs 2 (its seeds on the two workers), the results joined in the usual order."""
+    runs = [_run(out / paper, 2, (paper,)) for paper in papers]
+    return {**runs[0], "claims": [c for run in runs for c in run["claims"]]}
 
 
 @pytest.mark.slow
 def test_smoke_rerun_in_two_jobs_gives_identical_measured_values(tmp_path):
     one, two = _run(tmp_path / "jobs1", 1), _run(tmp_path / "jobs2", 2)
-    assert [c["id"] for c in one["claims"]] == [c["id"] for c in two["claims"]]
-    assert {c["id"].split(".")[0] for c in one["claims"]} >= {"sanity", "multigpu", "causal", "dpo", "registers"}
-    assert one["run"]["threads"] == two["run"]["threads"] == 1 and two["run"]["jobs"] == 2
+    papers = list(dict.fromkeys(c["id"].split(".")[0] for c in one["claims"]))
+    seeds = _paper_by_paper(tmp_path / "seeds", papers)
+    assert set(papers) >= {"sanity", "multigpu", "causal", "dpo", "registers"}
+    assert one["run"]["threads"] == two["run"]["threads"] == seeds["run"]["threads"] == 1
+    assert two["run"]["jobs"] == seeds["run"]["jobs"] == 2
     assert one["environment"] == two["environment"] and one["environment"]["deterministic_algorithms"] is True
-    for a, b in zip(one["claims"], two["claims"]):
+    for other in (two, seeds):
+        assert [c["id"] for c in one["claims"]] == [c["id"] for c in other["claims"]]
+    for a, b in [*zip(one["claims"], two["claims"]), *zip(one["claims"], seeds["claims"])]:
         assert a["seeds"] == b["seeds"], a["id"]
         assert a["measured"] == b["measured"], a["id"]
         assert a["per_seed"] == b["per_seed"], a["id"]

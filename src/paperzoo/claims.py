@@ -17,7 +17,8 @@ the paper the world could refute); reports count them apart. Its protocol (state
 looks, and the code and constants its run, check and preconditions reach in its paper's package) has a fingerprint,
 written to results.json.
 
-`run_selected` runs papers in this process or in `--jobs N` worker processes, each paper in one worker. A worker
+`run_selected` runs papers in this process or in `--jobs N` worker processes, each paper in one worker (one paper
+alone runs its seeds on the N workers instead, `paperzoo.seed_workers`). A worker
 reports each claim as it finishes (so results.json is rewritten per claim under `--jobs` too). A worker that dies
 (kill -9, the out-of-memory killer) costs only the paper it was running: its unfinished claims become `error`
 rows that say how it died, and a new worker takes the papers still queued. Ctrl-C or SIGTERM stops the run within
@@ -102,6 +103,7 @@ class RunContext:
     stream: str = ""
     weights: dict[str, str] = field(default_factory=dict)  # reproduce's --weights NAME=PATH: checkpoints to measure
     images: str | None = None  # reproduce's --images DIR: the user's images for the papers that take them
+    seed_workers: Any = None  # `paperzoo.seed_workers.SeedWorkers`: over_seeds measures the seeds on them
 
     def __post_init__(self):
         if not self.seeds:
@@ -118,10 +120,15 @@ class RunContext:
         return self.memo[key]
 
     def over_seeds(self, measure: Callable[[int], dict[str, float]], desc: str = "seeds") -> dict[str, list[float]]:
-        """Run `measure(seed)` for every seed of the context; {quantity: [value per seed]}."""
+        """Run `measure(seed)` for every seed of the context, on the seed workers when the run has them;
+        {quantity: [value per seed]}."""
         from tqdm.auto import tqdm
 
-        rows = [measure(s) for s in tqdm(self.seeds, desc=desc, leave=False, disable=not self.progress)]
+        if self.seed_workers is not None and len(self.seeds) > 1:
+            with tqdm(total=len(self.seeds), desc=desc, leave=False, disable=not self.progress) as bar:
+                rows = self.seed_workers.map(measure, self, self.seeds, on_row=bar.update)
+        else:
+            rows = [measure(s) for s in tqdm(self.seeds, desc=desc, leave=False, disable=not self.progress)]
         return {key: [row[key] for row in rows] for key in rows[0]}
 
     def figure_path(self, name: str) -> Path:
@@ -357,6 +364,8 @@ class RunPlan:
     progress: bool = False
     weights: tuple[tuple[str, str], ...] = ()  # --weights NAME=PATH, for the papers that take checkpoints
     images: str | None = None  # --images DIR
+    seed_jobs: int = 1  # > 1: one paper's seeds run on this many worker processes
+    threads: int = 1  # torch threads of each of those processes
 
 
 def run_paper(entry, claims: list[Claim], plan: RunPlan,
@@ -372,12 +381,19 @@ def run_paper(entry, claims: list[Claim], plan: RunPlan,
     seeds = [stream_seed(plan.seed, stream, i) for i in range(plan.seeds or SEEDS_PER_PRESET[plan.preset])]
     memo: dict = {}
     results = []
-    for claim in claims:
-        ctx = RunContext(preset=plan.preset, out_dir=plan.out_dir / "figures" / claim.id, seed=plan.seed, memo=memo,
-                         progress=plan.progress, seeds=seeds, stream=stream, weights=dict(plan.weights),
-                         images=plan.images)
-        results.append(run_claim(claim, ctx, (plan.seeds,) if plan.seeds else None))
-        on_result(results[-1])
+    from paperzoo.seed_workers import SeedWorkers
+
+    workers = SeedWorkers(plan.seed_jobs, plan.threads) if plan.seed_jobs > 1 else None
+    try:
+        for claim in claims:
+            ctx = RunContext(preset=plan.preset, out_dir=plan.out_dir / "figures" / claim.id, seed=plan.seed,
+                             memo=memo, progress=plan.progress, seeds=seeds, stream=stream,
+                             weights=dict(plan.weights), images=plan.images, seed_workers=workers)
+            results.append(run_claim(claim, ctx, (plan.seeds,) if plan.seeds else None))
+            on_result(results[-1])
+    finally:
+        if workers is not None:
+            workers.close()
     return results
 
 
@@ -630,14 +646,16 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
                  weights: dict[str, str] | None = None, images: str | None = None,
                  on_results: Callable[[list[ClaimResult]], None] = lambda done: None) -> list[ClaimResult]:
     """Run every chosen claim; papers run in `jobs` worker processes (each with `threads` torch threads, by default
-    its share of the cores) and the results come back in the order chosen, identical to `jobs=1`. `on_results` sees
+    its share of the cores), or, when one paper is chosen, its seeds do (`paperzoo.seed_workers`); the results come
+    back in the order chosen, identical to `jobs=1` at the same `threads`. `on_results` sees
     every result so far each time one or more finish (in the order they finished). `weights` (name -> checkpoint)
     and `images` (a folder) go to the papers that take them (see `paperzoo.cli`)."""
     from tqdm.auto import tqdm
 
-    plan = RunPlan(preset, Path(out_dir), seed, seeds, progress and jobs == 1,
-                   tuple((weights or {}).items()), images)
     threads = threads or default_threads(jobs)
+    seed_jobs = jobs if len(chosen) == 1 else 1
+    plan = RunPlan(preset, Path(out_dir), seed, seeds, progress and (jobs == 1 or seed_jobs > 1),
+                   tuple((weights or {}).items()), images, seed_jobs, threads)
     total = sum(len(claims) or 1 for _, claims in chosen)
     bar = tqdm(total=total, desc="claims", disable=not progress, dynamic_ncols=True)
     finished: list[ClaimResult] = []
@@ -666,7 +684,7 @@ def run_selected(chosen: list[tuple[Any, list[Claim]]], preset: str, out_dir: Pa
 
     try:
         with bar, sigterm_raises():
-            if jobs == 1:
+            if jobs == 1 or seed_jobs > 1:
                 for i, (entry, claims) in enumerate(chosen):
                     bar.set_postfix_str(f"{entry.post.module}; {time_left(expected, jobs, preset)}")
                     run_paper(entry, claims, plan, on_result=functools.partial(one, i))

@@ -19,6 +19,7 @@ from paperzoo.errors import UserError
 
 EXIT_USER_ERROR = 2
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)  # one line, not a traceback
+DRY_RUN_STEPS = 2  # reproduce --dry-run: every training loop stops after this many steps
 
 
 def _cmd_list(args, entries) -> int:
@@ -96,6 +97,11 @@ def _cmd_reproduce(args, entries) -> int:
 
         print("\n".join(plan_lines(chosen, args.preset, args.seeds, args.jobs)))
         return 0
+    if args.dry_run:
+        from paperzoo.engine.dry_run import DRY_RUN_ENV
+
+        os.environ[DRY_RUN_ENV] = str(DRY_RUN_STEPS)  # worker processes and a claim's ranks inherit it
+        args.seeds = args.seeds or 1
     out = report_folder(args.out, args.overwrite)  # locked until the report is written
     try:
         threads = args.threads or default_threads(args.jobs)
@@ -111,6 +117,7 @@ def _cmd_reproduce(args, entries) -> int:
             raise Stopped(f"{e}; the finished claims are in {path} (\"complete\": false, \"stopped\" names the "
                           "others)", e.signum) from None
         run = {"papers": args.papers, "seeds_per_claim": args.seeds, "jobs": args.jobs, "threads": threads,
+               **({"dry_run": DRY_RUN_STEPS} if args.dry_run else {}),
                **({"weights": weights} if weights else {}), **({"images": args.images} if args.images else {}),
                **({"worker_deaths": worker_deaths(results)} if worker_deaths(results) else {}),
                "wall_seconds": round(time.perf_counter() - started, 1)}
@@ -241,11 +248,16 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed; every claim's seeds derive from it")
     p.add_argument("--seeds", type=int, help="seeds per measurement, one look for every claim (default: each "
                    "claim's sequential plan, first look smoke 1, quick 3, full 5; more seeds only while undecided)")
-    p.add_argument("--jobs", type=int, default=1, help="papers run in this many worker processes")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes: papers run on them in parallel (one "
+                   "paper alone: its seeds do)")
     p.add_argument("--threads", type=int, help="torch threads per process (default: cores / jobs)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--plan", action="store_true", help="print the claims, their planned seeds and the expected "
                                                       "time from the committed results; run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help=f"build every model, data set and schedule of the preset and stop every training loop after "
+                        f"{DRY_RUN_STEPS} steps, on one seed (unless --seeds): a preset's code path checked in minutes "
+                        f"before a long run; its verdicts are not evidence")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="a local checkpoint for the papers that measure given weights (repeatable), e.g. registers: "
                         "--weights vitl14=dinov2_vitl14_pretrain.pth "

@@ -5,8 +5,10 @@ in their module: a function or class of the claim's own paper package (or of `pa
 the verdict) is hashed with its source and followed in turn; a constant (a number, a string, an `Effect`, a tuple
 or a dict of them, a preset table) is hashed by its repr. So a change of a preset's steps in a helper, of a smallest
 effect in a module constant, or of a model the claim trains changes the fingerprint; a docstring, a comment or a
-reformatting does not (sources are compared as their syntax trees without docstrings). Code outside the paper
-package and the criteria (the engine, data loaders, torch) is shared by every paper and is not followed.
+reformatting does not (sources are compared as their syntax trees without docstrings), nor does the dry run's cap
+of a loop (`dry_run_steps(steps)` is read as `steps`: it changes nothing outside `reproduce --dry-run`). Code
+outside the paper package and the criteria (the engine, data loaders, torch) is shared by every paper and is not
+followed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+class _WithoutDryRunCap(ast.NodeTransformer):
+    """`dry_run_steps(x)` -> `x` (paperzoo.engine.dry_run)."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "dry_run_steps" and len(node.args) == 1:
+            return node.args[0]
+        return node
+
+
 def _source_key(obj: Any) -> tuple[str, set[str]]:
     """(the object's code as compared, the names it uses): an AST dump without docstrings where its source parses
     alone; a lambda's source lines (they hold the surrounding call) otherwise."""
@@ -42,7 +54,7 @@ def _source_key(obj: Any) -> tuple[str, set[str]]:
     except (OSError, TypeError):
         return getattr(obj, "__qualname__", repr(obj)), set()
     try:
-        tree = _without_docstrings(ast.parse(source))
+        tree = _WithoutDryRunCap().visit(_without_docstrings(ast.parse(source)))
     except SyntaxError:
         lines = "\n".join(line.rstrip() for line in source.splitlines() if not line.strip().startswith("#"))
         return lines, _code_names(getattr(obj, "__code__", None))

@@ -74,6 +74,16 @@ def measured_text(measured: dict, summary: dict | None = None) -> str:
 SMOKE_NOTE = ("A smoke run checks the plumbing only: every claim's code runs end to end at a size too small to decide "
               "it, so these verdicts are not evidence for or against the papers' claims. The claims are tested by "
               "`paperzoo reproduce --preset quick` (or standard).")
+DRY_RUN_NOTE = ("A dry run checks a preset's code path only: every model, data set and schedule of the preset was built "
+                "and every training loop stopped after {steps} steps on one seed, so these verdicts are not evidence "
+                "for or against the papers' claims.")
+
+
+def plumbing_note(preset: str, run: dict) -> str | None:
+    """What a report says at its top when its verdicts are not evidence: a smoke run, a dry run; else None."""
+    if run.get("dry_run"):
+        return DRY_RUN_NOTE.format(steps=run["dry_run"])
+    return SMOKE_NOTE if preset == "smoke" else None
 
 
 def _cpu_model() -> str:
@@ -186,7 +196,7 @@ def write_report(results: list[ClaimResult], out_dir: Path, preset: str, seed: i
                "claims": [r.to_json() for r in results]}
     paths = {"json": out_dir / "results.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
     _write_json(paths["json"], payload)
-    paths["md"].write_text(_markdown(results, out_dir, preset, counts, overview))
+    paths["md"].write_text(_markdown(results, out_dir, preset, counts, overview, plumbing_note(preset, run or {})))
     paths["html"].write_text(_html(results, preset, seed, counts, overview, payload))
     return paths
 
@@ -211,8 +221,9 @@ def _precondition_lines(r: ClaimResult) -> list[str]:
     return [f"{word[p['held']]}: {p['text']} ({p['detail']})" for p in r.preconditions]
 
 
-def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: dict, overview: Path | None) -> str:
-    lines = [f"# paperzoo report (preset `{preset}`)", "", *([f"**{SMOKE_NOTE}**", ""] if preset == "smoke" else []),
+def _markdown(results: list[ClaimResult], out_dir: Path, preset: str, counts: dict, overview: Path | None,
+              note: str | None) -> str:
+    lines = [f"# paperzoo report (preset `{preset}`)", "", *([f"**{note}**", ""] if note else []),
              kind_summary(counts_by_kind(results)), "",
              f"All claims: {_summary_line(counts)}", ""]
     lines += [f"**Incomplete:** {line}" for line in worker_deaths(results)] + [""] * bool(worker_deaths(results))
@@ -322,7 +333,8 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
               f"its own scale. Not shown: {one_run} claims still "
               f"decided on one run's values (no interval) and {stopped} stopped by a precondition (their sections "
               f"say which).</p><div class=forest>{_img(str(overview))}</div>" if overview else "")
-    smoke = re.sub(r"`([^`]+)`", r"<code>\1</code>", e(SMOKE_NOTE))
+    note = plumbing_note(preset, payload["run"])
+    note = note and re.sub(r"`([^`]+)`", r"<code>\1</code>", e(note))
     total = sum(r.seconds for r in results)
     rows, sections, current = [], [], None
     for r in results:
@@ -341,7 +353,7 @@ def _html(results: list[ClaimResult], preset: str, seed: int, counts: dict, over
         sections.append(_claim_section(r, colour))
     return (f"<!doctype html><html><head><meta charset=utf-8><title>paperzoo report ({e(preset)})</title>"
             f"<style>{_CSS}</style></head><body><h1>paperzoo report</h1>"
-            + (f"<p class=smoke>{smoke}</p>" if preset == "smoke" else "")
+            + (f"<p class=smoke>{note}</p>" if note else "")
             + f"<p class=meta>{_environment_line(payload)}; {format_number(round(total))} s of claims</p>"
             f"<p class=summary><b>{e(kind_summary(counts_by_kind(results)))}</b></p>"
             f"<p class=summary>all claims: {badges}</p>"

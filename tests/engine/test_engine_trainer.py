@@ -152,3 +152,16 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
              if json.loads(line)["split"] == "train"]
     assert steps == list(range(1, 31))
+
+
+def test_a_dry_run_stops_after_its_cap_on_the_schedule_of_the_whole_run(monkeypatch):
+    from paperzoo.engine.dry_run import DRY_RUN_ENV
+
+    full = Trainer(NoisyRegression(), _cfg(steps=30, checkpoint_every=0, schedule="cosine")).fit()
+    monkeypatch.setenv(DRY_RUN_ENV, "2")
+    capped = Trainer(NoisyRegression(), _cfg(steps=30, checkpoint_every=0, schedule="cosine")).fit()
+    assert capped.steps == 2 and full.steps == 30
+    steps, rates = capped.history.series("train", "lr")
+    _, full_rates = full.history.series("train", "lr")
+    assert steps == [1, 2] and rates == full_rates[:2]  # a cosine over 30 steps, not over 2
+    assert capped.history.series("eval", "mse")[0] == [2]

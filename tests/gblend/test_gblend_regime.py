@@ -1,6 +1,8 @@
 """The regime precondition (naive fused OGR > best unimodal OGR) on hand-made loss curves, and the criterion of
 claim 2 on hand-made numbers."""
 
+import math
+
 import pytest
 import torch
 
@@ -76,3 +78,15 @@ def test_first_train_examples_keeps_the_other_splits():
     small = _first_train_examples(data, 8)
     assert len(small.train) == 8 and small.train.label.tolist() == list(range(8))
     assert small.val is data.val and small.test is data.test
+
+
+def test_the_ogr_ratio_is_judged_on_the_log_scale():
+    """A heavy-tailed ratio: [4, 8, 16] has the geometric mean 8 (arithmetic 9.33) and the interval
+    exp(mean log +- t(0.975, 2) sd / sqrt(3)) = exp(ln 8 +- 4.3027 x ln 2 / sqrt(3)) = [1.430, 44.76]: it reaches
+    below 2, so the test is undecided, never refuted."""
+    decision = _check_cause(_cause([4.0, 8.0, 16.0], [1.2, 1.0, 1.4], [0.3, 0.2, 0.4]))
+    ratio = decision.tests[0].interval
+    half = 4.302652729911275 * math.log(2) / math.sqrt(3)
+    assert ratio.estimate == pytest.approx(8.0)
+    assert (ratio.low, ratio.high) == pytest.approx((8 * math.exp(-half), 8 * math.exp(half)))
+    assert ratio.low == pytest.approx(1.430, abs=1e-3) and decision.tests[0].outcome is None

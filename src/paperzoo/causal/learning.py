@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from paperzoo.causal.mechanisms import AdditiveNoise, Categorical
 from paperzoo.causal.scm import SCM, topological_order
+from paperzoo.engine.dry_run import dry_run_steps
 from paperzoo.errors import DataError, UserError
 
 
@@ -79,7 +80,7 @@ def fit_neural_categorical(data: Mapping[str, Tensor], var: str, parents: Sequen
     model = NeuralCategorical([cards[p] for p in parents], cards[var], hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     inputs, target = [data[p] for p in parents], data[var].long()
-    for _ in range(steps):
+    for _ in range(dry_run_steps(steps)):
         loss = F.cross_entropy(model(inputs), target)
         optimizer.zero_grad()
         loss.backward()
@@ -98,7 +99,7 @@ def fit_additive(data: Mapping[str, Tensor], var: str, parents: Sequence[str], h
     x = torch.stack([data[p].double() for p in parents], 1)  # (n, k)
     y = data[var].double()
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    for _ in range(steps):
+    for _ in range(dry_run_steps(steps)):
         loss = F.mse_loss(net(x).squeeze(1), y)
         optimizer.zero_grad()
         loss.backward()

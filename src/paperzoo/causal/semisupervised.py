@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from paperzoo.engine.dry_run import dry_run_steps
 from paperzoo.errors import UserError
 
 
@@ -52,7 +53,7 @@ def fit_logistic(x: Tensor, y: Tensor, unlabeled: Tensor | None = None, entropy_
     cross-entropy, an L2 penalty, and (with `unlabeled`) the mean prediction entropy of the unlabeled points."""
     params = torch.zeros(x.shape[0], 3, requires_grad=True)
     optimizer = torch.optim.Adam([params], lr=lr)
-    for _ in range(steps):
+    for _ in range(dry_run_steps(steps)):
         logits = logits_of(params, x)
         loss = F.binary_cross_entropy_with_logits(logits, y.float()) * x.shape[0]
         loss = loss + l2 * (params[:, :2] ** 2).sum()

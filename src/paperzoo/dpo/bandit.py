@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from paperzoo.dpo.loss import bradley_terry_loss, dpo_loss
+from paperzoo.engine.dry_run import dry_run_steps
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _pairwise(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _fit(params: torch.Tensor, loss_fn, steps: int) -> torch.Tensor:
     """Full-batch L-BFGS from `params` (the losses are smooth and convex in the table)."""
     params = params.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([params], max_iter=steps, tolerance_grad=1e-10, tolerance_change=1e-12,
+    optimizer = torch.optim.LBFGS([params], max_iter=dry_run_steps(steps), tolerance_grad=1e-10, tolerance_change=1e-12,
                                   line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
@@ -117,7 +118,7 @@ def reinforce_policy(bandit: Bandit, reward: torch.Tensor, steps: int = 2000, sa
     optimizer = torch.optim.Adam([logits], lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.5 * (1 + torch.cos(torch.tensor(torch.pi * s / steps)).item()))
-    for _ in range(steps):
+    for _ in range(dry_run_steps(steps)):
         log_pi = torch.log_softmax(logits, -1)  # (P, K)
         y = torch.multinomial(log_pi.detach().exp(), samples, replacement=True, generator=g)  # (P, S)
         logp = log_pi.gather(1, y)

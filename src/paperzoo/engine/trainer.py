@@ -34,6 +34,7 @@ from paperzoo.data.samplers import ShardedEpochSampler, epoch_batches
 from paperzoo.engine import distributed as D
 from paperzoo.engine import fsdp
 from paperzoo.engine.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from paperzoo.engine.dry_run import dry_run_steps
 from paperzoo import run_folders
 from paperzoo.engine.metrics import MetricsLogger, MetricWriter
 from paperzoo.errors import ConfigError, UserError
@@ -373,9 +374,9 @@ class Trainer:
                    dynamic_ncols=True, leave=False)
         check_unused = isinstance(wrapped, nn.parallel.DistributedDataParallel) and not cfg.find_unused_parameters
         before_step = getattr(self.method, "before_optimizer_step", None)
-        end, stop, reused = cfg.steps, False, None  # a callback may end the run at an earlier step
+        end, stop, reused = dry_run_steps(cfg.steps), False, None  # a callback may end the run at an earlier step
         try:
-            for step in range(start + 1, cfg.steps + 1):
+            for step in range(start + 1, end + 1):
                 for micro in range(cfg.accumulation):
                     batch = next(batches)
                     last = micro == cfg.accumulation - 1
@@ -409,7 +410,7 @@ class Trainer:
                 scheduler.step()
                 bar.update(1)
 
-                if step % cfg.log_every == 0 or step == cfg.steps:
+                if step % cfg.log_every == 0 or step == end:
                     values = {k: (v / count).item() for k, v in sums.items()}
                     values["lr"] = scheduler.get_last_lr()[0]
                     values = D.all_reduce_mean(values, device)
@@ -417,7 +418,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{values['loss']:.4f}")
                     sums, count = {}, 0
                     stop = self._callbacks(TrainState(step, values, "train", model, self.out_dir)) or stop
-                if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+                if cfg.eval_every and step % cfg.eval_every == 0 and step != end:
                     evaluation = self._evaluate(model, device)
                     logger.log(step, "eval", evaluation)
                     stop = self._callbacks(TrainState(step, evaluation, "eval", model, self.out_dir)) or stop
@@ -428,7 +429,7 @@ class Trainer:
                 kept = cfg.keep_checkpoint_every and step % cfg.keep_checkpoint_every == 0
                 if self.out_dir is not None and (kept or cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     self._save(model, optimizer, scheduler, scaler, step, (sums, count), keep=bool(kept))
-                if step < cfg.steps and self._stop_requested(device):
+                if step < end and self._stop_requested(device):
                     if self.out_dir is not None:
                         self._save(model, optimizer, scheduler, scaler, step, (sums, count))
                     raise self._stopped(f"after step {step} of {cfg.steps}")
