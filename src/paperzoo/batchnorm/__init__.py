@@ -2,8 +2,8 @@
 
 from paperzoo.batchnorm.functional import BatchNormFunction, batch_norm
 from paperzoo.batchnorm.modules import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
-from paperzoo.batchnorm.study import (Curve, Tuned, gradient_change, mlp, optimiser_study, sgd_curve, small_cnn,
-                                      train_sgd, tune_learning_rate)
+from paperzoo.batchnorm.study import (Curve, Tuned, gradient_change, gradient_noise, mlp, optimiser_study,
+                                      sampling_noise_ratio, sgd_curve, small_cnn, train_sgd, tune_learning_rate)
 
 __all__ = [
     "BatchNorm1d",
@@ -15,8 +15,10 @@ __all__ = [
     "LayerNorm",
     "batch_norm",
     "gradient_change",
+    "gradient_noise",
     "mlp",
     "optimiser_study",
+    "sampling_noise_ratio",
     "sgd_curve",
     "small_cnn",
     "train_sgd",

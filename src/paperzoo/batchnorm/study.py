@@ -6,9 +6,13 @@ CMU Intro to DL lecture notes on optimisation; Wu & He 2018, arXiv 1803.08494 fo
   small_cnn(norm=...)      two 3x3 convolutions with BatchNorm2d or GroupNorm, for the batch-size study
   sgd_curve(...)           plain SGD at one batch size, with the full training loss logged against samples
                            processed and wall time; optimiser_study(...) runs it for several batch sizes
+  gradient_noise(...)      the mean squared deviation of the batch-B gradient from the full gradient, at fixed
+                           weights, for several B; sampling_noise_ratio(n, b) is what sampling theory predicts
   tune_learning_rate(...)  sgd_curve over a learning-rate grid on a tuning split: the rate that reaches a target
                            training loss with the fewest samples
-  train_sgd(...)           plain SGD for a number of steps, with a hook to record a hidden layer's input
+  train_sgd(...)           plain SGD for a number of steps, with a hook to record a hidden layer's input and
+                           snapshots of the weights at chosen steps
+  gradient_change(...)     Santurkar et al.'s internal covariate shift (arXiv 1805.11604, Sec. 2.2)
 """
 
 from __future__ import annotations
@@ -88,26 +92,18 @@ class Curve:
         self.seconds.append(seconds)
         self.loss.append(loss)
 
-    def until(self, samples: int) -> Curve:
-        """The part of the curve logged at or before `samples` processed."""
-        kept = [i for i, s in enumerate(self.samples) if s <= samples]
-        return Curve([self.samples[i] for i in kept], [self.seconds[i] for i in kept], [self.loss[i] for i in kept])
-
     def samples_to_reach(self, target: float) -> float:
         """Samples processed when the loss first reached `target` (inf if never)."""
         return next((s for s, v in zip(self.samples, self.loss) if v <= target), float("inf"))
 
-    def noise(self) -> float:
-        """Roughness: std of the step-to-step changes of the logged loss over the second half of the run."""
-        half = torch.tensor(self.loss[len(self.loss) // 2:])
-        return half.diff().std().item() if len(half) > 2 else 0.0
-
 
 def sgd_curve(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int, lr: float,
-              log_every: int, seed: int = 0) -> tuple[nn.Module, Curve]:
+              log_every: int, seed: int = 0,
+              on_epoch: Callable[[int, nn.Module], None] | None = None) -> tuple[nn.Module, Curve]:
     """Plain SGD on a fresh `build()` (initial weights from `seed`) for `epochs` passes over (x, y) in batches of
     `batch`; the full training loss is logged every `log_every` samples (and after each full-batch step). Wall time
-    excludes the logging."""
+    excludes the logging. `on_epoch(epochs_done, model)` is called before the first epoch (0) and after each one;
+    it must not change the model."""
     if not 1 <= batch <= len(x):
         raise ValueError(f"batch size must be in [1, {len(x)}], got {batch}")
     torch.manual_seed(seed)
@@ -115,7 +111,9 @@ def sgd_curve(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     curve, seen, elapsed, next_log = Curve(), 0, 0.0, 0
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if on_epoch is not None:
+            on_epoch(epoch, model)
         order = torch.randperm(len(x), generator=generator)
         for i in range(0, len(x), batch):
             if seen >= next_log:
@@ -129,7 +127,43 @@ def sgd_curve(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, 
             elapsed += time.perf_counter() - started
             seen += len(idx)
     curve.log(seen, elapsed, evaluate(model, x, y)[0])
+    if on_epoch is not None:
+        on_epoch(epochs, model)
     return model, curve
+
+
+def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The gradient of the mean cross-entropy on (x, y) with respect to every parameter, flattened: (P,)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), params)
+    return torch.cat([g.flatten() for g in grads])
+
+
+def gradient_noise(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_sizes: tuple[int, ...], draws: int,
+                   generator: torch.Generator) -> dict[int, float]:
+    """How noisy the batch-B gradient is as an estimate of the full one, at the model's current weights: for each B,
+    the mean over `draws` batches (B distinct examples drawn without replacement from (x, y)) of ||g_B - g||^2, g the
+    gradient of the mean loss over all of (x, y). For a loss that is a mean over examples (no batch statistics)
+    sampling theory gives E||g_B - g||^2 = s^2 (N - B) / (B (N - 1)), s^2 the per-example spread
+    (`sampling_noise_ratio`). The model is not modified (no .grad is written; its train/eval mode is kept)."""
+    if not all(1 <= b <= len(x) for b in batch_sizes):
+        raise ValueError(f"batch sizes must be in [1, {len(x)}], got {batch_sizes}")
+    full = sum(_loss_gradient(model, x[i:i + 1000], y[i:i + 1000]) * len(y[i:i + 1000])
+               for i in range(0, len(x), 1000)) / len(x)  # (P,): the exact mean over all examples
+    noise = {}
+    for b in batch_sizes:
+        total = 0.0
+        for _ in range(draws):
+            idx = torch.randperm(len(x), generator=generator)[:b]
+            total += (_loss_gradient(model, x[idx], y[idx]) - full).pow(2).sum().item()
+        noise[b] = total / draws
+    return noise
+
+
+def sampling_noise_ratio(n: int, b: int) -> float:
+    """E||g_1 - g||^2 / E||g_b - g||^2 for batches drawn without replacement from n examples: b (n - 1) / (n - b),
+    the 1/B law with the finite-population correction (infinite when the batch is the whole set)."""
+    return math.inf if b >= n else b * (n - 1) / (n - b)
 
 
 def optimiser_study(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, batch_sizes: dict[str, int],
@@ -168,19 +202,21 @@ class Run:
     test_acc: list[float]
     train_loss: list[float]
     probe: list[torch.Tensor]  # recorded hidden-layer inputs (probe batch, features), one per evaluation
+    snapshots: dict[int, dict[str, torch.Tensor]]  # step -> a copy of the model's state dict at that step
 
 
 def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
               steps: int, batch: int, lr: float, eval_every: int, seed: int = 0, momentum: float = 0.0,
-              probe_layer: nn.Module | None = None, probe_x: torch.Tensor | None = None, cosine: bool = False) -> Run:
-    """SGD on shuffled mini-batches (`cosine`: the learning rate decays to 0 over `steps`); every `eval_every` steps the test accuracy and, with `probe_layer`, that
-    layer's input on the fixed `probe_x` batch with the network in inference mode (BN uses its running statistics,
-    so the probe sees what the layers before it changed, as the BN paper's Fig. 1 intends; in train mode a BN
-    layer would renormalise the probe batch by construction)."""
+              probe_layer: nn.Module | None = None, probe_x: torch.Tensor | None = None,
+              snapshot_steps: tuple[int, ...] = ()) -> Run:
+    """SGD on shuffled mini-batches at a constant learning rate; every `eval_every` steps the test accuracy and, with
+    `probe_layer`, that layer's input on the fixed `probe_x` batch with the network in inference mode (BN uses its
+    running statistics, so the probe sees what the layers before it changed, as the BN paper's Fig. 1 intends; in
+    train mode a BN layer would renormalise the probe batch by construction). After each step of `snapshot_steps`
+    (0: before training) a copy of the state dict is kept in `run.snapshots`."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if cosine else None
     generator = torch.Generator().manual_seed(seed)
-    run = Run(model, [], [], [], [])
+    run = Run(model, [], [], [], [], {})
     recorded: list[torch.Tensor] = []
     handle = probe_layer.register_forward_hook(lambda m, inputs, out: recorded.append(inputs[0].detach())) \
         if probe_layer is not None else None
@@ -197,8 +233,13 @@ def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.
             model.train()
             run.probe.append(recorded[-1])
 
+    def snapshot(step: int) -> None:
+        if step in snapshot_steps:
+            run.snapshots[step] = copy.deepcopy(model.state_dict())
+
     order, position = torch.randperm(len(x), generator=generator), 0
     log(0, float("nan"))
+    snapshot(0)
     for step in range(1, steps + 1):
         if position + batch > len(x):
             order, position = torch.randperm(len(x), generator=generator), 0
@@ -208,8 +249,7 @@ def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.
         loss = F.cross_entropy(model(x[idx]), y[idx])
         loss.backward()
         optimizer.step()
-        if schedule is not None:
-            schedule.step()
+        snapshot(step)
         if step % eval_every == 0 or step == steps:
             log(step, loss.item() if torch.isfinite(loss) else float("inf"))
     if handle is not None:
