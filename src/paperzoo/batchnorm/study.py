@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperzoo.batchnorm.modules import BatchNorm1d, BatchNorm2d, GroupNorm
+from paperzoo.engine.dry_run import dry_run_skips, dry_run_steps
 
 Norm = Literal["none", "batch", "group"]
 
@@ -111,7 +112,7 @@ def sgd_curve(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, 
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     curve, seen, elapsed, next_log = Curve(), 0, 0.0, 0
     generator = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
+    for epoch in range(dry_run_steps(epochs)):
         if on_epoch is not None:
             on_epoch(epoch, model)
         order = torch.randperm(len(x), generator=generator)
@@ -241,14 +242,15 @@ def train_sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, test_x: torch.
     log(0, float("nan"))
     snapshot(0)
     for step in range(1, steps + 1):
-        if position + batch > len(x):
-            order, position = torch.randperm(len(x), generator=generator), 0
-        idx = order[position:position + batch]
-        position += batch
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        loss.backward()
-        optimizer.step()
+        if not dry_run_skips(step, range(eval_every, steps, eval_every)):
+            if position + batch > len(x):
+                order, position = torch.randperm(len(x), generator=generator), 0
+            idx = order[position:position + batch]
+            position += batch
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
         snapshot(step)
         if step % eval_every == 0 or step == steps:
             log(step, loss.item() if torch.isfinite(loss) else float("inf"))
