@@ -2,10 +2,12 @@
 for malformed result, annotation and mapping files."""
 
 import json
+import math
 
 import pytest
 
 from paperzoo.causal_vqa import Pair, flip_metrics, vqa_accuracy
+from paperzoo.causal_vqa.metrics import flipped_when_right
 from paperzoo.causal_vqa.files import match_pairs, read_annotations, read_mapping, read_results
 from paperzoo.cli import main
 from paperzoo.errors import DataError, UserError
@@ -40,6 +42,9 @@ def test_iv_categories_by_hand():
     # VQA accuracy: originals 0,1,1,0,1,1,0,1/3 ; edited 1,0,1,0,1,1,0,1/3
     assert m["accuracy_original"] == pytest.approx((4 + 1 / 3) / 8)
     assert m["accuracy_edited"] == pytest.approx((4 + 1 / 3) / 8)
+    # right originals: pos->neg, pos->pos and three same-right pairs; two of those five flipped
+    assert flipped_when_right(m) == pytest.approx(2 / 5)
+    assert math.isnan(flipped_when_right(flip_metrics("iv", pairs[:1] + pairs[3:4])))  # none answered right
 
 
 def test_iv_pairs_are_judged_against_the_edited_questions_answers_as_the_notebook_does():

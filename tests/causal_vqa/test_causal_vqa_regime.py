@@ -7,7 +7,7 @@ from torch import nn
 
 from paperzoo.causal_vqa import ANSWERS, SAAA, Example, make_examples
 from paperzoo.causal_vqa.data import WORDS, encode_question
-from paperzoo.causal_vqa.experiments import _uses_image
+from paperzoo.causal_vqa.experiments import _cue_probe, _uses_image
 from paperzoo.causal_vqa.scenes import CUE_RGB
 from paperzoo.causal_vqa.train import CausalVQAConfig, CausalVQAMethod, cue_reliance, predict
 from paperzoo.engine.trainer import TrainConfig, Trainer
@@ -81,3 +81,13 @@ def test_the_model_learns_a_cue_that_decides_the_answer_within_a_few_steps():
         cfg = CausalVQAConfig(dim=16, train=TrainConfig(steps=60, batch_size=32, lr=1e-2, seed=seed, progress=False))
         model = Trainer(CausalVQAMethod(cfg, examples=(train, test)), cfg.train).fit().model
         assert cue_reliance(model, test)["cue_reliance"] > 0.9
+
+
+def test_cue_reliance_is_measured_on_scenes_held_out_from_the_flips():
+    cfg = CausalVQAConfig(train_examples=50, test_examples=80, data_seed=3)
+    method = CausalVQAMethod(cfg)
+    probe = _cue_probe(cfg)
+    assert len(probe) == len(method.test_examples)
+    held_out = {e.scene.background_seed for e in probe}
+    assert not held_out & {e.scene.background_seed for e in method.test_examples + method.train_examples}
+    assert any(o.is_cue for e in probe for o in e.scene.objects)  # drawn like the test scenes, cue included

@@ -10,10 +10,10 @@ from PIL import Image, ImageDraw
 
 from paperzoo.causal_vqa import (ANSWERS, SAAA, Obj, Question, Scene, cv_candidates, edits_of, iv_candidates,
                                  make_examples, render)
-from paperzoo.causal_vqa.data import WORDS, encode_question
+from paperzoo.causal_vqa.data import OBJECT_CLASSES, WORDS, encode_question, object_grid
 from paperzoo.causal_vqa.experiments import CLAIMS
-from paperzoo.causal_vqa.model import symmetric_kl
-from paperzoo.causal_vqa.scenes import BACKGROUND_MAX, COLORS, CUE_RGB, area_fraction, background, draw
+from paperzoo.causal_vqa.model import readout, symmetric_kl
+from paperzoo.causal_vqa.scenes import BACKGROUND_MAX, COLORS, CUE_RGB, SHAPES, area_fraction, background, draw
 from paperzoo.causal_vqa.train import CausalVQAConfig, CausalVQAMethod, reliance
 from paperzoo.claims import RunContext, run_claim
 from paperzoo.engine.trainer import TrainConfig, Trainer
@@ -104,14 +104,46 @@ def test_model_shapes_gradients_and_errors():
     assert logits.shape == (3, len(ANSWERS)) and torch.isfinite(logits).all()
     logits.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
-    _, _, weights = model.attention(images, questions)
-    assert torch.allclose(weights.sum(-1), torch.ones(3, 2))
+    _, _, attention_logits = model.attention(images, questions)
+    assert attention_logits.shape == (3, 2, 64)  # two glimpses over the 8 x 8 grid
     with pytest.raises(ValueError, match="expected images"):
         model(images[:2], questions)
     a, b = torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]])
     p, q = a.softmax(-1), b.softmax(-1)
     expected = (p * (p / q).log()).sum() + (q * (q / p).log()).sum()
     assert float(symmetric_kl(a, b)) == pytest.approx(float(expected)) and float(symmetric_kl(a, a)) == 0.0
+
+
+def test_object_grid_names_the_object_centred_in_each_cell():
+    grid = object_grid(SCENE)  # centres (6, 6), (20, 6), (6, 22), (22, 22) in 4-pixel cells
+    red_circle = 2 + SHAPES.index("circle") * len(COLORS) + list(COLORS).index("red")
+    blue_square = 2 + SHAPES.index("square") * len(COLORS) + list(COLORS).index("blue")
+    assert grid.shape == (8, 8) and int((grid > 0).sum()) == 4
+    assert grid[1, 1] == red_circle and grid[1, 5] == red_circle  # row y // 4, column x // 4
+    assert grid[5, 1] == blue_square and grid[5, 5] == 1  # the cue is class 1
+    assert len({int(v) for v in object_grid(SCENE.without(0)).flatten()}) == 4  # one red circle left: 0, 1, 2 classes
+
+
+def test_model_with_object_head_and_count_features():
+    torch.manual_seed(0)
+    model = SAAA(len(WORDS), len(ANSWERS), dim=16, object_classes=OBJECT_CLASSES, count_features=True)
+    images = torch.rand(2, 3, 32, 32)
+    questions = torch.stack([encode_question(Question("count", color="red"))] * 2)
+    cells = model.object_logits(images)
+    assert cells.shape == (2, OBJECT_CLASSES, 8, 8)
+    (model(images, questions).sum() + cells.sum()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model.classify[0].in_features == 2 * 16 + 16 + 2  # two glimpses' features, the question, two masses
+
+
+def test_the_attention_mass_counts_where_the_average_cannot():
+    obj, empty = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])
+    one = torch.stack([obj, empty, empty, empty], 1)[None]  # (1, D=2, N=4): one object among 4 cells
+    two = torch.stack([obj, obj, empty, empty], 1)[None]  # two alike objects
+    attend = lambda grid: torch.where(grid.abs().sum(1, keepdim=True) > 0, 20.0, -20.0)  # noqa: E731  (1, 1, 4)
+    (avg_one, mass_one), (avg_two, mass_two) = readout(one, attend(one)), readout(two, attend(two))
+    assert torch.allclose(avg_one, obj[None], atol=1e-6) and torch.allclose(avg_two, avg_one, atol=1e-6)
+    assert mass_one.item() == pytest.approx(1, abs=1e-6) and mass_two.item() == pytest.approx(2, abs=1e-6)
 
 
 def test_short_training_beats_majority_answer():

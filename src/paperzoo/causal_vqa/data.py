@@ -86,6 +86,22 @@ def edits_of(examples: list[Example], kind: str, max_area: float = 0.1) -> list[
     return out
 
 
+GRID_CELL = 4  # pixels per cell of the model's image grid (two 2x2 poolings)
+OBJECT_CLASSES = 2 + len(SHAPES) * len(COLORS)  # none, the cue, every shape and colour
+
+
+def object_grid(scene: Scene) -> Tensor:
+    """Which object has its centre in each cell of the model's image grid: (H/4, W/4) class ids, 0 = none, 1 = the
+    cue, 2 + shape * colours + colour otherwise. Boxes keep a 1-pixel gap, so centres lie >= 8 pixels apart (in x or y) and
+    never share a 4-pixel cell."""
+    side = scene.image_size // GRID_CELL
+    grid = torch.zeros(side, side, dtype=torch.long)
+    for obj in scene.objects:
+        label = 1 if obj.is_cue else 2 + SHAPES.index(obj.shape) * len(COLORS) + list(COLORS).index(obj.color)
+        grid[obj.y // GRID_CELL, obj.x // GRID_CELL] = label
+    return grid
+
+
 def encode_question(question: Question) -> Tensor:
     index = {w: i + 1 for i, w in enumerate(WORDS)}  # 0 = padding
     tokens = [index[w] for w in question.text.split()]

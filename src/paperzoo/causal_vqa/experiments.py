@@ -12,8 +12,8 @@ from pathlib import Path
 from paperzoo import plotting
 from paperzoo.catalog import CliVerb, TrainSpec
 from paperzoo.causal_vqa.files import match_pairs, read_results
-from paperzoo.causal_vqa.metrics import flip_metrics
-from paperzoo.causal_vqa.data import edits_of
+from paperzoo.causal_vqa.metrics import flip_metrics, flipped_when_right
+from paperzoo.causal_vqa.data import Example, edits_of, make_examples
 from paperzoo.causal_vqa.train import CausalVQAConfig, CausalVQAMethod, cue_reliance, edit_metrics, edit_pairs
 from paperzoo.claims import Claim, Measurement, RunContext
 from paperzoo.criteria import Effect, Precondition, all_of, at_least, at_most, beats, decide, no_worse
@@ -32,12 +32,20 @@ CUE_BIAS = 0.9  # P(cue | yes) = P(no cue | no) in the training (and test) scene
 # the cue-reliance precondition checks it on every run (docs/causal_vqa.md)
 
 
+OBJECT_LOSS = 1.0  # the per-cell object loss, and the attention mass for the classifier: a model that counts
+# (pilots in docs/results/protocol-changes.md, 2026-12-06, issue 34: plain SAAA stayed at 22-26% on the CV
+# originals; with both, 31% at 800 steps and 68% at 2,400)
+STANDARD_STEPS = 2400
+STANDARD_LOOKS = {"standard": (3,)}  # three models per seed at 2,400 steps fill standard's budget at 3 seeds
+
+
 def _config(ctx: RunContext, seed: int, augment: bool, blind: bool = False) -> CausalVQAConfig:
     return CausalVQAConfig(
         train_examples=ctx.pick(200, 8000, 30_000), test_examples=ctx.pick(100, 600, 5000), augment=augment,
-        blind=blind, cue_bias=CUE_BIAS, data_seed=derive_seed(seed, 0) % 2**31,
-        train=TrainConfig(steps=ctx.pick(20, 800, 6000), batch_size=64, lr=3e-3, schedule="cosine", log_every=50,
-                          seed=seed, progress=False))
+        blind=blind, cue_bias=CUE_BIAS, object_loss=OBJECT_LOSS, count_features=True,
+        data_seed=derive_seed(seed, 0) % 2**31,
+        train=TrainConfig(steps=ctx.pick(20, 800, 6000, standard=STANDARD_STEPS), batch_size=64, lr=3e-3,
+                          schedule="cosine", log_every=50, seed=seed, progress=False))
 
 
 def _blind(ctx: RunContext, seed: int) -> dict:
@@ -57,9 +65,17 @@ def _blind_acc(ctx: RunContext, seed: int) -> float:
     return _blind(ctx, seed)["test_acc"]
 
 
+def _cue_probe(cfg: CausalVQAConfig) -> list[Example]:
+    """Scenes drawn like the test scenes but held out from every flip evaluation (their own seed), on which cue
+    reliance is measured: the precondition of `flips_follow_bias` is then shown on other pairs than the flips it
+    judges, so it does not imply them."""
+    return make_examples(cfg.test_examples, cfg.data_seed + 20_000, cfg.cue_bias, cfg.image_size)
+
+
 def _measure(ctx: RunContext, seed: int, augment: bool) -> dict:
     """Train one model and score it on the test scenes, the IV edits of its image-dependent questions, all CV
-    edits (removing a counted object changes the answer: every CV question depends on the image), and the cue."""
+    edits (removing a counted object changes the answer: every CV question depends on the image), and the cue
+    (on held-out scenes)."""
     def build():
         cfg = _config(ctx, seed, augment)
         method = CausalVQAMethod(cfg)
@@ -73,11 +89,13 @@ def _measure(ctx: RunContext, seed: int, augment: bool) -> dict:
         cue = [p for e, p in yes_no if e.removed_cue]
         other = [p for e, p in yes_no if not e.removed_cue]
         share = lambda ps: sum(p.pred_original != p.pred_edited for p in ps) / max(1, len(ps))  # noqa: E731
-        return {"test_acc": sum(correct) / len(correct), "iv": flip_metrics("iv", iv_pairs), "cv": cv,
+        iv = flip_metrics("iv", iv_pairs)
+        return {"test_acc": sum(correct) / len(correct), "iv": iv, "cv": cv,
+                "iv_flipped_when_right": flipped_when_right(iv),
                 "image_dependent_acc": sum(correct[i] for i in dependent) / max(1, len(dependent)),
                 "image_dependent_questions": len(dependent), "flips_cue_removed": share(cue),
                 "flips_other_removed": share(other), "pairs_cue_removed": len(cue), "pairs_other_removed": len(other),
-                **cue_reliance(model, method.test_examples)}
+                **cue_reliance(model, _cue_probe(cfg))}
     return ctx.shared(f"causal_vqa/{seed}/{augment}", build)
 
 
@@ -97,7 +115,9 @@ def _run_flips(ctx: RunContext) -> Measurement:
         m = _measure(ctx, seed, augment=False)
         return {"test_acc": m["test_acc"], "blind_acc": _blind_acc(ctx, seed),
                 "image_dependent_acc": m["image_dependent_acc"], "iv_flipped": m["iv"]["flipped"],
-                "cv_consistency": m["cv"]["consistency"], "cv_accuracy_original": m["cv"]["accuracy_original"]}
+                "iv_flipped_when_right": m["iv_flipped_when_right"], "iv_pairs": m["iv"]["pairs"],
+                "cv_consistency": m["cv"]["consistency"], "cv_accuracy_original": m["cv"]["accuracy_original"],
+                "cv_pairs": m["cv"]["pairs"]}
 
     per_seed = ctx.over_seeds(measure, "VQA models")
     first = _measure(ctx, ctx.seeds[0], augment=False)
@@ -189,26 +209,62 @@ def _check_augmentation(m: dict):
 
 
 CV_MEANINGFUL_ACCURACY = 0.5
+GOOD_ACCURACY = 0.5
+IV_FLIPS_WHEN_RIGHT = 0.02
+CV_CONSISTENCY_AT_MOST = 0.9
+
+
+def _reads_the_image_well() -> Precondition:
+    return Precondition(
+        f"the model is good at what the claim is about ('even at good accuracy'): it answers >= "
+        f"{GOOD_ACCURACY:.0%} of the image-dependent questions right over seeds (each seed scores its own test "
+        f"scenes), where the question-only baseline scores 0; a weak model guesses there, and any edit changes a "
+        f"guess, so its flips are no evidence",
+        lambda m: at_least("image-dependent accuracy", m["image_dependent_acc"], GOOD_ACCURACY))
+
+
+def _can_count(*who: str) -> Precondition:
+    prefixes = who or ("",)
+    return Precondition(
+        f"{'both models' if who else 'the model'} can count, so CV consistency means something: accuracy on the CV "
+        f"questions' originals >= {CV_MEANINGFUL_ACCURACY:.0%} over seeds (each seed scores its own test scenes)",
+        lambda m: all_of(*(at_least(f"{p or 'the model'} CV originals accuracy".lstrip(),
+                                    m[f"{p}_cv_accuracy_original" if p else "cv_accuracy_original"],
+                                    CV_MEANINGFUL_ACCURACY) for p in prefixes)))
+
 
 CLAIMS = [
     Claim(
         id="causal_vqa.edits_flip_answers",
         paper=PAPER,
         statement="A VQA model trained on the original scenes changes a measurable share of its answers when an "
-                  "object irrelevant to the question is removed (IV), and is inconsistent when one counted object "
-                  "is removed (CV), even at good accuracy.",
+                  "object irrelevant to the question is removed (IV), even at good accuracy.",
         paper_reports="IV flips 6.5% of pairs for SNMN (official notebook: pos->neg 2.8%, neg->pos 2.5%, neg->neg "
-                      "1.1%); CV consistency far from 100% for every model",
-        criterion="over seeds (95% t-intervals): IV flipped >= 2% of the pairs of image-dependent questions (those "
-                  "the question-only baseline gets wrong) and CV consistency <= 90% of all CV pairs",
+                      "1.1%)",
+        criterion=f"over seeds (95% t-intervals), on the image-dependent questions (those the question-only "
+                  f"baseline gets wrong): of the IV pairs whose original the model answers right, >= "
+                  f"{IV_FLIPS_WHEN_RIGHT:.0%} flip (an absolute threshold below the paper's: SNMN turns 2.8% of all "
+                  f"its pairs from right to wrong)",
         run=_run_flips,
         kind="empirical",
-        check=lambda m: decide(at_least("IV flipped share (image-dependent)", m["iv_flipped"], 0.02),
-                               at_most("CV consistency", m["cv_consistency"], 0.9)),
-        preconditions=(_uses_image(), Precondition(
-            f"the model can count, so CV consistency means something: its accuracy on the CV questions' originals "
-            f"is >= {CV_MEANINGFUL_ACCURACY:.0%} over seeds",
-            lambda m: at_least("CV originals accuracy", m["cv_accuracy_original"], CV_MEANINGFUL_ACCURACY))),
+        looks=STANDARD_LOOKS,
+        check=lambda m: at_least("IV flipped share of right answers (image-dependent)", m["iv_flipped_when_right"],
+                                 IV_FLIPS_WHEN_RIGHT),
+        preconditions=(_uses_image(), _reads_the_image_well()),
+    ),
+    Claim(
+        id="causal_vqa.counts_inconsistent",
+        paper=PAPER,
+        statement="A VQA model trained on the original scenes is inconsistent when one counted object is removed "
+                  "(CV): its count does not drop by one.",
+        paper_reports="CV consistency far from 100% for every model (Sec. 4)",
+        criterion=f"over seeds (95% t-intervals): CV consistency <= {CV_CONSISTENCY_AT_MOST:.0%} of all CV pairs (an "
+                  f"absolute threshold for 'far from 100%')",
+        run=_run_flips,
+        kind="empirical",
+        looks=STANDARD_LOOKS,
+        check=lambda m: at_most("CV consistency", m["cv_consistency"], CV_CONSISTENCY_AT_MOST),
+        preconditions=(_uses_image(), _can_count()),
     ),
     Claim(
         id="causal_vqa.flips_follow_bias",
@@ -222,10 +278,11 @@ CLAIMS = [
         run=_run_bias,
         check=_check_bias,
         kind="empirical",
+        looks=STANDARD_LOOKS,
         preconditions=(_uses_image(), Precondition(
-            f"the model learned the spurious cue: asked every yes/no test question whose scene has the cue with "
-            f"and without it, its accuracy where the cue's presence agrees with the answer exceeds that where it "
-            f"disagrees by >= {CUE_RELIANCE * 100:.0f} points over seeds",
+            f"the model learned the spurious cue: asked every yes/no question of held-out scenes (not those whose "
+            f"flips are judged) that has the cue, with and without it, its accuracy where the cue's presence agrees "
+            f"with the answer exceeds that where it disagrees by >= {CUE_RELIANCE * 100:.0f} points over seeds",
             lambda m: at_least("cue reliance", m["cue_reliance"], CUE_RELIANCE))),
     ),
     Claim(
@@ -241,13 +298,10 @@ CLAIMS = [
         run=_run_augmentation,
         check=_check_augmentation,
         kind="empirical",
+        looks=STANDARD_LOOKS,
         preconditions=(_uses_image("base_test_acc", "the model trained on originals"),
                        _uses_image("aug_test_acc", "the model trained with edits"),
-                       Precondition(f"both models can count, so CV consistency means something: accuracy on the CV "
-                                    f"questions' originals >= {CV_MEANINGFUL_ACCURACY:.0%} over seeds",
-                                    lambda m: all_of(*(at_least(f"{name} CV originals accuracy",
-                                                                m[f"{name}_cv_accuracy_original"],
-                                                                CV_MEANINGFUL_ACCURACY) for name in ("base", "aug"))))),
+                       _can_count("base", "aug")),
     ),
 ]
 

@@ -94,3 +94,11 @@ def flip_metrics(kind: str, pairs: Sequence[Pair]) -> dict[str, float]:
     out = _split(rows, n, out)
     out["consistency"] = out["same"]
     return out
+
+
+def flipped_when_right(iv: dict[str, float]) -> float:
+    """Of the IV pairs whose original the model answered right, the share whose edited answer differs (pos->neg and
+    pos->pos), from the counts of `flip_metrics("iv", ...)`; nan when it answered none right."""
+    flipped = iv["pos_to_neg_count"] + iv["pos_to_pos_count"]
+    right = flipped + iv["same_right_count"]
+    return flipped / right if right else float("nan")

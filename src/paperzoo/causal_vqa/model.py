@@ -34,7 +34,8 @@ class SAAA(nn.Module):
     `glimpses` attention maps.
     """
 
-    def __init__(self, vocab_size: int, answers: int, dim: int = 64, glimpses: int = 2, word_dim: int = 32):
+    def __init__(self, vocab_size: int, answers: int, dim: int = 64, glimpses: int = 2, word_dim: int = 32,
+                 object_classes: int = 0, count_features: bool = False):
         super().__init__()
         self.cnn = nn.Sequential(
             conv_pool_bn(3, 16),  # (B, 16, H/2, W/2)
@@ -44,8 +45,11 @@ class SAAA(nn.Module):
         self.embed = nn.Embedding(vocab_size + 1, word_dim, padding_idx=0)
         self.lstm = nn.LSTM(word_dim, dim, batch_first=True)
         self.attend = nn.Sequential(nn.Conv2d(2 * dim, dim, 1), nn.ReLU(), nn.Conv2d(dim, glimpses, 1))
-        self.classify = nn.Sequential(nn.Linear(glimpses * dim + dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, answers))
-        self.glimpses = glimpses
+        counts = glimpses if count_features else 0
+        self.classify = nn.Sequential(nn.Linear(glimpses * dim + dim + counts, 2 * dim), nn.ReLU(),
+                                      nn.Linear(2 * dim, answers))
+        self.objects = nn.Conv2d(dim, object_classes, 1) if object_classes else None
+        self.glimpses, self.count_features = glimpses, count_features
 
     def encode_question(self, questions: Tensor) -> Tensor:
         """The LSTM's last hidden state of each question: token ids (B, L), 0 = padding -> (B, dim)."""
@@ -56,7 +60,7 @@ class SAAA(nn.Module):
         return h[-1]  # (B, dim)
 
     def attention(self, images: Tensor, questions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(grid features (B, dim, h*w), question (B, dim), attention weights (B, glimpses, h*w)). One image
+        """(grid features (B, dim, h*w), question (B, dim), attention logits (B, glimpses, h*w)). One image
         (1, 3, H, W) is shared by every question: the question-only baseline passes one blank image."""
         if images.dim() != 4 or questions.dim() != 2 or len(images) not in (1, len(questions)):
             raise ValueError(f"expected images (B, 3, H, W) or (1, 3, H, W) and questions (B, L), got "
@@ -66,12 +70,25 @@ class SAAA(nn.Module):
         q = self.encode_question(questions)  # (B, dim)
         tiled = q[:, :, None, None].expand(-1, -1, *grid.shape[2:])  # (B, dim, h, w)
         logits = self.attend(torch.cat([grid, tiled], 1)).flatten(2)  # (B, glimpses, h*w)
-        return grid.flatten(2), q, logits.softmax(-1)
+        return grid.flatten(2), q, logits
 
     def forward(self, images: Tensor, questions: Tensor) -> Tensor:
-        features, q, weights = self.attention(images, questions)
-        attended = torch.einsum("bgn,bdn->bgd", weights, features).flatten(1)  # (B, glimpses * dim)
-        return self.classify(torch.cat([attended, q], 1))  # (B, answers)
+        features, q, logits = self.attention(images, questions)
+        attended, mass = readout(features, logits)
+        return self.classify(torch.cat([attended, q, *([mass] if self.count_features else [])], 1))  # (B, answers)
+
+    def object_logits(self, images: Tensor) -> Tensor:
+        """Per-cell object classes of the image grid: (B, 3, H, W) -> (B, object_classes, H/4, W/4)."""
+        return self.objects(self.cnn((images - PIXEL_MEAN) / PIXEL_STD))
+
+
+def readout(features: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
+    """What the glimpses read from the grid: features (B, D, N) and attention logits (B, G, N) -> the softmax
+    average of the features per glimpse (B, G * D), SAAA's Eq. 4, and the attention mass per glimpse (B, G), the
+    sum of the sigmoid of the logits. An average is the same for one attended object and for two alike ones (why
+    softmax attention counts poorly, Zhang et al., ICLR 2018); the mass grows with their number."""
+    attended = torch.einsum("bgn,bdn->bgd", logits.softmax(-1), features).flatten(1)  # (B, G * D)
+    return attended, logits.sigmoid().sum(-1)  # (B, G * D), (B, G)
 
 
 def symmetric_kl(logits_a: Tensor, logits_b: Tensor) -> Tensor:

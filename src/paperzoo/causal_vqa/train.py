@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from paperzoo.causal_vqa.data import WORDS, Edit, Example, edits_of, make_examples, tensors
+from paperzoo.causal_vqa.data import OBJECT_CLASSES, WORDS, Edit, Example, edits_of, make_examples, object_grid, tensors
 from paperzoo.causal_vqa.metrics import Pair, flip_metrics
 from paperzoo.causal_vqa.model import SAAA, symmetric_kl
 from paperzoo.causal_vqa.questions import ANSWERS
@@ -52,6 +52,12 @@ class CausalVQAConfig:
     """Remove only objects covering at most this fraction of the image (the paper's 10%)."""
     dim: int = 64
     """Width of the model (image grid channels and LSTM state)."""
+    object_loss: float = 0.0
+    """Weight of the auxiliary loss that names the object centred in each cell of the image grid (the scene graph's
+    shape and colour), a stand-in for the object-supervised features of the paper's models; 0 = none."""
+    count_features: bool = False
+    """Give the classifier each glimpse's attention mass (the sum of sigmoid attention logits), which can count
+    where the softmax average cannot."""
     data_seed: int = 0
     """Seed of the generated scenes and questions."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500, batch_size=64, lr=2e-3,
@@ -85,7 +91,10 @@ def training_tensors(examples: list[Example], seed: int, max_area: float) -> Ten
     edited = tensors(scenes, [e.question for e in examples], answers)
     kinds = torch.tensor([{"iv": IV, "cv": CV}[chosen[i].kind] if i in chosen else NO_EDIT
                           for i in range(len(examples))])
-    return TensorDataset(original.images, original.questions, original.answers, edited.images, edited.answers, kinds)
+    grids = torch.stack([object_grid(e.scene) for e in examples])  # (n, H/4, W/4)
+    edited_grids = torch.stack([object_grid(s) for s in scenes])
+    return TensorDataset(original.images, original.questions, original.answers, edited.images, edited.answers, kinds,
+                         grids, edited_grids)
 
 
 def blank(images: Tensor) -> Tensor:
@@ -111,31 +120,40 @@ class CausalVQAMethod:
                              [e.answer for e in self.test_examples])
 
     def build_model(self) -> nn.Module:
-        return SAAA(len(WORDS), len(ANSWERS), self.cfg.dim)
+        return SAAA(len(WORDS), len(ANSWERS), self.cfg.dim, object_classes=OBJECT_CLASSES if self.cfg.object_loss and not
+                    self.cfg.blind else 0, count_features=self.cfg.count_features)
 
     def train_dataset(self):
         return self._train
 
     def training_step(self, model: nn.Module, batch) -> StepOutput:
-        images, questions, answers, edited_images, edited_answers, kinds = batch
+        images, questions, answers, edited_images, edited_answers, kinds, grids, edited_grids = batch
         if self.cfg.blind:
             images = blank(images)
         if not self.cfg.augment:
             logits = model(images, questions)
-            loss = F.cross_entropy(logits, answers)
+            loss = F.cross_entropy(logits, answers) + self._object_loss(model, images, grids)
             return StepOutput(loss, {"acc": (logits.argmax(1) == answers).float().mean()})
         half = max(1, len(answers) // 2)  # B/2 items, each with its original and its edited image: B images
-        images, questions, answers, edited_images, edited_answers, kinds = (
-            t[:half] for t in (images, questions, answers, edited_images, edited_answers, kinds))
-        logits = model(torch.cat([images, edited_images]), torch.cat([questions, questions]))  # (2B, answers)
+        images, questions, answers, edited_images, edited_answers, kinds, grids, edited_grids = (
+            t[:half] for t in (images, questions, answers, edited_images, edited_answers, kinds, grids, edited_grids))
+        both = torch.cat([images, edited_images])  # (B, 3, H, W)
+        logits = model(both, torch.cat([questions, questions]))  # (B, answers)
         original, edited = logits.chunk(2)
         has_edit = (kinds != NO_EDIT).float()
         loss = F.cross_entropy(original, answers) + \
             (F.cross_entropy(edited, edited_answers, reduction="none") * has_edit).sum() / has_edit.sum().clamp(min=1)
+        loss = loss + self._object_loss(model, both, torch.cat([grids, edited_grids]))
         if self.cfg.consistency > 0:
             iv = (kinds == IV).float()
             loss = loss + self.cfg.consistency * (symmetric_kl(original, edited) * iv).sum() / iv.sum().clamp(min=1)
         return StepOutput(loss, {"acc": (original.argmax(1) == answers).float().mean()})
+
+    def _object_loss(self, model: nn.Module, images: Tensor, grids: Tensor) -> Tensor:
+        """The weighted cross-entropy of the per-cell object classes (0 without the auxiliary loss, or blind)."""
+        if not self.cfg.object_loss or self.cfg.blind:
+            return torch.zeros(())
+        return self.cfg.object_loss * F.cross_entropy(model.object_logits(images), grids)  # over (B, h, w) cells
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         return {"test_acc": float((self.test_predictions(model, device) == self._test.answers).float().mean())}
