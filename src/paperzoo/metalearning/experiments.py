@@ -24,11 +24,14 @@ from paperzoo.catalog import TrainSpec
 from paperzoo.claims import Claim, Measurement, RunContext
 from paperzoo.criteria import (Effect, Precondition, at_least, beats, decide, every_seed, late_trend, no_worse, plateau,
                                ratio_at_least)
+from paperzoo.data.episodes import EpisodeSampler
 from paperzoo.data.glyphs import alphabet_splits
 from paperzoo.engine.trainer import TrainConfig, Trainer
 from paperzoo.metalearning.methods import (FewShotData, MamlConfig, MamlMethod, ProtoNetConfig, ProtoNetMethod,
-                                           TransferConfig, TransferMethod, load_characters, pixel_nn_accuracies)
+                                           TransferConfig, TransferMethod, load_characters, pixel_nn_accuracies,
+                                           val_centroid_accuracy)
 from paperzoo.metalearning.profiling import graph_saved_bytes, median_seconds
+from paperzoo.report import format_number
 
 PAPER = "Finn et al. 2017 (MAML, arXiv 1703.03400); Snell et al. 2017 (ProtoNets, arXiv 1703.05175)"
 SHOTS = (1, 5)
@@ -40,26 +43,36 @@ META_GAIN = Effect(0.02, "a practical bound: 2 points of 5-way accuracy (Chen et
                          "points)")
 TRANSDUCTIVE_GAIN = Effect(0.01, "a practical bound: 1 point of accuracy (the Reptile paper reports a few points)")
 PLATEAU_MEASURE = "the least-squares trend of the logged meta-train query accuracy over the second half of training"
+VAL_MEASURE = ("the least-squares trend, over the second half of training, of 5-way 1-shot nearest-centroid accuracy on "
+               "the validation alphabets (held out from training and testing; the same episodes at every evaluation)")
 
 
 def _scale(ctx: RunContext) -> dict:
     """The quick preset's MAML inner learning rate is 0.1, not the paper's 0.4: in the one-seed pilot at this budget
     (16 channels, meta-batch 4) first-order MAML at 0.4 stayed near 0.4 accuracy after 600 meta-steps, and both
     orders trained faster at 0.1 (docs/metalearning.md). 5-shot MAML steps cost about three 1-shot steps (25 support
-    images per task, differentiated twice), hence its smaller meta-batch."""
+    images per task, differentiated twice), hence its smaller meta-batch. Baseline++ trains for its own steps on the
+    meta-train images (ProtoNet's examples per step): quick's 750 are ~3.6 passes, where its held-out curve still
+    rises (quick does not decide meta_vs_transfer); standard's 2,400 reach its plateau."""
     return ctx.pick(
         smoke=dict(glyphs=dict(max_alphabets=12, max_per_alphabet=10, renderings=10), channels=8, proto_way=5,
-                   proto_steps=12, maml_steps={1: 12, 5: 6}, meta_batch={1: 2, 5: 2}, transductive_steps=12,
+                   proto_steps=12, transfer_steps=20,
+                   maml_steps={1: 12, 5: 6}, meta_batch={1: 2, 5: 2}, transductive_steps=12,
                    test_queries=5, episodes=20, test_steps=1, inner_lr=0.1, lr=3e-3, task_chunk=0),
-        quick=dict(glyphs={}, channels=16, proto_way=20, proto_steps=150, maml_steps={1: 300, 5: 150},
+        quick=dict(glyphs={}, channels=16, proto_way=20, proto_steps=150, transfer_steps=750,
+                   maml_steps={1: 300, 5: 150},
                    meta_batch={1: 4, 5: 2}, transductive_steps=100, test_queries=5, episodes=100, test_steps=1,
                    inner_lr=0.1, lr=3e-3, task_chunk=0),
-        # standard: quick's models trained 3x longer (at quick's length the meta-train accuracy of ProtoNet and both
-        # MAMLs still rose by 2-10 points per 30% of training, at standard's 8 seeds too)
-        standard=dict(glyphs={}, channels=16, proto_way=20, proto_steps=450, maml_steps={1: 900, 5: 450},
+        # standard: ProtoNet 3x quick's steps, MAML 6x (at quick's length the meta-train accuracy of ProtoNet and both
+        # MAMLs still rose by 2-10 points per 30% of training; at 3x, first-order MAML still rose by ~5); Baseline++
+        # 2,400 steps (~11 passes over the meta-train images): its held-out curve flattens there (one-seed pilot, see
+        # docs/results/protocol-changes.md)
+        standard=dict(glyphs={}, channels=16, proto_way=20, proto_steps=450, transfer_steps=2400,
+                      maml_steps={1: 1800, 5: 900},
                       meta_batch={1: 4, 5: 2}, transductive_steps=100, test_queries=5, episodes=100, test_steps=1,
                       inner_lr=0.1, lr=3e-3, task_chunk=0),
-        full=dict(glyphs={}, channels=64, proto_way=60, proto_steps=20_000, maml_steps={1: 60_000, 5: 60_000},
+        full=dict(glyphs={}, channels=64, proto_way=60, proto_steps=20_000, transfer_steps=20_000,
+                  maml_steps={1: 60_000, 5: 60_000},
                   meta_batch={1: 32, 5: 32}, transductive_steps=60_000, test_queries=15, episodes=1000, test_steps=3,
                   inner_lr=0.4, lr=1e-3, task_chunk=0),
     )
@@ -86,13 +99,34 @@ def _train_cfg(ctx: RunContext, steps: int, batch: int, seed: int) -> TrainConfi
                        seed=seed, progress=False)
 
 
-def _fit(method, train: TrainConfig) -> dict:
+def _val_sampler(ctx: RunContext, seed: int) -> EpisodeSampler:
+    """5-way 1-shot episodes of the validation alphabets, the ones every held-out curve of a seed is read on."""
+    return EpisodeSampler(_chars(ctx, seed).labels, _chars(ctx, seed).split("val"), 5, 1, _scale(ctx)["test_queries"],
+                          seed=seed + 20_000)
+
+
+def _fit(method, train: TrainConfig, probe=None) -> dict:
+    """Train; the logged training loss and accuracy and their late trend. With `probe(model) -> float`, also the
+    held-out curve `val_curve` (steps, values), read at every log step, and its late trend; the probes' seconds are
+    not counted in the training seconds."""
+    val_steps, val_accs, probe_seconds = [], [], []
+
+    def record(state):
+        if state.phase == "train":
+            started = time.perf_counter()
+            val_steps.append(state.step)
+            val_accs.append(probe(state.model))
+            probe_seconds.append(time.perf_counter() - started)
+
     started = time.perf_counter()
-    result = Trainer(method, train).fit()
+    result = Trainer(method, train, callbacks=[record] if probe else []).fit()
     steps, losses = result.history.series("train", "loss")
     _, accs = result.history.series("train", "acc")
-    return {"model": result.model.eval(), "seconds": time.perf_counter() - started, "curve": (steps, losses),
-            "late_trend_pts": late_trend(steps, accs)}
+    run = {"model": result.model.eval(), "seconds": time.perf_counter() - started - sum(probe_seconds),
+           "curve": (steps, losses), "late_trend_pts": late_trend(steps, accs)}
+    if probe:
+        run["val_curve"], run["val_late_trend_pts"] = (val_steps, val_accs), late_trend(val_steps, val_accs)
+    return run
 
 
 def _mean(accs: torch.Tensor) -> float:
@@ -105,7 +139,9 @@ def _protonet(ctx: RunContext, seed: int) -> dict:
         cfg = ProtoNetConfig(data=_data(ctx, seed), channels=s["channels"], n_way=s["proto_way"], k_shot=5, n_query=5,
                              train=_train_cfg(ctx, s["proto_steps"], 1, seed))
         method = ProtoNetMethod(cfg, _chars(ctx, seed))
-        run = _fit(method, cfg.train)
+        val = _val_sampler(ctx, seed)
+        run = _fit(method, cfg.train, lambda model: val_centroid_accuracy(model.encoder, method.chars, val,
+                                                                            s["episodes"]))
         run["accs"] = method.accuracies(run["model"], torch.device("cpu"))
         run["examples"] = cfg.train.steps * cfg.n_way * (cfg.k_shot + cfg.n_query)
         return run
@@ -132,16 +168,20 @@ def _maml(ctx: RunContext, seed: int, k: int, first_order: bool = False, bn: str
 
 
 def _transfer(ctx: RunContext, seed: int) -> dict:
-    """Baseline++ pretrained on exactly ProtoNet's training examples: the same steps, the same images per step."""
+    """Baseline++ pretrained on ProtoNet's images (every meta-train class) for its own number of steps, chosen so that
+    its held-out curve flattens (docs/metalearning.md), with ProtoNet's examples per step."""
     def build():
         s = _scale(ctx)
         batch = s["proto_way"] * 10  # ProtoNet's examples per step: proto_way classes x (5 support + 5 query)
         cfg = TransferConfig(data=_data(ctx, seed), channels=s["channels"],
-                             train=_train_cfg(ctx, s["proto_steps"], batch, seed))
+                             train=_train_cfg(ctx, s["transfer_steps"], batch, seed))
         method = TransferMethod(cfg, _chars(ctx, seed))
-        run = _fit(method, cfg.train)
+        val = _val_sampler(ctx, seed)
+        run = _fit(method, cfg.train, lambda model: val_centroid_accuracy(model.encoder, method.chars, val,
+                                                                            s["episodes"]))
         run["accs"] = method.accuracies(run["model"], torch.device("cpu"))
         run["examples"] = cfg.train.steps * batch
+        run["epochs"] = run["examples"] / len(method.train_y)
         return run
 
     return ctx.shared(f"transfer/{seed}", build)
@@ -194,8 +234,8 @@ def _run_beats_pixels(ctx: RunContext) -> Measurement:
         chars = _chars(ctx, seed)
         pixels = pixel_nn_accuracies(chars, _data(ctx, seed))
         proto = _protonet(ctx, seed)["accs"]
-        row = {"max_late_trend_pts": max(_protonet(ctx, seed)["late_trend_pts"],
-                                           *(_maml(ctx, seed, k)["late_trend_pts"] for k in SHOTS))}
+        row = {"protonet_late_trend_pts": _protonet(ctx, seed)["val_late_trend_pts"],
+               **{f"maml_{k}shot_late_trend_pts": _maml(ctx, seed, k)["late_trend_pts"] for k in SHOTS}}
         for k in SHOTS:
             got = {"pixel_nn": _mean(pixels[k]), "protonet": _mean(proto[k]),
                    "maml": _mean(_maml(ctx, seed, k)["accs"])}
@@ -255,7 +295,7 @@ def _run_first_order(ctx: RunContext) -> Measurement:
         curves.setdefault("second-order", so["curve"])
         curves.setdefault("first-order", fo["curve"])
         return {"so_acc_1shot": _mean(so["accs"]), "fo_acc_1shot": _mean(fo["accs"]),
-                "max_late_trend_pts": max(so["late_trend_pts"], fo["late_trend_pts"]),
+                "so_late_trend_pts": so["late_trend_pts"], "fo_late_trend_pts": fo["late_trend_pts"],
                 "memory_ratio_fo_over_so": fo_mem / so_mem}
 
     per_seed = ctx.over_seeds(measure, "first/second-order MAML")
@@ -281,13 +321,19 @@ def _check_first_order(m: dict):
 def _run_meta_vs_transfer(ctx: RunContext) -> Measurement:
     accs: dict[str, dict[int, list[float]]] = {"protonet": {}, "maml": {}, "centroid": {}, "baseline++": {}}
     timings = {"protonet_train_s": [], "transfer_train_s": []}
+    val_curves: dict[str, list] = {"ProtoNet": [], "Baseline++ pretraining": []}
 
     def measure(seed: int) -> dict:
         proto, transfer = _protonet(ctx, seed), _transfer(ctx, seed)
         timings["protonet_train_s"].append(round(proto["seconds"], 1))
         timings["transfer_train_s"].append(round(transfer["seconds"], 1))
+        for name, run in (("ProtoNet", proto), ("Baseline++ pretraining", transfer)):
+            steps, val_accs = run["val_curve"]
+            per_step = run["examples"] / steps[-1]
+            val_curves[name].append(([step * per_step for step in steps], val_accs))
         row = {"transfer_over_protonet_examples": transfer["examples"] / proto["examples"],
-               "max_late_trend_pts": max(proto["late_trend_pts"], transfer["late_trend_pts"])}
+               "protonet_late_trend_pts": proto["val_late_trend_pts"],
+               "transfer_late_trend_pts": transfer["val_late_trend_pts"]}
         for k in SHOTS:
             got = {"protonet": _mean(proto["accs"][k]), "maml": _mean(_maml(ctx, seed, k)["accs"]),
                    "centroid": _mean(transfer["accs"]["centroid"][k]),
@@ -301,13 +347,30 @@ def _run_meta_vs_transfer(ctx: RunContext) -> Measurement:
 
     per_seed = ctx.over_seeds(measure, "meta-learning vs transfer")
     seed = ctx.seeds[0]
+    transfer = _transfer(ctx, seed)
     values = {"protonet_train_examples": _protonet(ctx, seed)["examples"],
-              "transfer_train_examples": _transfer(ctx, seed)["examples"],
+              "protonet_train_steps": _scale(ctx)["proto_steps"],
+              "transfer_train_examples": transfer["examples"], "transfer_train_steps": _scale(ctx)["transfer_steps"],
+              "transfer_train_epochs": round(transfer["epochs"], 2),
               "maml_train_examples": {k: _maml(ctx, seed, k)["examples"] for k in SHOTS}}
-    path = _bars(ctx.figure_path("meta_vs_transfer.png"),
-                 {"ProtoNet": accs["protonet"], "MAML": accs["maml"], "transfer: cosine centroid": accs["centroid"],
-                  "transfer: Baseline++ (new cosine head)": accs["baseline++"]}, "equal training examples")
-    return Measurement(values, [path], per_seed=per_seed, timings=timings)
+    paths = [_bars(ctx.figure_path("meta_vs_transfer.png"),
+                   {"ProtoNet": accs["protonet"], "MAML": accs["maml"], "transfer: cosine centroid": accs["centroid"],
+                    "transfer: Baseline++ (new cosine head)": accs["baseline++"]},
+                   "each trained to its plateau on the meta-train images"),
+             _val_curve_figure(ctx.figure_path("val_curves.png"), val_curves)]
+    return Measurement(values, paths, per_seed=per_seed, timings=timings)
+
+
+def _val_curve_figure(path, curves: dict[str, list]):
+    """The held-out curve of each model during training, one line per seed, against the training examples seen."""
+    fig, ax = plotting.figure(6.5, 3.2)
+    for (name, runs), color in zip(curves.items(), ("tab:blue", "tab:red")):
+        for i, (examples, accs) in enumerate(runs):
+            ax.plot(examples, accs, color=color, lw=1, alpha=0.7, label=name if i == 0 else None)
+    ax.set(xlabel="training examples seen (forward + backward)", ylabel="val. 5-way 1-shot centroid accuracy",
+           title="held-out curves during training (one line per seed)")
+    ax.legend(fontsize=7, loc="lower right")
+    return plotting.save(fig, path)
 
 
 def _check_meta_vs_transfer(m: dict):
@@ -348,6 +411,16 @@ def _run_transductive_bn(ctx: RunContext) -> Measurement:
                              "(reported beside the claim, not part of its criterion; trained for its own steps)")
 
 
+def _check_transductive_bn(m: dict):
+    honest, transductive = sum(m["support_trained_acc_1shot"]), sum(m["transductive_acc_1shot"])
+    n = len(m["gap"])
+    label = (f"accuracy gap, transductive - per-example BN (the model trained with query-batch BN, so per-example "
+             f"BN tests it off its training statistics: the gap holds that train/test mismatch too; the honest "
+             f"pipeline, trained and tested with support-set BN, reaches {format_number(honest / n)} against this "
+             f"model's {format_number(transductive / n)} transductive)")
+    return at_least(label, m["gap"], 0.0, strict=True, effect=TRANSDUCTIVE_GAIN)
+
+
 CLAIMS = [
     Claim(
         id="metalearning.beats_pixel_nn",
@@ -369,8 +442,9 @@ CLAIMS = [
                          lambda m: at_least("min(ProtoNet, MAML) accuracy, 1-shot",
                                             [min(a, b) for a, b in zip(m["protonet_acc_1shot"],
                                                                        m["maml_acc_1shot"])], 0.5)),
-            plateau("ProtoNet, MAML 1-shot and MAML 5-shot (the largest gain of the three)",
-                    ("max_late_trend_pts",), measure=PLATEAU_MEASURE),
+            plateau("ProtoNet", ("protonet_late_trend_pts",), measure=VAL_MEASURE),
+            plateau("MAML 1-shot and MAML 5-shot (each)", tuple(f"maml_{k}shot_late_trend_pts" for k in SHOTS),
+                    measure=PLATEAU_MEASURE),
         ),
     ),
     Claim(
@@ -388,30 +462,30 @@ CLAIMS = [
         preconditions=(
             Precondition("second-order MAML trained: 1-shot accuracy >= 0.5 (chance 0.2)",
                          lambda m: at_least("second-order accuracy, 1-shot", m["so_acc_1shot"], 0.5)),
-            plateau("both orders (the larger gain of the two)", ("max_late_trend_pts",), measure=PLATEAU_MEASURE),
+            plateau("both orders (each)", ("so_late_trend_pts", "fo_late_trend_pts"), measure=PLATEAU_MEASURE),
         ),
     ),
     Claim(
         id="metalearning.meta_vs_transfer",
         paper=PAPER,
-        statement="At equal training compute, meta-learning (ProtoNet) beats the strong pretrain-then-adapt transfer "
-                  "baseline (Baseline++: cosine-classifier pretraining, a new cosine head fitted on the support set) "
-                  "at 1 and 5 shots.",
+        statement="Meta-learning (ProtoNet) beats the strong pretrain-then-adapt transfer baseline (Baseline++: "
+                  "cosine-classifier pretraining, a new cosine head fitted on the support set) at 1 and 5 shots, each "
+                  "trained to its plateau on the same meta-train images.",
         paper_reports="meta-learning papers report it; Chen et al. 2019 (arXiv 1904.04232) find Baseline++ "
                       "competitive with ProtoNet and MAML on Conv-4 backbones",
         criterion="ProtoNet accuracy - Baseline++ accuracy > 0 (paired over seeds, 95% interval), at 1-shot and at "
-                  "5-shot; equal compute by construction (Baseline++ pretrains on exactly as many examples as "
-                  "ProtoNet trains on, forward + backward through the same Conv-4: counts reported, seconds in the "
-                  "timings); MAML and the cosine nearest-centroid are reported; smallest effect 2 points (a "
-                  "practical bound); Holm over the two",
+                  "5-shot; both train on the same meta-train images through the same Conv-4, each for its own steps "
+                  "to its plateau (Baseline++ for more: a ~2,000-way classifier; the examples of both are reported, "
+                  "seconds in the timings); MAML and the cosine nearest-centroid are reported; smallest effect 2 "
+                  "points (a practical bound); Holm over the two",
         run=_run_meta_vs_transfer,
         check=_check_meta_vs_transfer,
         kind="empirical",
         preconditions=(
             Precondition("the baseline trained: Baseline++ 1-shot accuracy >= 0.5 (chance 0.2)",
                          lambda m: at_least("Baseline++ accuracy, 1-shot", m["transfer_finetune_acc_1shot"], 0.5)),
-            plateau("ProtoNet and Baseline++ pretraining (the larger gain of the two)", ("max_late_trend_pts",),
-                    measure=PLATEAU_MEASURE),
+            plateau("ProtoNet and Baseline++ pretraining (each)", ("protonet_late_trend_pts", "transfer_late_trend_pts"),
+                    measure=VAL_MEASURE),
         ),
     ),
     Claim(
@@ -423,8 +497,7 @@ CLAIMS = [
         criterion="per-seed mean paired gap (transductive - per-example, the same episodes) > 0 on its 95% interval "
                   "over seeds (smallest effect 1 point, a practical bound)",
         run=_run_transductive_bn,
-        check=lambda m: at_least("accuracy gap, transductive - per-example BN", m["gap"], 0.0, strict=True,
-                                 effect=TRANSDUCTIVE_GAIN),
+        check=_check_transductive_bn,
         kind="empirical",
         preconditions=(
             Precondition("the model trained: per-example 1-shot accuracy >= 0.4 (chance 0.2)",

@@ -307,6 +307,15 @@ class TransferMethod:
         return {**summarise(accs["centroid"], "centroid_"), **summarise(accs["finetune"], "finetune_")}
 
 
+def val_centroid_accuracy(encoder: nn.Module, chars: CharacterSet, sampler: EpisodeSampler, episodes: int) -> float:
+    """Mean nearest-centroid accuracy of `encoder`'s features on `episodes` episodes of `sampler` (drawn from the
+    validation alphabets, neither trained on nor tested on): the held-out curve a training run's plateau is read from.
+    BN in eval mode; the encoder's mode is restored."""
+    only = torch.isin(chars.labels, torch.as_tensor(sampler.classes))
+    features = embed(encoder, chars.images, only=only)  # (N, D), zero outside the sampler's classes
+    return feature_accuracies(protonet_logits, features, sampler, episodes).double().mean().item()
+
+
 def pixel_nn_accuracies(chars: CharacterSet, cfg: FewShotData) -> dict[int, torch.Tensor]:
     """The pixel-space nearest-neighbour baseline (Vinyals et al. 2016, Table 1: 'Pixels')."""
     pixels = as_float(chars.images).flatten(1)  # (N, H * W)
