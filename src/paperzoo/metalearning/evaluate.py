@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from paperzoo.data.episodes import EpisodeSampler, as_float
+from paperzoo.engine.dry_run import dry_run_steps
 from paperzoo.metalearning.protonet import prototypes
 
 
@@ -75,7 +76,7 @@ def cosine_head_logits(support_f: torch.Tensor, support_y: torch.Tensor, query_f
         return scale * f @ F.normalize(w, dim=-1).transpose(-1, -2)  # (T, rows, N)
 
     with torch.enable_grad():
-        for _ in range(steps):
+        for _ in range(dry_run_steps(steps)):
             loss = F.cross_entropy(logits(sf).flatten(0, 1), support_y.flatten())
             opt.zero_grad()
             loss.backward()
