@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from paperzoo.engine.dry_run import dry_run_steps
+
 SCHEMA = 1
 MEMORY_UNAVAILABLE = "skipped: peak resident memory needs Linux /proc"
 
@@ -81,9 +83,11 @@ def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 def interleaved(measures: dict[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
     """{variant: [value of each repeat]}: every variant once per repeat, the order reversed every other repeat,
-    after `warmup` unrecorded rounds."""
+    after `warmup` unrecorded rounds (a dry run: its cap of repeats, no warm-up)."""
     names = list(measures)
     values: dict[str, list[float]] = {name: [] for name in names}
+    if dry_run_steps(repeats) < repeats:
+        repeats, warmup = dry_run_steps(repeats), 0
     for round_ in range(warmup + repeats):
         for name in names if round_ % 2 == 0 else names[::-1]:
             value = measures[name]()
