@@ -19,7 +19,7 @@ from paperzoo.errors import UserError
 
 EXIT_USER_ERROR = 2
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)  # one line, not a traceback
-DRY_RUN_STEPS = 2  # reproduce --dry-run: every training loop stops after this many steps
+DRY_RUN_STEPS = 2  # reproduce --dry-run: the training steps after each evaluation
 
 
 def _cmd_list(args, entries) -> int:
@@ -255,9 +255,9 @@ def build_parser(entries) -> argparse.ArgumentParser:
     p.add_argument("--plan", action="store_true", help="print the claims, their planned seeds and the expected "
                                                       "time from the committed results; run nothing")
     p.add_argument("--dry-run", action="store_true",
-                   help=f"build every model, data set and schedule of the preset and stop every training loop after "
-                        f"{DRY_RUN_STEPS} steps, on one seed (unless --seeds): a preset's code path checked in minutes "
-                        f"before a long run; its verdicts are not evidence")
+                   help=f"build every model, data set, schedule and evaluation of the preset on one seed (unless "
+                        f"--seeds), training only the first {DRY_RUN_STEPS} steps after each evaluation: a preset's "
+                        f"code path checked before a long run; its verdicts are not evidence")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="a local checkpoint for the papers that measure given weights (repeatable), e.g. registers: "
                         "--weights vitl14=dinov2_vitl14_pretrain.pth "

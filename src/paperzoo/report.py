@@ -74,9 +74,9 @@ def measured_text(measured: dict, summary: dict | None = None) -> str:
 SMOKE_NOTE = ("A smoke run checks the plumbing only: every claim's code runs end to end at a size too small to decide "
               "it, so these verdicts are not evidence for or against the papers' claims. The claims are tested by "
               "`paperzoo reproduce --preset quick` (or standard).")
-DRY_RUN_NOTE = ("A dry run checks a preset's code path only: every model, data set and schedule of the preset was built "
-                "and every training loop stopped after {steps} steps on one seed, so these verdicts are not evidence "
-                "for or against the papers' claims.")
+DRY_RUN_NOTE = ("A dry run checks a preset's code path only: every model, data set, schedule and evaluation of the "
+                "preset was built and run on one seed, but every training loop trained only its first {steps} steps "
+                "after each evaluation, so these verdicts are not evidence for or against the papers' claims.")
 
 
 def plumbing_note(preset: str, run: dict) -> str | None:
