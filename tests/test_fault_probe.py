@@ -145,7 +145,9 @@ def test_every_methods_config_survives_its_config_json():
 
 
 def test_no_loader_in_the_package_can_unpickle_code():
-    """Every torch.load passes weights_only=True, no np.load allows pickles, and nothing imports pickle."""
+    """Every torch.load passes weights_only=True, no np.load allows pickles, and nothing imports pickle, except the
+    seed workers: they unpickle only what their own run sent them through the pipe it opened to the processes it
+    spawned, never a file (`paperzoo.seed_workers`)."""
     import ast
     from pathlib import Path
 
@@ -156,7 +158,8 @@ def test_no_loader_in_the_package_can_unpickle_code():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-                assert not any(n.split(".")[0] in ("pickle", "dill", "cloudpickle") for n in names), path
+                pickles = any(n.split(".")[0] in ("pickle", "dill", "cloudpickle") for n in names)
+                assert not pickles or (path.name == "seed_workers.py" and names == ["cloudpickle", ""]), path
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load":
                 owner = ast.unparse(node.func.value)
                 flags = {k.arg: ast.unparse(k.value) for k in node.keywords}
