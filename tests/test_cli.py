@@ -51,7 +51,10 @@ def test_sanity_claim_reaches_its_criterion_at_smoke_preset(tmp_path, capsys):
     """The pipeline end to end: real MNIST digits -> engine -> claim -> report."""
     status = main(["reproduce", "sanity", "--preset", "smoke", "--out", str(tmp_path), "--no-progress"])
     assert status == 0
-    result = json.loads((tmp_path / "results.json").read_text())["claims"][0]
+    results = json.loads((tmp_path / "results.json").read_text())
+    result = results["claims"][0]
+    load = results["run"]["load_average"]  # the machine's load beside the wall time it explains
+    assert load["samples"] >= 2 and 0 <= load["mean"] <= load["max"] and results["run"]["wall_seconds"] > 0
     # smoke runs one seed: the accuracy is measured, but one seed has no interval and decides nothing
     assert result["id"] == "sanity.mnist_cnn" and result["verdict"] == "inconclusive", result
     assert "no interval" in result["reason"] and len(result["seeds"]) == 1

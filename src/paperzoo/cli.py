@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from paperzoo.errors import UserError
+from paperzoo.machine_load import LoadSampler
 
 EXIT_USER_ERROR = 2
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)  # one line, not a traceback
@@ -107,10 +108,11 @@ def _cmd_reproduce(args, entries) -> int:
         threads = args.threads or default_threads(args.jobs)
         started = time.perf_counter()
         try:
-            results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress,
-                                   seeds=args.seeds, jobs=args.jobs, threads=threads, weights=weights,
-                                   images=args.images,
-                                   on_results=lambda done: write_partial(done, out, args.preset, args.seed))
+            with LoadSampler() as load:
+                results = run_selected(chosen, args.preset, out, args.seed, progress=not args.no_progress,
+                                       seeds=args.seeds, jobs=args.jobs, threads=threads, weights=weights,
+                                       images=args.images,
+                                       on_results=lambda done: write_partial(done, out, args.preset, args.seed))
         except RunStopped as e:  # keep what finished, say what did not run
             path = write_partial(e.results, out, args.preset, args.seed,
                                  stopped={"signal": e.signum, "not_run": e.not_run})
@@ -120,7 +122,7 @@ def _cmd_reproduce(args, entries) -> int:
                **({"dry_run": DRY_RUN_STEPS} if args.dry_run else {}),
                **({"weights": weights} if weights else {}), **({"images": args.images} if args.images else {}),
                **({"worker_deaths": worker_deaths(results)} if worker_deaths(results) else {}),
-               "wall_seconds": round(time.perf_counter() - started, 1)}
+               "wall_seconds": round(time.perf_counter() - started, 1), "load_average": load.summary()}
         paths = write_report(results, out, args.preset, args.seed, run)
     finally:
         release(out)

@@ -312,7 +312,9 @@ def _environment_line(payload: dict) -> str:
     parts = [f"preset <b>{html.escape(payload['preset'])}</b>", f"base seed {payload['seed']}"]
     if run:
         parts.append(f"--jobs {run.get('jobs')}, {run.get('threads')} torch threads per process, "
-                     f"{run.get('wall_seconds')} s wall time")
+                     f"{run.get('wall_seconds')} s wall time" + (
+                         f" at a load average of {run['load_average']['mean']} (max {run['load_average']['max']})"
+                         if run.get("load_average") else ""))
     parts.append(html.escape(f"{env['cpu']} ({env['cpu_count']} cores); torch {env['torch']}, numpy {env['numpy']}, "
                              f"scipy {env['scipy']}, {env['blas']}; python {env['python']}; "
                              f"CUDA {'yes' if env['cuda'] else 'no'}"))
