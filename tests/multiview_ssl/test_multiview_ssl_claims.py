@@ -45,3 +45,18 @@ def test_both_comparisons_plan_a_second_look_at_five_seeds_at_quick(claim_id):
                                             ([0.3, 0.9, 0.2, 0.95, 0.4], None)])  # too spread to tell
 def test_marker_precondition_holds_only_when_the_pixels_show_the_marker(readings, held):
     assert MARKER_IN_PIXELS.evaluate({"marker_linear_pixels": readings})["held"] is held
+
+
+@pytest.mark.parametrize("preset, encoder_steps, supervised_steps", [("smoke", 40, 120), ("quick", 450, 0),
+                                                                      ("standard", 2700, 2700),
+                                                                      ("full", 20_000, 20_000)])
+def test_nuisance_claim_trains_its_encoders_and_supervised_reference_as_each_preset_plans(
+        tmp_path, preset, encoder_steps, supervised_steps):
+    """Standard trains the nuisance claim's encoders (and the supervised reference) 2,700 steps, 6x quick's 450,
+    where a pilot seed met the plateau rule; the other claims keep the preset's steps; quick leaves the reference out."""
+    from paperzoo.multiview_ssl import experiments
+
+    ctx = RunContext(preset=preset, out_dir=tmp_path, memo={}, seeds=[0])
+    assert experiments._nuisance_steps(ctx) == encoder_steps
+    assert experiments._supervised_steps(ctx) == supervised_steps
+    assert experiments._config(ctx, "CL", 0).steps == {"smoke": 40, "full": 20_000}.get(preset, 450)
