@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= quick
 JOBS ?= 2  # papers in 2 worker processes: faster than 1 on the 2-core CPU (README, "The two commands")
 
-.PHONY: demo test setup setup-dev data bench gpu-check check-torch docs clean
+.PHONY: demo test setup setup-dev data bench dry-runs gpu-check check-torch docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: setup-dev
 # every benchmark, each in its own process, ending with the table of goals (results in runs/bench-<time>.json)
 bench: setup-dev
 	$(BIN)/paperzoo bench
+
+# every paper's --dry-run at standard and full that the suite leaves out, one paper at a time (about an hour on 2 cores)
+dry-runs: setup-dev
+	$(BIN)/python -m pytest -q -m every_paper_dry_run tests/test_dry_run.py
 
 # every CUDA path once, <= 8 minutes on one GPU; without a GPU, a labelled CPU dry run at tiny sizes
 gpu-check: setup-dev
