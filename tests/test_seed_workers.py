@@ -74,3 +74,53 @@ def test_a_measurement_that_raises_raises_its_own_error_and_a_dead_worker_says_s
             _context(tmp_path, workers).over_seeds(_die_on_five)
     finally:
         workers.close()
+
+
+def _lookahead_claim(out_dir):
+    """A claim whose first look (3 seeds) is undecided: its per-seed gains need 5 seeds to clear the margin."""
+    from paperzoo.claims import Claim, Measurement
+    from paperzoo.criteria import Effect, beats
+
+    kept = []  # per look: the seeds whose closure writes the look kept
+
+    def run(ctx):
+        gains = {}
+
+        def measure(seed: int) -> dict:
+            # a model trained once per seed; it records how many seeds the look that trained it had
+            model = ctx.shared(f"model/{seed}", lambda: {"trained_in_look_of": len(ctx.seeds),
+                                                          "gain": 1.0 + 0.1 * (seed % 7)})
+            gains[seed] = model["gain"]  # a closure write: kept only for the look's own seeds
+            return {"gain": model["gain"], "trained_in_look_of": model["trained_in_look_of"]}
+        per_seed = ctx.over_seeds(measure)
+        kept.append(sorted(gains))
+        return Measurement({"kept": kept}, per_seed=per_seed)
+
+    check = lambda m: beats("gain", m["gain"], [0.0] * len(m["gain"]), 1.0,  # noqa: E731
+                            effect=Effect(1.5, "hand"))
+    return Claim(id="toy.ahead", paper="Toy", statement="s", paper_reports="r", criterion="c", run=run, check=check,
+                 kind="empirical", looks={"smoke": (3, 5)})
+
+
+def test_a_look_fills_its_idle_worker_with_the_next_looks_first_seed_and_keeps_only_its_models(tmp_path):
+    """3 seeds on 2 workers leave one idle in the second round: it trains the 4th seed's model, which the next
+    look (5 seeds) finds in the memo; the first look's numbers are its own 3 seeds'; the results equal one
+    process's."""
+    from paperzoo.claims import run_claim
+
+    one = run_claim(_lookahead_claim(tmp_path), RunContext(preset="smoke", out_dir=tmp_path, stream="toy", seeds=[0]))
+    workers = SeedWorkers(2, 1)
+    try:
+        ctx = RunContext(preset="smoke", out_dir=tmp_path, stream="toy", seeds=[0], seed_workers=workers)
+        two = run_claim(_lookahead_claim(tmp_path), ctx)
+    finally:
+        workers.close()
+    assert [look["seeds"] for look in one.looks] == [look["seeds"] for look in two.looks] == [3, 5]
+    assert one.looks[0]["verdict"] == "inconclusive" and two.seeds == one.seeds and len(two.seeds) == 5
+    assert two.per_seed["gain"] == one.per_seed["gain"]
+    assert two.measured["kept"] == one.measured["kept"] == [sorted(two.seeds[:3]), sorted(two.seeds)]
+    assert (one.verdict, one.tests) == (two.verdict, two.tests)
+    # one process trains the 4th and 5th seeds' models in the second look; the workers train the 4th in the first
+    assert one.per_seed["trained_in_look_of"] == [3, 3, 3, 5, 5]
+    assert two.per_seed["trained_in_look_of"] == [3, 3, 3, 3, 5]
+    assert len(ctx.memo) == 5

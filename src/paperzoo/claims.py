@@ -104,6 +104,7 @@ class RunContext:
     weights: dict[str, str] = field(default_factory=dict)  # reproduce's --weights NAME=PATH: checkpoints to measure
     images: str | None = None  # reproduce's --images DIR: the user's images for the papers that take them
     seed_workers: Any = None  # `paperzoo.seed_workers.SeedWorkers`: over_seeds measures the seeds on them
+    ahead_seeds: list[int] = field(default_factory=list)  # the seeds the claim's next planned look would add
 
     def __post_init__(self):
         if not self.seeds:
@@ -125,8 +126,10 @@ class RunContext:
         from tqdm.auto import tqdm
 
         if self.seed_workers is not None and len(self.seeds) > 1:
+            spare = -len(self.seeds) % self.seed_workers.jobs  # workers the last round would leave idle
             with tqdm(total=len(self.seeds), desc=desc, leave=False, disable=not self.progress) as bar:
-                rows = self.seed_workers.map(measure, self, self.seeds, on_row=bar.update)
+                rows = self.seed_workers.map(measure, self, self.seeds, on_row=bar.update,
+                                             ahead=self.ahead_seeds[:spare])
         else:
             rows = [measure(s) for s in tqdm(self.seeds, desc=desc, leave=False, disable=not self.progress)]
         return {key: [row[key] for row in rows] for key in rows[0]}
@@ -279,8 +282,8 @@ def run_claim(claim: Claim, ctx: RunContext, looks: tuple[int, ...] | None = Non
                          "error", {}, 0.0, [], kind=claim.kind, fingerprint=fingerprint(claim),
                          planned_looks=list(looks), confidence=level)
     try:
-        for count in looks:
-            look = replace(ctx, seeds=_seeds_for(ctx, count))
+        for count, following in zip(looks, [*looks[1:], looks[-1]]):
+            look = replace(ctx, seeds=_seeds_for(ctx, count), ahead_seeds=_seeds_for(ctx, following)[count:])
             result.seeds = list(look.seeds)
             seed_everything(stream_seed(ctx.seed, claim.id))  # its numbers must not depend on what ran before
             measurement = claim.run(look)

@@ -6,6 +6,10 @@ context and the paper's memo of trained models, and comes back with its row and 
 can reach: the memo entries it added (the models it trained) and the entries of the dicts and lists its closure holds
 (a claim's `runs[seed] = ...`). Those writes are replayed here in seed order, so the claim and the paper's later
 claims see what one process would have left.
+A look of a sequential plan whose seeds leave a worker idle in the last round (3 seeds on 2 workers) fills it with
+the first seed the plan's next look would add (`ctx.ahead_seeds`): only that seed's memo entries are kept (the
+models it trained), never its row or its other writes, so the claim's numbers are those of its own seeds, and a
+next look finds that seed's models trained (3, 5, 8 seeds on 2 workers: 4 rounds instead of 5).
 Workers are spawned, not forked (a forked torch process can deadlock in its thread pools), run with the same thread
 count as one process would, and die with their parent. The measured values equal one process's because every
 measurement derives its randomness from its own seed (tested for every paper in tests/test_seed_workers.py).
@@ -127,21 +131,24 @@ class SeedWorkers:
         self._workers.append((ours, process))
 
     def map(self, measure: Callable[[int], dict], ctx, seeds: list[int],
-            on_row: Callable[[], None] = lambda: None) -> list[dict]:
+            on_row: Callable[[], None] = lambda: None, ahead: list[int] = ()) -> list[dict]:
         """`[measure(s) for s in seeds]`, measured on the workers; what each seed wrote into the memo and the
-        containers of its closure is replayed here in seed order. A measurement that raised raises here; a worker
-        that died raises `SeedWorkerDied`."""
-        while len(self._workers) < min(self.jobs, len(seeds)):
+        containers of its closure is replayed here in seed order. The `ahead` seeds are measured after them, on
+        workers that would otherwise wait, and only their memo entries are kept. A measurement that raised raises
+        here (one of an `ahead` seed is dropped: its own look will meet it); a worker that died raises
+        `SeedWorkerDied`."""
+        every = [*seeds, *ahead]
+        while len(self._workers) < min(self.jobs, len(every)):
             self._start()
         replies: dict[int, tuple] = {}
-        busy: dict[Any, int] = {}  # connection -> index of the seed it measures
-        queue = list(range(len(seeds)))
+        busy: dict[Any, int] = {}  # connection -> index into `every` of the seed it measures
+        queue = list(range(len(every)))
         idle = [conn for conn, _ in self._workers]
         processes = {conn: process for conn, process in self._workers}
-        while len(replies) < len(seeds):
+        while len(replies) < len(every):
             while queue and idle:
                 conn = idle.pop()
-                conn.send_bytes(cloudpickle.dumps((measure, ctx, seeds[queue[0]])))  # pickled when sent: one at a time
+                conn.send_bytes(cloudpickle.dumps((measure, ctx, every[queue[0]])))  # pickled when sent: one at a time
                 busy[conn] = queue.pop(0)
             watched = {**{c: c for c in busy}, **{processes[c].sentinel: c for c in busy}}
             for conn in {watched[ready] for ready in wait(list(watched))}:
@@ -151,7 +158,7 @@ class SeedWorkers:
                     process = processes[conn]
                     process.join(1)
                     self.close()
-                    raise SeedWorkerDied(f"the worker measuring seed {seeds[busy[conn]]} died "
+                    raise SeedWorkerDied(f"the worker measuring seed {every[busy[conn]]} died "
                                          f"({_death(process.exitcode)})") from None
                 idle.append(conn)
                 del busy[conn]
@@ -167,6 +174,10 @@ class SeedWorkers:
             for container, entries in zip(containers(measure, ctx), written):
                 _replay(container, entries)
             rows.append(row)
+        for i in range(len(seeds), len(every)):
+            kind, payload = replies[i]
+            if kind == "row":
+                _replay(ctx.memo, payload[1][0])  # containers() lists the memo first
         return rows
 
     def __reduce__(self):
