@@ -63,12 +63,13 @@ def _scale(ctx: RunContext) -> dict:
                    maml_steps={1: 300, 5: 150},
                    meta_batch={1: 4, 5: 2}, transductive_steps=100, test_queries=5, episodes=100, test_steps=1,
                    inner_lr=0.1, lr=3e-3, task_chunk=0),
-        # standard: ProtoNet 3x quick's steps, MAML 6x (at quick's length the meta-train accuracy of ProtoNet and both
-        # MAMLs still rose by 2-10 points per 30% of training; at 3x, first-order MAML still rose by ~5); Baseline++
-        # 2,400 steps (~11 passes over the meta-train images): its held-out curve flattens there (one-seed pilot, see
-        # docs/results/protocol-changes.md)
+        # standard: ProtoNet 3x quick's steps, MAML 12x (at quick's length the meta-train accuracy of ProtoNet and
+        # both MAMLs still rose by 2-10 points per 30% of training; at 3x, first-order MAML still rose by ~5; at 6x,
+        # over 8 seeds, 1.7 (1-shot), 1.3 (5-shot) and 2.3 (first order), upper bounds 2.2-3.0: undecided);
+        # Baseline++ 2,400 steps (~11 passes over the meta-train images): its held-out curve flattens there (one-seed
+        # pilot, see docs/results/protocol-changes.md)
         standard=dict(glyphs={}, channels=16, proto_way=20, proto_steps=450, transfer_steps=2400,
-                      maml_steps={1: 1800, 5: 900},
+                      maml_steps={1: 3600, 5: 1800},
                       meta_batch={1: 4, 5: 2}, transductive_steps=100, test_queries=5, episodes=100, test_steps=1,
                       inner_lr=0.1, lr=3e-3, task_chunk=0),
         full=dict(glyphs={}, channels=64, proto_way=60, proto_steps=20_000, transfer_steps=20_000,
