@@ -124,3 +124,35 @@ def test_a_look_fills_its_idle_worker_with_the_next_looks_first_seed_and_keeps_o
     assert one.per_seed["trained_in_look_of"] == [3, 3, 3, 5, 5]
     assert two.per_seed["trained_in_look_of"] == [3, 3, 3, 3, 5]
     assert len(ctx.memo) == 5
+
+
+def _sleep_on_five(seed: int) -> dict:
+    if seed == 5:
+        import time
+        time.sleep(300)
+    return {"x": float(seed)}
+
+
+def test_an_interrupted_map_stops_its_busy_workers_at_once(tmp_path):
+    """Ctrl-C or SIGTERM while a worker measures a long seed: the workers are stopped, not waited for (a busy worker
+    reads "stop" only after its seed, minutes later)."""
+    import time
+
+    workers = SeedWorkers(2, 1)
+    processes = []
+
+    def first_row_then_ctrl_c():  # seed 3 is back, seed 5 is still being measured
+        processes.extend(process for _, process in workers._workers)
+        raise KeyboardInterrupt
+
+    try:
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            workers.map(_sleep_on_five, _context(tmp_path, workers), [3, 5], on_row=first_row_then_ctrl_c)
+        assert time.monotonic() - started < 120, "the map waited for the busy worker's 300 s seed"
+        assert workers._workers == [] and len(processes) == 2
+        for process in processes:
+            process.join(10)
+        assert all(p.exitcode is not None for p in processes), "a worker outlived the interrupted map"
+    finally:
+        workers.close()

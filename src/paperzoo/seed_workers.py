@@ -145,24 +145,28 @@ class SeedWorkers:
         queue = list(range(len(every)))
         idle = [conn for conn, _ in self._workers]
         processes = {conn: process for conn, process in self._workers}
-        while len(replies) < len(every):
-            while queue and idle:
-                conn = idle.pop()
-                conn.send_bytes(cloudpickle.dumps((measure, ctx, every[queue[0]])))  # pickled when sent: one at a time
-                busy[conn] = queue.pop(0)
-            watched = {**{c: c for c in busy}, **{processes[c].sentinel: c for c in busy}}
-            for conn in {watched[ready] for ready in wait(list(watched))}:
-                try:
-                    replies[busy[conn]] = cloudpickle.loads(conn.recv_bytes())
-                except (EOFError, OSError):
-                    process = processes[conn]
-                    process.join(1)
-                    self.close()
-                    raise SeedWorkerDied(f"the worker measuring seed {every[busy[conn]]} died "
-                                         f"({_death(process.exitcode)})") from None
-                idle.append(conn)
-                del busy[conn]
-                on_row()
+        try:
+            while len(replies) < len(every):
+                while queue and idle:
+                    conn = idle.pop()
+                    conn.send_bytes(cloudpickle.dumps((measure, ctx, every[queue[0]])))  # pickled when sent
+                    busy[conn] = queue.pop(0)
+                watched = {**{c: c for c in busy}, **{processes[c].sentinel: c for c in busy}}
+                for conn in {watched[ready] for ready in wait(list(watched))}:
+                    try:
+                        replies[busy[conn]] = cloudpickle.loads(conn.recv_bytes())
+                    except (EOFError, OSError):
+                        process = processes[conn]
+                        process.join(1)
+                        self.close()
+                        raise SeedWorkerDied(f"the worker measuring seed {every[busy[conn]]} died "
+                                             f"({_death(process.exitcode)})") from None
+                    idle.append(conn)
+                    del busy[conn]
+                    on_row()
+        except BaseException:  # Ctrl-C, SIGTERM: a busy worker would finish its seed before it read "stop"
+            self.terminate()
+            raise
         rows = []
         for i in range(len(seeds)):
             kind, payload = replies[i]
@@ -183,6 +187,11 @@ class SeedWorkers:
     def __reduce__(self):
         """A context that travels to a worker carries no workers: its own measurements run in that worker."""
         return _no_workers, ()
+
+    def terminate(self) -> None:
+        """Stop the workers now, busy or not (their process groups get SIGTERM, then SIGKILL)."""
+        _stop_workers([process for _, process in self._workers])
+        self._workers = []
 
     def close(self) -> None:
         for conn, _ in self._workers:
