@@ -22,3 +22,15 @@ def test_samples_on_open_close_and_every_interval():
 def test_rejects_a_non_positive_interval():
     with pytest.raises(ValueError, match="every must be > 0"):
         LoadSampler(every=0)
+
+
+@pytest.mark.parametrize("error", [AttributeError, OSError])
+def test_a_platform_without_a_load_average_records_none(monkeypatch, error):
+    def missing():
+        raise error("no load average here")
+    monkeypatch.setattr(os, "getloadavg", missing)
+    with LoadSampler(every=0.05) as load:
+        time.sleep(0.1)
+    assert load.samples == []
+    assert load.summary() is None
+    assert not load._thread.is_alive()
