@@ -21,7 +21,7 @@ from paperzoo.engine.distributed import derive_seed
 
 PAPER = "Rafailov et al., NeurIPS 2023, arXiv 2305.18290"
 BETA = 0.1  # the DPO policy measured by the implicit-reward and pathology claims (the paper's usual beta)
-QUICK = SCALES["quick"]
+QUICK, STANDARD = SCALES["quick"], SCALES["standard"]
 FRONTIER_GAP = Effect(0.25, "a practical bound: a quarter of a vowel of reward, a quarter of the 1-vowel gain that "
                             "shows RLHF trained (the paper's Fig. 2 gives no gap in these units)")
 RANKING_MARGIN = Effect(0.05, "a practical bound: 5 points of ranking accuracy (the paper gives no number)")
@@ -261,9 +261,9 @@ CLAIMS = [
         criterion=f"per seed (one SFT -> pairs -> reward model pipeline each, shared with implicit_reward; at quick "
                   f"DPO betas {', '.join(map(str, QUICK.dpo_betas))} and RLHF KL coefficients "
                   f"{', '.join(map(str, QUICK.rl_kl_coefs))}, {QUICK.evals} evaluated checkpoints per run; equal "
-                  f"compute: every run {QUICK.policy_steps} steps whose loss scores {COMPLETIONS_PER_STEP} "
-                  f"completions, DPO's {DPO_PAIRS_PER_STEP} pairs and RLHF's {RL_PROMPTS_PER_STEP} prompts x "
-                  f"{RL_SAMPLES} samples), each method's frontier is the upper-left Pareto front of its checkpoints and "
+                  f"compute: every run {QUICK.policy_steps} steps (standard {STANDARD.policy_steps}) whose loss scores "
+                  f"{COMPLETIONS_PER_STEP} completions, DPO's {DPO_PAIRS_PER_STEP} pairs and RLHF's "
+                  f"{RL_PROMPTS_PER_STEP} prompts x {RL_SAMPLES} samples), each method's frontier is the upper-left Pareto front of its checkpoints and "
                   f"the SFT start (KL 0), linear between its points, both methods counting the same checkpoints inside "
                   f"the overlap of their KL ranges (the one with more thinned evenly in KL order); at {MATCHED_KLS} "
                   f"matched KLs (the centres of equal bins of that overlap), the frontier reward DPO - RLHF; over seeds "
