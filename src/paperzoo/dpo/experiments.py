@@ -266,10 +266,10 @@ CLAIMS = [
                   f"{RL_PROMPTS_PER_STEP} prompts x {RL_SAMPLES} samples), each method's frontier is the upper-left "
                   f"Pareto front of its checkpoints and the SFT start (KL 0), linear between its points, both methods "
                   f"counting the same checkpoints inside the overlap of their KL ranges (the one with more thinned "
-                  f"evenly in KL order); at {MATCHED_KLS} matched KLs (the centres of equal bins of that overlap), the frontier reward DPO - RLHF; over seeds "
-                  f"(95% t-intervals, or the sequential plan's level; Holm over the two): its mean over the matched KLs "
-                  f"> 0 and its minimum over them > 0 (DPO above RLHF at every matched KL); smallest effect "
-                  f"{FRONTIER_GAP.size} vowels (a practical bound)",
+                  f"evenly in KL order); at {MATCHED_KLS} matched KLs (the centres of equal bins of that overlap), "
+                  f"the frontier reward DPO - RLHF; over seeds (95% t-intervals, or the sequential plan's level; Holm "
+                  f"over the two): its mean over the matched KLs > 0 and its minimum over them > 0 (DPO above RLHF at "
+                  f"every matched KL); smallest effect {FRONTIER_GAP.size} vowels (a practical bound)",
         run=_run_frontier,
         check=_check_frontier,
         kind="empirical",
