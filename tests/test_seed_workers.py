@@ -58,6 +58,12 @@ def _raise_on_five(seed: int) -> dict:
     return {"x": float(seed)}
 
 
+def _raise_on_nine(seed: int) -> dict:
+    if seed == 9:
+        raise ValueError("bad seed 9")
+    return {"x": float(seed)}
+
+
 def _die_on_five(seed: int) -> dict:
     if seed == 5:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -74,6 +80,17 @@ def test_a_measurement_that_raises_raises_its_own_error_and_a_dead_worker_says_s
             _context(tmp_path, workers).over_seeds(_die_on_five)
     finally:
         workers.close()
+
+
+def test_an_ahead_seed_that_raises_warns_and_leaves_the_looks_own_rows(tmp_path):
+    workers = SeedWorkers(2, 1)
+    try:
+        ctx = _context(tmp_path, workers)
+        with pytest.warns(RuntimeWarning, match=r"seed 9, measured ahead .* raised ValueError: bad seed 9"):
+            rows = workers.map(_raise_on_nine, ctx, [3, 5, 8], ahead=[9])
+    finally:
+        workers.close()
+    assert rows == [{"x": 3.0}, {"x": 5.0}, {"x": 8.0}]
 
 
 def _lookahead_claim(out_dir):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import traceback
+import warnings
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
@@ -135,7 +136,7 @@ class SeedWorkers:
         """`[measure(s) for s in seeds]`, measured on the workers; what each seed wrote into the memo and the
         containers of its closure is replayed here in seed order. The `ahead` seeds are measured after them, on
         workers that would otherwise wait, and only their memo entries are kept. A measurement that raised raises
-        here (one of an `ahead` seed is dropped: its own look will meet it); a worker that died raises
+        here (one of an `ahead` seed warns and is dropped: its own look will meet it); a worker that died raises
         `SeedWorkerDied`."""
         every = [*seeds, *ahead]
         while len(self._workers) < min(self.jobs, len(every)):
@@ -182,6 +183,10 @@ class SeedWorkers:
             kind, payload = replies[i]
             if kind == "row":
                 _replay(ctx.memo, payload[1][0])  # containers() lists the memo first
+            else:
+                warnings.warn(f"seed {every[i]}, measured ahead for the claim's next look, raised "
+                              f"{type(payload[0]).__name__}: {payload[0]}; that look measures it again (and raises "
+                              "there if it fails again)", RuntimeWarning, stacklevel=2)
         return rows
 
     def __reduce__(self):
