@@ -4,7 +4,7 @@ claims' rule gives at the reported size, and the held-out trend behind the plate
 import pytest
 
 from paperzoo.criteria import Effect, Precondition, at_least, beats
-from paperzoo.gblend.experiments import REGIME_SIZE, Runs, _val_trend
+from paperzoo.gblend.experiments import LONG_REGIME_SIZE, REGIME_SIZE, Runs, _val_trend
 from paperzoo.gblend.method import Checkpoint
 from paperzoo.gblend.model import FUSED
 from paperzoo.gblend.sizes import Size, judge_as_claim, same_steps
@@ -15,6 +15,13 @@ def test_full_data_takes_the_judged_sizes_steps_in_whole_epochs():
     full = same_steps(REGIME_SIZE, 3200)
     # 3,200 // 128 = 25 steps an epoch: ceil(480 / 25) = 20 epochs (500 steps); window 60 steps / 25 = 2.4 -> 2
     assert (full.train_examples, full.epochs, full.super_epoch, full.steps) == (3200, 20, 2, 500)
+
+
+def test_standard_trains_the_regime_size_twice_as_long_with_the_same_window():
+    assert (LONG_REGIME_SIZE.train_examples, LONG_REGIME_SIZE.super_epoch, LONG_REGIME_SIZE.steps) == (800, 10, 960)
+    full = same_steps(LONG_REGIME_SIZE, 3200)
+    # ceil(960 / 25) = 39 epochs (975 steps); the window is still 60 steps -> 2 epochs
+    assert (full.epochs, full.super_epoch, full.steps) == (39, 2, 975)
 
 
 def test_same_steps_keeps_a_window_of_at_least_one_epoch_within_the_run():
