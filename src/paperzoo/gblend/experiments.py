@@ -15,6 +15,7 @@ its first 20-40 epochs. The regime (the naive model's whole-run OGR of its fused
 model's, paired over seeds) is then a precondition of the claims that need it, beside the shared plateau rule for
 every model a comparison rests on.
 
+Standard and full train the regime size twice as long (160 epochs): at 80, offline G-Blend was still improving.
 Two data sizes are declared up front (sizes.py): the verdicts are judged at the regime size above; at standard (and
 full) every claim is also measured on all 3,200 training pairs for the same number of optimizer steps, and that
 size's verdict by the same rule is reported beside the judged one (`measured["full_data"]`). Quick runs the judged

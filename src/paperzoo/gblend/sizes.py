@@ -3,10 +3,10 @@ sections 3.1-3.2: the problem is a regime, the naive multi-modal network overfit
 modality).
 
 Both sizes are declared before any claim is judged:
-- the judged size: the first 800 of AV-digits' 3,200 training pairs for 80 epochs, the setup chosen on a pilot seed
-  to reach the paper's regime (docs/gblend.md); every claim's verdict is decided here;
+- the judged size: the first 800 of AV-digits' 3,200 training pairs for 80 epochs (160 at standard and full), the
+  setup chosen on a pilot seed to reach the paper's regime (docs/gblend.md); every claim's verdict is decided here;
 - the full data: all 3,200 training pairs, for the fewest whole epochs that take at least the judged size's number
-  of optimizer steps (the same training budget in steps: 480 steps of 128 -> 20 epochs of 25 steps), with G-Blend's
+  of optimizer steps (the same budget in steps: 480 steps of 128 -> 20 epochs of 25 steps; 960 -> 39), with G-Blend's
   window n the whole number of epochs nearest the judged size's window in steps (60 steps -> 2 epochs of 25 steps).
   Reported beside every verdict, judged by the same rule (preconditions, then the criterion), never deciding it.
 """
