@@ -295,6 +295,15 @@ def test_numbers_are_written_alike_everywhere():
                                      "steps = 1,200; flags = [0.3]"
 
 
+def test_a_verdict_reported_beside_the_claim_shows_its_settings_verdict_and_reason_not_its_details():
+    from paperzoo.report import measured_text
+
+    full_data = {"train_examples": 3200, "epochs": 39, "verdict": "reproduced", "reason": "gap = -0.02 < 0.01: holds",
+                 "preconditions": [{"text": "the regime", "held": True}], "tests": [{"label": "gap"}]}
+    assert measured_text({"full_data": full_data}) == \
+        "full_data = {train_examples: 3,200, epochs: 39} reproduced: gap = -0.02 < 0.01: holds"
+
+
 def test_a_smoke_report_says_at_the_top_that_it_checks_the_plumbing_only(tmp_path):
     from paperzoo.claims import RunContext, run_claim
     from paperzoo.report import SMOKE_NOTE

@@ -40,9 +40,15 @@ def format_number(value: float | int) -> str:
     return "0" if text == "-0" else text
 
 
+SUB_VERDICT_DETAIL = ("preconditions", "tests")  # what a reported sub-verdict's reason already states
+
+
 def _fmt(value) -> str:
     if isinstance(value, (float, int, np.number, np.bool_)):
         return format_number(value)
+    if isinstance(value, dict) and {"verdict", "reason"} <= value.keys():  # a verdict reported beside the claim's
+        settings = {k: v for k, v in value.items() if k not in ("verdict", "reason", *SUB_VERDICT_DETAIL)}
+        return f"{_fmt(settings)} {value['verdict']}: {value['reason']}"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)) and len(value) > 8:
