@@ -157,14 +157,15 @@ def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):
 def test_a_dry_run_trains_the_first_steps_after_each_evaluation_on_the_whole_runs_schedule(monkeypatch):
     from paperzoo.engine.dry_run import DRY_RUN_ENV
 
-    cfg = _cfg(steps=30, checkpoint_every=0, schedule="cosine", eval_every=10)
+    cfg = _cfg(steps=30, checkpoint_every=0, schedule="cosine", eval_every=10, log_every=4)
     full = Trainer(NoisyRegression(), cfg).fit()
     monkeypatch.setenv(DRY_RUN_ENV, "2")
     method = NoisyRegression()
     dry = Trainer(method, cfg).fit()
-    assert method.calls == 6 and dry.steps == 30  # steps 1-2, 11-12, 21-22
+    # steps 1-2, 11-12, 21-22 after the evaluations, and the logged steps 4, 8, ..., 28 and the last, 30
+    assert method.calls == 13 and dry.steps == 30
     steps, rates = dry.history.series("train", "lr")
     full_steps, full_rates = full.history.series("train", "lr")
-    assert steps == [1, 2, 11, 12, 21, 22]
-    assert rates == [r for s, r in zip(full_steps, full_rates) if s in steps]  # a cosine over 30 steps
+    assert steps == full_steps == [4, 8, 12, 16, 20, 24, 28, 30]  # every training log of the real run
+    assert rates == full_rates  # a cosine over 30 steps
     assert dry.history.series("eval", "mse")[0] == full.history.series("eval", "mse")[0] == [10, 20, 30]

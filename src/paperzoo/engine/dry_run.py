@@ -5,7 +5,8 @@ user spends hours on it.
 The cap travels in the environment (`PAPERZOO_DRY_RUN_STEPS`), so the worker processes of `--jobs` and the ranks a
 claim starts see it too. A loop that evaluates along the way keeps every evaluation and trains only the first `cap`
 steps after each (`dry_run_skips`), so that what reads the evaluation history (a plateau trend, G-Blend's window)
-has the history of the real run's length; a loop without evaluations runs `dry_run_steps(steps)`. The protocol
+has the history of the real run's length (the engine's `Trainer` also trains each step it logs, for the trends read
+off its training logs); a loop without evaluations runs `dry_run_steps(steps)`. The protocol
 fingerprints read `dry_run_steps(x)` as `x` and drop `if dry_run_skips(...): continue` (`paperzoo.code_digest`):
 neither changes a claim's protocol, and outside a dry run neither changes anything.
 """

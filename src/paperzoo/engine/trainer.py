@@ -378,7 +378,10 @@ class Trainer:
         evaluated_at = list(range(cfg.eval_every, cfg.steps, cfg.eval_every)) if cfg.eval_every else []
         try:
             for step in range(start + 1, end + 1):
-                if not dry_run_skips(step, evaluated_at):  # a dry run trains the first steps after each evaluation
+                logged = step % cfg.log_every == 0 or step == end
+                # a dry run trains the first steps after each evaluation, and each logged step: the history that a
+                # plateau trend reads (evaluations, or training logs) keeps the real run's length
+                if logged or not dry_run_skips(step, evaluated_at):
                     for micro in range(cfg.accumulation):
                         batch = next(batches)
                         last = micro == cfg.accumulation - 1
@@ -413,7 +416,7 @@ class Trainer:
                 scheduler.step()
                 bar.update(1)
 
-                if (step % cfg.log_every == 0 or step == end) and count:
+                if logged and count:
                     values = {k: (v / count).item() for k, v in sums.items()}
                     values["lr"] = scheduler.get_last_lr()[0]
                     values = D.all_reduce_mean(values, device)
