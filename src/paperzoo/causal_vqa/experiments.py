@@ -36,7 +36,6 @@ OBJECT_LOSS = 1.0  # the per-cell object loss, and the attention mass for the cl
 # (pilots in docs/results/protocol-changes.md, 2026-12-06, issue 34: plain SAAA stayed at 22-26% on the CV
 # originals; with both, 31% at 800 steps and 68% at 2,400)
 STANDARD_STEPS = 2400
-STANDARD_LOOKS = {"standard": (3,)}  # three models per seed at 2,400 steps fill standard's budget at 3 seeds
 
 
 def _config(ctx: RunContext, seed: int, augment: bool, blind: bool = False) -> CausalVQAConfig:
@@ -247,7 +246,6 @@ CLAIMS = [
                   f"its pairs from right to wrong)",
         run=_run_flips,
         kind="empirical",
-        looks=STANDARD_LOOKS,
         check=lambda m: at_least("IV flipped share of right answers (image-dependent)", m["iv_flipped_when_right"],
                                  IV_FLIPS_WHEN_RIGHT),
         preconditions=(_uses_image(), _reads_the_image_well()),
@@ -262,7 +260,6 @@ CLAIMS = [
                   f"absolute threshold for 'far from 100%')",
         run=_run_flips,
         kind="empirical",
-        looks=STANDARD_LOOKS,
         check=lambda m: at_most("CV consistency", m["cv_consistency"], CV_CONSISTENCY_AT_MOST),
         preconditions=(_uses_image(), _can_count()),
     ),
@@ -278,7 +275,6 @@ CLAIMS = [
         run=_run_bias,
         check=_check_bias,
         kind="empirical",
-        looks=STANDARD_LOOKS,
         preconditions=(_uses_image(), Precondition(
             f"the model learned the spurious cue: asked every yes/no question of held-out scenes (not those whose "
             f"flips are judged) that has the cue, with and without it, its accuracy where the cue's presence agrees "
@@ -298,7 +294,6 @@ CLAIMS = [
         run=_run_augmentation,
         check=_check_augmentation,
         kind="empirical",
-        looks=STANDARD_LOOKS,
         preconditions=(_uses_image("base_test_acc", "the model trained on originals"),
                        _uses_image("aug_test_acc", "the model trained with edits"),
                        _can_count("base", "aug")),
