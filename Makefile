@@ -47,7 +47,7 @@ test: setup-dev
 bench: setup-dev
 	$(BIN)/paperzoo bench
 
-# every paper's --dry-run at standard and full that the suite leaves out, one paper at a time (about an hour on 2 cores)
+# every paper's --dry-run at standard and full that the suite leaves out, one paper at a time (more than an hour on 2 cores)
 dry-runs: setup-dev
 	$(BIN)/python -m pytest -q -m every_paper_dry_run tests/test_dry_run.py
 
