@@ -1,6 +1,6 @@
 """The regime the claims need, checked on hand-made data: the question-only baseline and the "uses the image"
 precondition where the answer ignores the image, the blank image shared by a batch, and cue reliance where a model
-answers by a planted cue."""
+answers by a planted cue; a fine-tune starts from the weights it is given."""
 
 import torch
 from torch import nn
@@ -91,3 +91,17 @@ def test_cue_reliance_is_measured_on_scenes_held_out_from_the_flips():
     held_out = {e.scene.background_seed for e in probe}
     assert not held_out & {e.scene.background_seed for e in method.test_examples + method.train_examples}
     assert any(o.is_cue for e in probe for o in e.scene.objects)  # drawn like the test scenes, cue included
+
+
+def test_a_fine_tune_starts_from_the_weights_it_is_given_and_trains_them():
+    train, test = make_examples(120, seed=3), make_examples(40, seed=4)
+    cfg = CausalVQAConfig(dim=16, train=TrainConfig(steps=5, batch_size=16, lr=1e-2, seed=0, progress=False))
+    trained = Trainer(CausalVQAMethod(cfg, examples=(train, test)), cfg.train).fit().model.state_dict()
+    other_seed = CausalVQAConfig(dim=16, train=TrainConfig(steps=5, batch_size=16, lr=1e-2, seed=1, progress=False))
+    start = CausalVQAMethod(other_seed, examples=(train, test), init=trained).build_model().state_dict()
+    assert all(torch.equal(start[k], v) for k, v in trained.items())  # not the seed's fresh initialisation
+    fresh = CausalVQAMethod(other_seed, examples=(train, test)).build_model().state_dict()
+    assert not all(torch.equal(fresh[k], v) for k, v in trained.items())
+    tuned = Trainer(CausalVQAMethod(other_seed, examples=(train, test), init=trained), other_seed.train).fit().model
+    moved = [k for k, v in tuned.state_dict().items() if v.is_floating_point() and not torch.equal(v, trained[k])]
+    assert moved, "five steps at lr 1e-2 left every weight where it started"

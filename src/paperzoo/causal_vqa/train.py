@@ -107,10 +107,12 @@ class CausalVQAMethod:
     The test scenes are drawn like the training scenes, cue correlation included, as a VQA test split shares its
     training split's biases; how much a model answers by the cue is measured on counterfactual pairs
     (`cue_reliance`), which that correlation does not affect. `examples` (train, test) replaces the generated
-    scenes (tests use hand-made ones)."""
+    scenes (tests use hand-made ones); `init` (a state dict) starts training from those weights: fine-tuning."""
 
-    def __init__(self, cfg: CausalVQAConfig, examples: tuple[list[Example], list[Example]] | None = None):
+    def __init__(self, cfg: CausalVQAConfig, examples: tuple[list[Example], list[Example]] | None = None,
+                 init: dict[str, Tensor] | None = None):
         self.cfg = cfg
+        self.init = init  # weights to start from (fine-tuning a trained model), else a fresh initialisation
         bias = None if cfg.cue_bias < 0 else cfg.cue_bias
         self.train_examples, self.test_examples = examples or (
             make_examples(cfg.train_examples, cfg.data_seed, bias, cfg.image_size),
@@ -120,8 +122,11 @@ class CausalVQAMethod:
                              [e.answer for e in self.test_examples])
 
     def build_model(self) -> nn.Module:
-        return SAAA(len(WORDS), len(ANSWERS), self.cfg.dim, object_classes=OBJECT_CLASSES if self.cfg.object_loss and not
-                    self.cfg.blind else 0, count_features=self.cfg.count_features)
+        model = SAAA(len(WORDS), len(ANSWERS), self.cfg.dim, object_classes=OBJECT_CLASSES if self.cfg.object_loss and
+                     not self.cfg.blind else 0, count_features=self.cfg.count_features)
+        if self.init is not None:
+            model.load_state_dict(self.init)
+        return model
 
     def train_dataset(self):
         return self._train
