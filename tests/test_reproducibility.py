@@ -21,33 +21,24 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 DECIDED_ON_TIMINGS = {"squeezetime.faster_than_mobile_nets", "metalearning.first_order_maml"}  # speed claims
 
 
-def _start(out: Path, jobs: int, papers: tuple[str, ...] = ()) -> subprocess.Popen:
+def _run(out: Path, jobs: int, papers: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "paperzoo", "reproduce", *papers, "--preset", "smoke", "--seeds",
-                             "2", "--jobs", str(jobs), "--threads", "1", "--out", str(out), "--no-progress"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _results(run: subprocess.Popen, out: Path) -> dict:
-    stdout, stderr = run.communicate(timeout=900)
-    assert run.returncode == 0, f"reproduce {' '.join(run.args[3:])} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    done = subprocess.run([sys.executable, "-m", "paperzoo", "reproduce", *papers, "--preset", "smoke", "--seeds", "2",
+                           "--jobs", str(jobs), "--threads", "1", "--out", str(out), "--no-progress"], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"reproduce --jobs {jobs} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return json.loads((out / "results.json").read_text())
 
 
 def _paper_by_paper(out: Path, papers: list[str]) -> dict:
-    """Each paper alone with --jobs 2 (its seeds on the two workers), two papers at a time (a paper's run spends
-    much of its time starting processes, so two keep the cores busy; the thread count fixes the numbers, not the
-    load), the results joined in the usual order."""
-    runs = []
-    for pair in (papers[i:i + 2] for i in range(0, len(papers), 2)):
-        started = [(_start(out / paper, 2, (paper,)), out / paper) for paper in pair]
-        runs += [_results(run, folder) for run, folder in started]
+    """Each paper alone with --jobs 2 (its seeds on the two workers), the results joined in the usual order."""
+    runs = [_run(out / paper, 2, (paper,)) for paper in papers]
     return {**runs[0], "claims": [c for run in runs for c in run["claims"]]}
 
 
 @pytest.mark.slow
 def test_smoke_rerun_in_two_jobs_gives_identical_measured_values(tmp_path):
-    papers_on_workers = _results(_start(tmp_path / "papers", 2), tmp_path / "papers")
+    papers_on_workers = _run(tmp_path / "papers", 2)
     papers = list(dict.fromkeys(c["id"].split(".")[0] for c in papers_on_workers["claims"]))
     seeds_on_workers = _paper_by_paper(tmp_path / "seeds", papers)
     assert set(papers) >= {"sanity", "multigpu", "causal", "dpo", "registers"}
