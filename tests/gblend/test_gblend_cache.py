@@ -29,17 +29,20 @@ def test_a_damaged_cache_file_is_rebuilt_with_a_message(tmp_path, monkeypatch, c
     first = av_digits(cfg, progress=False)
     cached = {p.name.split("-")[0]: p for p in (tmp_path / "gblend").glob("*.pt")}
     assert set(cached) == {"av", "bank"}
-    for what, damage in _damages():
-        for name in ("av", "bank"):
-            path = cached[name]
-            path.write_bytes(damage(path.read_bytes()))
-            if name == "bank":  # the bank is read only when the features are rebuilt
-                cached["av"].unlink()
-            again = av_digits(cfg, progress=False)
-            err = capsys.readouterr().err
-            assert f"the G-Blend cache file {path} is damaged" in err and "rebuilding it" in err, (what, name, err)
-            for split in ("train", "val", "test"):
-                assert torch.equal(getattr(again, split).audio, getattr(first, split).audio), (what, name, split)
+    # every damage on the features file; on the bank (the same loader, and a rebuild of both files) the one its own
+    # validity check must catch: a readable torch file holding another object
+    damages = list(_damages())
+    cases = [(what, damage, "av") for what, damage in damages] + [(*damages[-1], "bank")]
+    for what, damage, name in cases:
+        path = cached[name]
+        path.write_bytes(damage(path.read_bytes()))
+        if name == "bank":  # the bank is read only when the features are rebuilt
+            cached["av"].unlink()
+        again = av_digits(cfg, progress=False)
+        err = capsys.readouterr().err
+        assert f"the G-Blend cache file {path} is damaged" in err and "rebuilding it" in err, (what, name, err)
+        for split in ("train", "val", "test"):
+            assert torch.equal(getattr(again, split).audio, getattr(first, split).audio), (what, name, split)
     av_digits(cfg, progress=False)  # rebuilt files read back without a word
     assert capsys.readouterr().err == ""
     assert sorted(p.name for p in (tmp_path / "gblend").iterdir()) == sorted(p.name for p in cached.values())
