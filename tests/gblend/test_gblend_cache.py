@@ -32,7 +32,8 @@ def test_a_damaged_cache_file_is_rebuilt_with_a_message(tmp_path, monkeypatch, c
     # every damage on the features file; on the bank (the same loader, and a rebuild of both files) the one its own
     # validity check must catch: a readable torch file holding another object
     damages = list(_damages())
-    cases = [(what, damage, "av") for what, damage in damages] + [(*damages[-1], "bank")]
+    another_object = next(d for d in damages if d[0] == "another object")
+    cases = [(what, damage, "av") for what, damage in damages] + [(*another_object, "bank")]
     for what, damage, name in cases:
         path = cached[name]
         path.write_bytes(damage(path.read_bytes()))

@@ -39,7 +39,8 @@ MOVED_GAIN = Effect(0.02, "a practical bound: 2 points of accuracy on moved digi
 CLEAN_MARGIN = Effect(0.02, "a practical bound: a loss of 2 points on clean digits would matter")
 NO_AUGMENTATION_MARGIN = Effect(0.05, "the claim's own margin over no augmentation, 5 points")
 # standard trains the robustness models 5x quick's 400 steps (full's 2,000): at 400 the augmented ones still rose by
-# 4-6 points of moved-digit accuracy per 30% of training, about as 1/steps
+# 4-6 points of moved-digit accuracy per 30% of training (the accuracy rises about as log(steps), so 2,000 still
+# rose by 3-4: see docs/multigpu.md)
 ROBUST_STEPS_STANDARD = 2000
 
 TRAIN_METHODS = {"rank_augment_mnist": TrainSpec(
