@@ -1,5 +1,6 @@
-"""The README and the docs quote numbers only from the committed quick-preset results (docs/results/quick.json):
-the README through scripts/readme_claims.py, the docs site when it is built (tests/test_docs_site.py)."""
+"""The README and the docs quote numbers only from the committed results (docs/results/quick.json and, per paper,
+docs/results/standard/): the README through scripts/readme_claims.py, the docs site when it is built
+(tests/test_docs_site.py)."""
 
 import importlib.util
 import json
